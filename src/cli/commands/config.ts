@@ -1,0 +1,16 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import type { CliContext } from '../program.js';
+
+export function registerConfigCommand(program: Command, context: CliContext): void {
+  const config = program.command('config').description('configuration tools');
+  config
+    .command('check [file]')
+    .description('validate a configuration file (default: the one the agent would use) and print the result')
+    .option('--print', 'print the effective configuration as JSON')
+    .action((file: string | undefined, options: { print?: boolean }) => {
+      const loaded = loadConfig({ flagPath: file ?? context.globals().config, env: context.io.env });
+      context.io.stdout.write(`configuration OK (${loaded.source})\n`);
+      if (options.print) context.io.stdout.write(`${JSON.stringify(loaded.config, null, 2)}\n`);
+    });
+}

@@ -1,0 +1,15 @@
+/** Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** An error the CLI reports as one line (no stack trace) with a chosen exit code. */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT_FAILURE,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The configuration schema: one zod schema for the YAML file, with human units converted to base
+ * units (bytes, ratios, milliseconds) by the schema itself. Every key is optional; the defaults
+ * below are the embedded configuration the agent runs with when no file exists.
+ *
+ * config/docker-autogrow.schema.json is generated from this file (`npm run schema`) and a test keeps
+ * it in sync; config/example.yaml documents every key and is itself tested.
+ */
+import { z } from 'zod';
+import { parseDurationMs, parsePercentRatio, parseSizeBytes } from '../util/units.js';
+
+const SIZE_HINT = 'a size such as 512M, 10G, 1.5T or a byte count';
+const PERCENT_HINT = 'a percentage from 0% to 100%, such as 85%';
+const DURATION_HINT = 'a duration such as 500ms, 30s, 5m, 1h';
+
+/** A size in bytes: `512M`, `10G`, `1.5T`, or a plain number of bytes. */
+export const sizeBytes = () =>
+  z
+    .union([z.string(), z.number()])
+    .transform((value, ctx): number => {
+      try {
+        const bytes = typeof value === 'number' ? value : parseSizeBytes(value);
+        if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error('negative');
+        return bytes;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected ${SIZE_HINT}` });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: SIZE_HINT });
+
+/** A ratio in 0..1 written as a percentage: `85%`. */
+export const percentRatio = () =>
+  z
+    .string()
+    .transform((value, ctx): number => {
+      try {
+        return parsePercentRatio(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected ${PERCENT_HINT}` });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: PERCENT_HINT });
+
+/** A duration in milliseconds: `30s`, `5m`. */
+export const durationMs = () =>
+  z
+    .string()
+    .transform((value, ctx): number => {
+      try {
+        return parseDurationMs(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected ${DURATION_HINT} (not negative)` });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: DURATION_HINT });
+
+/** A growth step: a share of the current size (`20%`) or an absolute size (`10G`). */
+export type Step = { kind: 'ratio'; ratio: number } | { kind: 'bytes'; bytes: number };
+
+export const step = () =>
+  z
+    .union([z.string(), z.number()])
+    .transform((value, ctx): Step => {
+      const text = String(value).trim();
+      try {
+        if (text.endsWith('%')) {
+          const ratio = parsePercentRatio(text);
+          if (ratio <= 0) throw new Error('zero');
+          return { kind: 'ratio', ratio };
+        }
+        const bytes = parseSizeBytes(text);
+        if (bytes <= 0) throw new Error('zero');
+        return { kind: 'bytes', bytes };
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected a percentage above 0% (20%) or a size (10G)` });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: 'a percentage of the current size (20%) or a size (10G)' });
+
+/** Policy fields shared by `defaults`, each rule, and (partly) Docker labels. */
+const policyFields = {
+  enabled: z.boolean().meta({ description: 'false: observe and report, never grow' }),
+  threshold: percentRatio().meta({ description: 'grow when used >= this share of the current size' }),
+  inodeThreshold: percentRatio().meta({ description: 'grow when inodes used >= this share' }),
+  step: step(),
+  minStep: sizeBytes(),
+  maxStep: sizeBytes(),
+  maxSize: sizeBytes().meta({ description: 'never grow beyond this size' }),
+  cooldown: durationMs().meta({ description: 'per container, after a successful grow' }),
+};
+
+export const policyDefaultsSchema = z.strictObject({
+  enabled: policyFields.enabled.prefault(true),
+  threshold: policyFields.threshold.prefault('85%'),
+  inodeThreshold: policyFields.inodeThreshold.prefault('90%'),
+  step: policyFields.step.prefault('20%'),
+  minStep: policyFields.minStep.prefault('1G'),
+  maxStep: policyFields.maxStep.prefault('50G'),
+  maxSize: policyFields.maxSize.prefault('100G'),
+  cooldown: policyFields.cooldown.prefault('2m'),
+});
+
+export const ruleMatchSchema = z.strictObject({
+  labels: z
+    .record(z.string(), z.string())
+    .optional()
+    .meta({ description: 'every listed label must be present with this value (value "*" matches any)' }),
+  name: z.string().min(1).optional().meta({ description: 'glob on the container name, e.g. pg-*' }),
+  image: z.string().min(1).optional().meta({ description: 'glob on the image reference, e.g. postgres:*' }),
+});
+
+export const ruleSchema = z.strictObject({
+  name: z.string().min(1).optional().meta({ description: 'shown in status and logs' }),
+  match: ruleMatchSchema,
+  enabled: policyFields.enabled.optional(),
+  threshold: policyFields.threshold.optional(),
+  inodeThreshold: policyFields.inodeThreshold.optional(),
+  step: policyFields.step.optional(),
+  minStep: policyFields.minStep.optional(),
+  maxStep: policyFields.maxStep.optional(),
+  maxSize: policyFields.maxSize.optional(),
+  cooldown: policyFields.cooldown.optional(),
+});
+
+export const configSchema = z.strictObject({
+  interval: durationMs()
+    .prefault('1s')
+    .meta({ description: 'time between observation passes (one batched pass whatever the container count)' }),
+  resyncInterval: durationMs()
+    .prefault('5m')
+    .meta({ description: 'full Docker inventory resync, in addition to events and reconnects' }),
+  dryRun: z.boolean().prefault(false).meta({ description: 'decide and report, never change storage' }),
+  defaults: policyDefaultsSchema.prefault({}),
+  rules: z.array(ruleSchema).prefault([]).meta({ description: 'first match wins; fields override defaults' }),
+  prediction: z
+    .strictObject({
+      enabled: z.boolean().prefault(true),
+      horizon: durationMs()
+        .prefault('30s')
+        .meta({ description: 'grow early when the predicted time to full is shorter than this' }),
+      window: durationMs().prefault('20s').meta({ description: 'samples used to estimate the fill rate' }),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      reserve: percentRatio()
+        .prefault('15%')
+        .meta({ description: 'container growth never leaves less free than this (data and metadata)' }),
+      maxOvercommit: z
+        .number()
+        .positive()
+        .prefault(2.0)
+        .meta({ description: 'sum of container sizes / pool data size (thin pools)' }),
+      grow: z
+        .strictObject({
+          enabled: z.boolean().prefault(false),
+          threshold: percentRatio().prefault('80%'),
+          step: step().prefault('20%'),
+          maxSize: sizeBytes().prefault('2T'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  backoff: z
+    .strictObject({
+      initial: durationMs().prefault('10s'),
+      max: durationMs().prefault('10m'),
+    })
+    .prefault({})
+    .meta({ description: 'after a failed grow, exponential per container' }),
+  concurrency: z.number().int().min(1).max(64).prefault(2).meta({ description: 'grows running at once' }),
+  docker: z
+    .strictObject({
+      socketPath: z.string().prefault('/var/run/docker.sock'),
+      timeout: durationMs().prefault('10s'),
+    })
+    .prefault({}),
+  journal: z
+    .strictObject({
+      path: z.string().prefault('/var/lib/docker-autogrow/journal.jsonl'),
+      maxSize: sizeBytes().prefault('10M').meta({ description: 'rotate when the file grows past this' }),
+      keep: z.number().int().min(1).max(100).prefault(3).meta({ description: 'rotated files kept' }),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().prefault(true),
+      listen: z
+        .string()
+        .prefault('0.0.0.0:9839')
+        .meta({ description: 'host:port of /metrics, /healthz, /readyz' }),
+      webConfigFile: z
+        .string()
+        .optional()
+        .meta({ description: 'TLS and basic auth, Prometheus exporter-toolkit web-config format' }),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).prefault('info'),
+    })
+    .prefault({}),
+  commandTimeout: durationMs().prefault('30s').meta({ description: 'per external command' }),
+  binaries: z
+    .record(z.string(), z.string().regex(/^\//, 'an absolute path'))
+    .prefault({})
+    .meta({
+      description: 'absolute paths of tools (dmsetup, lvs, btrfs, xfs_quota, ...) overriding the search',
+    }),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type PolicyDefaults = Config['defaults'];
+export type Rule = Config['rules'][number];
+export type PolicySettings = PolicyDefaults;

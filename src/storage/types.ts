@@ -1,0 +1,106 @@
+/**
+ * The storage port: each backend (devicemapper, btrfs, overlay2 on XFS) observes usage for all
+ * containers in a fixed, small number of commands per pass and grows one container safely.
+ * The policy engine and the reconcile loop only see these types.
+ */
+import type { ContainerInfo } from '../docker/model.js';
+
+export type StorageDriverName = 'devicemapper' | 'btrfs' | 'overlay2';
+
+/** Usage of one container's writable layer, as observed in one pass. */
+export interface ContainerUsage {
+  containerId: string;
+  driver: StorageDriverName;
+  /** Current size: the thin device length or the quota limit. Null when the container has no limit. */
+  sizeBytes: number | null;
+  /** Bytes used inside that size (filesystem used for dm, qgroup referenced/exclusive or project usage). */
+  usedBytes: number | null;
+  inodesUsed: number | null;
+  inodesTotal: number | null;
+  /** Filesystem inside a dm thin device (xfs, ext4); null for quota backends. */
+  fsType: string | null;
+  /** Backend-specific detail for status and debugging (device name, qgroup, project id...). */
+  detail: Readonly<Record<string, string | number>>;
+}
+
+export type PoolMode = 'rw' | 'ro' | 'out_of_data_space' | 'fail';
+
+/** The shared space containers grow into: a thin pool, or the backing filesystem for quota drivers. */
+export interface PoolUsage {
+  /** Pool name (dm device name) or the data-root path. */
+  name: string;
+  kind: 'thin-pool-lvm' | 'thin-pool-loop' | 'thin-pool' | 'filesystem';
+  dataUsedBytes: number;
+  dataTotalBytes: number;
+  metadataUsedBytes: number | null;
+  metadataTotalBytes: number | null;
+  mode: PoolMode;
+  needsCheck: boolean;
+  /** Sum of container sizes (thin device lengths or quota limits). */
+  committedBytes: number;
+}
+
+export interface Observation {
+  /** Milliseconds since the epoch when the pass started (injected clock). */
+  takenAtMs: number;
+  driver: StorageDriverName;
+  pool: PoolUsage | null;
+  /** Usage per container id, for containers the backend could observe. */
+  containers: ReadonlyMap<string, ContainerUsage>;
+  /** Per-container observation errors: the rest of the pass stands. */
+  errors: ReadonlyMap<string, string>;
+}
+
+export interface GrowRequest {
+  container: ContainerInfo;
+  /** Size the backend believed the container had when the decision was made. */
+  fromBytes: number;
+  toBytes: number;
+  dryRun: boolean;
+}
+
+export interface GrowStep {
+  /** A short name (`dmsetup load`, `xfs_growfs`, `btrfs qgroup limit`, `quota file`) */
+  name: string;
+  /** The exact command as an argv, for dry-run plans and logs. */
+  argv?: readonly string[];
+}
+
+export interface GrowResult {
+  containerId: string;
+  fromBytes: number;
+  /** Size read back after acting. */
+  toBytes: number;
+  steps: readonly GrowStep[];
+  dryRun: boolean;
+  /** True when nothing had to be done (already at or above the target). */
+  noop: boolean;
+}
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  /** 'warn' checks do not make the host unservable. */
+  severity: 'error' | 'warn';
+  detail: string;
+  fix?: string;
+}
+
+export interface StorageBackend {
+  readonly driver: StorageDriverName;
+  /** Observe every given container plus the pool in a fixed number of commands. */
+  observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation>;
+  /** Grow one container to `toBytes` (never shrinks; re-reads after acting). */
+  grow(request: GrowRequest): Promise<GrowResult>;
+  /** Called at agent start: finish or roll back grows a crash interrupted; re-apply persistence. */
+  recover?(containers: readonly ContainerInfo[]): Promise<void>;
+  /** Called when Docker reports a container stopped (dm: re-create the grown device). */
+  onContainerStopped?(container: ContainerInfo): Promise<void>;
+  /** Grow the shared pool to at least `toBytes`; optional. */
+  growPool?(
+    toBytes: number,
+    dryRun: boolean,
+  ): Promise<{ fromBytes: number; toBytes: number; steps: readonly GrowStep[] }>;
+  /** Host checks for `doctor`. */
+  doctor(): Promise<DoctorCheck[]>;
+}

@@ -205,12 +205,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   commandTimeout: durationMs().prefault('30s').meta({ description: 'per external command' }),
-  binaries: z
-    .record(z.string(), z.string().regex(/^\//, 'an absolute path'))
-    .prefault({})
-    .meta({
-      description: 'absolute paths of tools (dmsetup, lvs, btrfs, xfs_quota, ...) overriding the search',
-    }),
+  binaries: z.record(z.string(), z.string().regex(/^\//, 'an absolute path')).prefault({}).meta({
+    description: 'absolute paths of tools (dmsetup, lvs, btrfs, xfs_quota, ...) overriding the search',
+  }),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,59 @@
+/**
+ * The report of one pass: everything the agent observed, decided and did. Logs, metrics, `once
+ * --json` and `status` are all derived from it, so they can never disagree.
+ */
+import type { Decision } from '../policy/types.js';
+import type { ContainerUsage, PoolUsage, StorageDriverName } from '../storage/types.js';
+
+export interface ProbeReport {
+  /** e.g. `btrfs qgroup show`, `dmsetup status`, `docker inventory` */
+  name: string;
+  ok: boolean;
+  durationMs: number;
+  error?: string;
+}
+
+export type GrowOutcome =
+  | { kind: 'grown'; fromBytes: number; toBytes: number; durationMs: number }
+  | { kind: 'noop'; sizeBytes: number; durationMs: number }
+  | { kind: 'failed'; fromBytes: number; toBytes: number; durationMs: number; error: string }
+  | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> };
+
+export interface ContainerReport {
+  containerId: string;
+  name: string;
+  driver: StorageDriverName;
+  usage: ContainerUsage | null;
+  /** Name of the rule that applies (`defaults` when none matched; `label` when labels overrode). */
+  ruleName: string;
+  /** Effective max size for this container, for status and the at-max alert. */
+  maxSizeBytes: number | null;
+  decision: Decision;
+  /** Estimated seconds until full at the recent fill rate; null when not filling or unknown. */
+  timeToFullSeconds: number | null;
+  outcome?: GrowOutcome;
+  /** Warnings about this container's labels (invalid values ignored). */
+  labelWarnings: readonly string[];
+  /** Active failure backoff: when it ends (ms since epoch) or null. */
+  backoffUntilMs: number | null;
+}
+
+export interface PoolAction {
+  kind: 'grown' | 'failed' | 'planned' | 'needed-but-disabled';
+  fromBytes: number;
+  toBytes: number;
+  error?: string;
+}
+
+export interface PassReport {
+  startedAtMs: number;
+  durationMs: number;
+  driver: StorageDriverName | null;
+  dryRun: boolean;
+  pool: PoolUsage | null;
+  poolAction?: PoolAction;
+  containers: readonly ContainerReport[];
+  probes: readonly ProbeReport[];
+  /** Pass-level problems (the pass went on). */
+  errors: readonly string[];
+}

@@ -104,3 +104,15 @@ export interface StorageBackend {
   /** Host checks for `doctor`. */
   doctor(): Promise<DoctorCheck[]>;
 }
+
+/** What every backend factory receives from the composition root (src/agent/app.ts). */
+export interface BackendDeps {
+  runner: import('../exec/runner.js').CommandRunner;
+  docker: import('../docker/inventory-port.js').DockerApi;
+  dockerInfo: import('../docker/model.js').DockerInfo;
+  logger: import('../log/logger.js').Logger;
+  /** The agent's own state directory (default /var/lib/docker-autogrow): locks, intent logs. */
+  stateDir: string;
+  /** Default per-command timeout. */
+  commandTimeoutMs: number;
+}

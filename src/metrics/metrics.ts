@@ -1,0 +1,516 @@
+/**
+ * Every Prometheus metric the agent exports, defined in this one module (the only importer of
+ * prom-client). Callers never touch label maps: they hand over a {@link PassReport} or call a
+ * domain verb, and this module turns it into gauges and counters.
+ *
+ * Values are copied from the last pass when the pass ends; a scrape only serialises what is
+ * already in memory and never runs a command (HELP texts say "from the last pass").
+ *
+ * Conventions (docs/metrics.md has the full reference):
+ * - prefix `docker_autogrow_`, base units (bytes, seconds), counters end in `_total`;
+ * - per-container series carry `container_id` (the 12-character short id, as `docker ps` shows
+ *   it), `container_name` and `driver`, nothing else: no image names and no Docker labels, so the
+ *   series count is bounded by the containers alive on the host; a container's series are removed
+ *   when it is destroyed or no longer seen in a pass;
+ * - a value that is unknown in the last pass has no series (absent), never a made-up 0;
+ * - counters with a fixed label set (skip reasons, resize results) start at 0 so `increase()`
+ *   and alerts work before the first event.
+ */
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ContainerReport, PassReport, PoolAction } from '../agent/report.js';
+import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
+import type { PoolMode, StorageDriverName } from '../storage/types.js';
+
+export const METRIC_PREFIX = 'docker_autogrow_';
+
+/** The pool modes exported as a state set: exactly one of them is 1 for a pool. */
+export const POOL_MODES = ['rw', 'ro', 'out_of_data_space', 'fail'] as const satisfies readonly PoolMode[];
+
+/** Results of a container resize, the `result` label of `docker_autogrow_resizes_total`. */
+export const RESIZE_RESULTS = ['grown', 'noop', 'failed', 'planned'] as const;
+export type ResizeResult = (typeof RESIZE_RESULTS)[number];
+
+export const POOL_RESIZE_RESULTS = [
+  'grown',
+  'failed',
+  'planned',
+  'needed-but-disabled',
+] as const satisfies readonly PoolAction['kind'][];
+
+export const GROW_TRIGGERS = [
+  'threshold',
+  'inodes',
+  'predicted',
+  'manual',
+] as const satisfies readonly GrowTrigger[];
+
+/** Seconds: grows take milliseconds (quota) to tens of seconds (dm suspend + xfs_growfs on a busy host). */
+const RESIZE_DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Docker names are `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; anything longer than this is cut so a label stays small. */
+const MAX_CONTAINER_NAME_LENGTH = 128;
+
+/** The registry seen by the HTTP server: serialise the metrics, and the content type to send them with. */
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+export interface CreateMetricsOptions {
+  /** A private registry (default: a new one). Never the prom-client global registry. */
+  registry?: Registry;
+  /** Agent version for build_info (default: package.json). */
+  version?: string;
+  /** Node.js version for build_info (default: process.version). */
+  nodeVersion?: string;
+  /** Export `process_*` and `nodejs_*` (prom-client default metrics); default true. */
+  processMetrics?: boolean;
+}
+
+export interface Metrics {
+  readonly registry: MetricsRegistry;
+  /** Copy everything observed, decided and done in one pass into the metrics. */
+  applyPassReport(report: PassReport): void;
+  /** Docker's event stream went up (true) or down (false). */
+  setEventStreamConnected(connected: boolean): void;
+  incEventStreamReconnects(): void;
+  incJournalErrors(): void;
+  /** Count invalid autogrow label values that were ignored (call when labels are parsed, not per pass). */
+  incLabelWarnings(count: number): void;
+  /** A container was destroyed: remove its series now (full or short id). */
+  forgetContainer(containerId: string): void;
+  /** Names of every metric this module registered (for the docs test). */
+  metricNames(): string[];
+}
+
+type ContainerLabels = { container_id: string; container_name: string; driver: string };
+
+/** The 12-character short id shown by `docker ps`; unique on one host in practice. */
+export function shortContainerId(containerId: string): string {
+  return containerId.slice(0, 12);
+}
+
+function containerNameLabel(name: string): string {
+  const bare = name.startsWith('/') ? name.slice(1) : name;
+  return bare.slice(0, MAX_CONTAINER_NAME_LENGTH);
+}
+
+function sameLabels(a: ContainerLabels, b: ContainerLabels): boolean {
+  return a.container_id === b.container_id && a.container_name === b.container_name && a.driver === b.driver;
+}
+
+/** Finds this package's version by walking up from this file: works from src/ (tests) and dist/src/. */
+function packageVersion(): string {
+  let dir = new URL('.', import.meta.url);
+  for (let depth = 0; depth < 6; depth += 1) {
+    try {
+      const parsed = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (parsed.name === 'docker-autogrow' && parsed.version) return parsed.version;
+    } catch {
+      // not here: go one level up
+    }
+    dir = new URL('..', dir);
+  }
+  return 'unknown';
+}
+
+export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
+  const registry = options.registry ?? new Registry();
+  const registers = [registry];
+  const name = (suffix: string): string => `${METRIC_PREFIX}${suffix}`;
+  const CACHED = 'From the last pass.';
+
+  // --- self ---------------------------------------------------------------------------------
+  const buildInfo = new Gauge({
+    name: name('build_info'),
+    help: 'Always 1; labels carry the agent version and the Node.js version it runs on.',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  });
+  const passes = new Counter({
+    name: name('passes_total'),
+    help: 'Observation passes completed.',
+    registers,
+  });
+  const passErrors = new Counter({
+    name: name('pass_errors_total'),
+    help: 'Pass-level problems reported by passes that went on (e.g. a pool probe failed).',
+    registers,
+  });
+  const lastPassTimestamp = new Gauge({
+    name: name('last_pass_timestamp_seconds'),
+    help: 'Unix time when the last completed pass started.',
+    registers,
+  });
+  const lastSuccessfulPassTimestamp = new Gauge({
+    name: name('last_successful_pass_timestamp_seconds'),
+    help: 'Unix time when the last pass whose probes all succeeded and that had no pass-level error started.',
+    registers,
+  });
+  const lastPassDuration = new Gauge({
+    name: name('last_pass_duration_seconds'),
+    help: 'Wall time of the last pass (observe, decide, grow).',
+    registers,
+  });
+  const probeSuccess = new Gauge({
+    name: name('probe_success'),
+    help: `1 when the probe (one batched command or API call per pass) succeeded, else 0. ${CACHED}`,
+    labelNames: ['probe'] as const,
+    registers,
+  });
+  const probeDuration = new Gauge({
+    name: name('probe_duration_seconds'),
+    help: `Wall time of the probe. ${CACHED}`,
+    labelNames: ['probe'] as const,
+    registers,
+  });
+  const dryRun = new Gauge({
+    name: name('dry_run'),
+    help: `1 when the agent decides and reports but never changes storage. ${CACHED}`,
+    registers,
+  });
+  const eventStreamConnected = new Gauge({
+    name: name('event_stream_connected'),
+    help: '1 while the Docker event stream is connected, else 0.',
+    registers,
+  });
+  const eventStreamReconnects = new Counter({
+    name: name('event_stream_reconnects_total'),
+    help: 'Reconnections of the Docker event stream after it dropped.',
+    registers,
+  });
+  const journalErrors = new Counter({
+    name: name('journal_errors_total'),
+    help: 'Failed writes to the action journal.',
+    registers,
+  });
+  const labelWarnings = new Counter({
+    name: name('label_warnings_total'),
+    help: 'Invalid autogrow label values on containers that were ignored.',
+    registers,
+  });
+
+  // --- pool ---------------------------------------------------------------------------------
+  const poolLabelNames = ['pool'] as const;
+  const poolDataUsed = new Gauge({
+    name: name('pool_data_used_bytes'),
+    help: `Data space used in the thin pool or backing filesystem. ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolDataSize = new Gauge({
+    name: name('pool_data_size_bytes'),
+    help: `Data space of the thin pool or backing filesystem. ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolMetadataUsed = new Gauge({
+    name: name('pool_metadata_used_bytes'),
+    help: `Metadata space used in the thin pool (absent for filesystems). ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolMetadataSize = new Gauge({
+    name: name('pool_metadata_size_bytes'),
+    help: `Metadata space of the thin pool (absent for filesystems). ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolCommitted = new Gauge({
+    name: name('pool_committed_bytes'),
+    help: `Sum of container sizes (thin device lengths or quota limits) promised from the pool. ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolMode = new Gauge({
+    name: name('pool_mode'),
+    help: `State set: 1 for the pool's current mode (rw, ro, out_of_data_space, fail), 0 for the others. ${CACHED}`,
+    labelNames: ['pool', 'mode'] as const,
+    registers,
+  });
+  const poolNeedsCheck = new Gauge({
+    name: name('pool_needs_check'),
+    help: `1 when the thin pool metadata has the needs_check flag (the pool must be repaired offline). ${CACHED}`,
+    labelNames: poolLabelNames,
+    registers,
+  });
+  const poolResizes = new Counter({
+    name: name('pool_resizes_total'),
+    help: 'Pool grow actions by result: grown, failed, planned (dry run), needed-but-disabled.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
+  // --- containers ---------------------------------------------------------------------------
+  const containerLabelNames = ['container_id', 'container_name', 'driver'] as const;
+  const containerSize = new Gauge({
+    name: name('container_size_bytes'),
+    help: `Current size of the container's writable layer: thin device length or quota limit. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerUsed = new Gauge({
+    name: name('container_used_bytes'),
+    help: `Bytes used in the container's writable layer. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerMaxSize = new Gauge({
+    name: name('container_max_size_bytes'),
+    help: `Largest size policy lets the container grow to. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerInodesUsed = new Gauge({
+    name: name('container_inodes_used'),
+    help: `Inodes used in the container's writable layer. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerInodesCapacity = new Gauge({
+    name: name('container_inodes_capacity'),
+    help: `Inodes available in total to the container's writable layer. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerTimeToFull = new Gauge({
+    name: name('container_time_to_full_seconds'),
+    help: `Estimated seconds until the writable layer is full at the recent fill rate; absent when not filling. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const containerBackoffActive = new Gauge({
+    name: name('container_backoff_active'),
+    help: `1 while grows of the container are paused after a failed grow, else 0. ${CACHED}`,
+    labelNames: containerLabelNames,
+    registers,
+  });
+  const perContainerGauges = [
+    containerSize,
+    containerUsed,
+    containerMaxSize,
+    containerInodesUsed,
+    containerInodesCapacity,
+    containerTimeToFull,
+    containerBackoffActive,
+  ];
+
+  // --- decisions and actions ------------------------------------------------------------------
+  const skipDecisions = new Counter({
+    name: name('skip_decisions_total'),
+    help: 'Per-container decisions not to grow, by reason (one decision per container per pass).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const growDecisions = new Counter({
+    name: name('grow_decisions_total'),
+    help: 'Per-container decisions to grow, by trigger.',
+    labelNames: ['trigger'] as const,
+    registers,
+  });
+  const resizes = new Counter({
+    name: name('resizes_total'),
+    help: 'Container resizes by driver and result: grown, noop (already large enough), failed, planned (dry run).',
+    labelNames: ['driver', 'result'] as const,
+    registers,
+  });
+  const grownBytes = new Counter({
+    name: name('grown_bytes_total'),
+    help: 'Bytes added to containers by successful resizes.',
+    labelNames: ['driver'] as const,
+    registers,
+  });
+  const resizeDuration = new Histogram({
+    name: name('resize_duration_seconds'),
+    help: 'Wall time of container resizes that ran (grown, noop or failed).',
+    labelNames: ['driver'] as const,
+    buckets: RESIZE_DURATION_BUCKETS_SECONDS,
+    registers,
+  });
+
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  // --- initial values -------------------------------------------------------------------------
+  buildInfo.set(
+    { version: options.version ?? packageVersion(), node_version: options.nodeVersion ?? process.version },
+    1,
+  );
+  eventStreamConnected.set(0);
+  dryRun.set(0);
+  for (const reason of SKIP_REASONS) skipDecisions.inc({ reason }, 0);
+  for (const trigger of GROW_TRIGGERS) growDecisions.inc({ trigger }, 0);
+  for (const result of POOL_RESIZE_RESULTS) poolResizes.inc({ result }, 0);
+  const driversSeen = new Set<StorageDriverName>();
+  /** Zero the per-driver series once the host's driver is known (not for drivers this host cannot have). */
+  function initDriver(driver: StorageDriverName): void {
+    if (driversSeen.has(driver)) return;
+    driversSeen.add(driver);
+    for (const result of RESIZE_RESULTS) resizes.inc({ driver, result }, 0);
+    grownBytes.inc({ driver }, 0);
+    resizeDuration.zero({ driver });
+  }
+
+  // --- state needed to remove series that must disappear --------------------------------------
+  /** Labels currently exported per short container id. */
+  const exportedContainers = new Map<string, ContainerLabels>();
+  let exportedPool: string | null = null;
+  const exportedProbes = new Set<string>();
+
+  function removeContainerSeries(labels: ContainerLabels): void {
+    for (const gauge of perContainerGauges) gauge.remove(labels);
+  }
+
+  function setOrRemove(
+    gauge: Gauge<string>,
+    labels: ContainerLabels,
+    value: number | null | undefined,
+  ): void {
+    if (value === null || value === undefined || !Number.isFinite(value)) gauge.remove(labels);
+    else gauge.set(labels, value);
+  }
+
+  function applyContainer(container: ContainerReport): string {
+    const labels: ContainerLabels = {
+      container_id: shortContainerId(container.containerId),
+      container_name: containerNameLabel(container.name),
+      driver: container.driver,
+    };
+    const previous = exportedContainers.get(labels.container_id);
+    // a renamed container: drop the series under the old name so no stale twin stays behind
+    if (previous && !sameLabels(previous, labels)) removeContainerSeries(previous);
+    exportedContainers.set(labels.container_id, labels);
+
+    const usage = container.usage;
+    setOrRemove(containerSize, labels, usage?.sizeBytes);
+    setOrRemove(containerUsed, labels, usage?.usedBytes);
+    setOrRemove(containerInodesUsed, labels, usage?.inodesUsed);
+    setOrRemove(containerInodesCapacity, labels, usage?.inodesTotal);
+    setOrRemove(containerMaxSize, labels, container.maxSizeBytes);
+    setOrRemove(containerTimeToFull, labels, container.timeToFullSeconds);
+    containerBackoffActive.set(labels, container.backoffUntilMs === null ? 0 : 1);
+
+    const decision = container.decision;
+    if (decision.kind === 'skip') skipDecisions.inc({ reason: decision.reason });
+    else growDecisions.inc({ trigger: decision.trigger });
+
+    const outcome = container.outcome;
+    if (outcome) {
+      initDriver(container.driver);
+      resizes.inc({ driver: container.driver, result: outcome.kind });
+      if (outcome.kind === 'grown') {
+        grownBytes.inc({ driver: container.driver }, Math.max(0, outcome.toBytes - outcome.fromBytes));
+      }
+      if (outcome.kind !== 'planned')
+        resizeDuration.observe({ driver: container.driver }, outcome.durationMs / 1000);
+    }
+    return labels.container_id;
+  }
+
+  function removePoolSeries(pool: string): void {
+    for (const gauge of [
+      poolDataUsed,
+      poolDataSize,
+      poolMetadataUsed,
+      poolMetadataSize,
+      poolCommitted,
+      poolNeedsCheck,
+    ]) {
+      gauge.remove({ pool });
+    }
+    for (const mode of POOL_MODES) poolMode.remove({ pool, mode });
+  }
+
+  function applyPool(report: PassReport): void {
+    const pool = report.pool;
+    if (exportedPool !== null && exportedPool !== pool?.name) removePoolSeries(exportedPool);
+    exportedPool = pool?.name ?? null;
+    if (pool) {
+      const labels = { pool: pool.name };
+      poolDataUsed.set(labels, pool.dataUsedBytes);
+      poolDataSize.set(labels, pool.dataTotalBytes);
+      if (pool.metadataUsedBytes === null) poolMetadataUsed.remove(labels);
+      else poolMetadataUsed.set(labels, pool.metadataUsedBytes);
+      if (pool.metadataTotalBytes === null) poolMetadataSize.remove(labels);
+      else poolMetadataSize.set(labels, pool.metadataTotalBytes);
+      poolCommitted.set(labels, pool.committedBytes);
+      poolNeedsCheck.set(labels, pool.needsCheck ? 1 : 0);
+      for (const mode of POOL_MODES) poolMode.set({ pool: pool.name, mode }, pool.mode === mode ? 1 : 0);
+    }
+    if (report.poolAction) poolResizes.inc({ result: report.poolAction.kind });
+  }
+
+  function applyProbes(report: PassReport): void {
+    const seen = new Set<string>();
+    for (const probe of report.probes) {
+      seen.add(probe.name);
+      exportedProbes.add(probe.name);
+      probeSuccess.set({ probe: probe.name }, probe.ok ? 1 : 0);
+      probeDuration.set({ probe: probe.name }, probe.durationMs / 1000);
+    }
+    for (const probe of [...exportedProbes]) {
+      if (seen.has(probe)) continue;
+      probeSuccess.remove({ probe });
+      probeDuration.remove({ probe });
+      exportedProbes.delete(probe);
+    }
+  }
+
+  return {
+    registry,
+
+    applyPassReport(report: PassReport): void {
+      if (report.driver) initDriver(report.driver);
+      const present = new Set<string>();
+      for (const container of report.containers) present.add(applyContainer(container));
+      for (const [id, labels] of [...exportedContainers]) {
+        if (present.has(id)) continue;
+        removeContainerSeries(labels);
+        exportedContainers.delete(id);
+      }
+      applyPool(report);
+      applyProbes(report);
+
+      passes.inc();
+      passErrors.inc(report.errors.length);
+      dryRun.set(report.dryRun ? 1 : 0);
+      const startedAtSeconds = report.startedAtMs / 1000;
+      lastPassTimestamp.set(startedAtSeconds);
+      lastPassDuration.set(report.durationMs / 1000);
+      if (report.errors.length === 0 && report.probes.every((probe) => probe.ok)) {
+        lastSuccessfulPassTimestamp.set(startedAtSeconds);
+      }
+    },
+
+    setEventStreamConnected(connected: boolean): void {
+      eventStreamConnected.set(connected ? 1 : 0);
+    },
+
+    incEventStreamReconnects(): void {
+      eventStreamReconnects.inc();
+    },
+
+    incJournalErrors(): void {
+      journalErrors.inc();
+    },
+
+    incLabelWarnings(count: number): void {
+      if (count > 0) labelWarnings.inc(count);
+    },
+
+    forgetContainer(containerId: string): void {
+      const id = shortContainerId(containerId);
+      const labels = exportedContainers.get(id);
+      if (!labels) return;
+      removeContainerSeries(labels);
+      exportedContainers.delete(id);
+    },
+
+    metricNames(): string[] {
+      return registry.getMetricsAsArray().map((metric) => metric.name);
+    },
+  };
+}

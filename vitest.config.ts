@@ -31,6 +31,20 @@ export default defineConfig({
           hookTimeout: 1_800_000,
         },
       },
+      // Tests that run INSIDE the qemu guest (started by test/vm/harness via `--project guest`); the
+      // project exists only there, so a host `vitest run` never picks them up.
+      ...(process.env.AUTOGROW_VM_GUEST === '1'
+        ? [
+            {
+              test: {
+                name: 'guest',
+                include: ['test/guest/**/*.test.ts'],
+                testTimeout: 900_000,
+                hookTimeout: 900_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

@@ -16,6 +16,7 @@ export const TOOL_NAMES = [
   'lvs',
   'vgs',
   'lvextend',
+  'lvm',
   'losetup',
   'truncate',
   'xfs_growfs',

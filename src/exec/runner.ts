@@ -45,6 +45,11 @@ export interface CommandSpec {
   killOnTimeout?: boolean;
   /** Text written to the process's standard input. */
   input?: string;
+  /**
+   * Extra environment variables (the environment is otherwise only LC_ALL, LANG and PATH), e.g.
+   * NOTIFY_SOCKET for systemd-notify.
+   */
+  env?: Readonly<Record<string, string>>;
   /** Exit codes that count as success (default: [0]). */
   okExitCodes?: readonly number[];
 }
@@ -215,7 +220,7 @@ export class ExecaRunner implements CommandRunner {
       reject: false,
       shell: false,
       extendEnv: false,
-      env: { LC_ALL: 'C', LANG: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      env: { ...spec.env, LC_ALL: 'C', LANG: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       timeout: killOnTimeout ? timeoutMs : undefined,
       killSignal: 'SIGKILL',
       input: spec.input,

@@ -1,0 +1,1 @@
+export { createBtrfsBackend, BtrfsQuotasDisabledError, type BtrfsBackendOptions } from './backend.js';

@@ -1,0 +1,270 @@
+/**
+ * The journal: a durable JSON-lines audit log of every storage action, with before and after sizes.
+ * Each record is appended with O_APPEND and fsync'd before `append` returns (src/util/jsonl-file.ts),
+ * so an acknowledged action survives a crash. At start the agent replays it to rebuild cooldowns and
+ * failure backoff (src/agent/history.ts).
+ *
+ * Rotation: before an append that would find the file at or above `maxSizeBytes`, the file becomes
+ * `<path>.1` (`.1` becomes `.2`, ... up to `keep`; the oldest is deleted). Replay reads the rotated
+ * files oldest first, then the live file, and skips a torn last line.
+ *
+ * Write errors never stop the agent: they are counted (`writeErrors`, `onWriteError`) so the
+ * metrics can export them, and logged by the caller.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
+import type { GrowTrigger } from '../policy/types.js';
+
+export const JOURNAL_VERSION = 1;
+
+interface RecordBase {
+  v: typeof JOURNAL_VERSION;
+  /** ms since the epoch (injected clock). */
+  atMs: number;
+}
+
+export interface GrowStartedRecord extends RecordBase {
+  type: 'grow-started';
+  containerId: string;
+  name: string;
+  fromBytes: number;
+  toBytes: number;
+  trigger: GrowTrigger;
+  why: string;
+}
+
+export interface GrowSucceededRecord extends RecordBase {
+  type: 'grow-succeeded';
+  containerId: string;
+  name: string;
+  trigger: GrowTrigger;
+  /** Size before, as observed when deciding. */
+  fromBytes: number;
+  /** Size read back after the grow. */
+  toBytes: number;
+  requestedBytes: number;
+  durationMs: number;
+  noop: boolean;
+  steps: string[];
+}
+
+export interface GrowFailedRecord extends RecordBase {
+  type: 'grow-failed';
+  containerId: string;
+  name: string;
+  trigger: GrowTrigger;
+  fromBytes: number;
+  toBytes: number;
+  durationMs: number;
+  error: string;
+  consecutiveFailures: number;
+  backoffUntilMs: number | null;
+}
+
+export interface PoolGrowStartedRecord extends RecordBase {
+  type: 'pool-grow-started';
+  pool: string;
+  fromBytes: number;
+  toBytes: number;
+  why: string;
+}
+
+export interface PoolGrowSucceededRecord extends RecordBase {
+  type: 'pool-grow-succeeded';
+  pool: string;
+  fromBytes: number;
+  toBytes: number;
+  durationMs: number;
+  steps: string[];
+}
+
+export interface PoolGrowFailedRecord extends RecordBase {
+  type: 'pool-grow-failed';
+  pool: string;
+  fromBytes: number;
+  toBytes: number;
+  durationMs: number;
+  error: string;
+}
+
+/**
+ * A container's remembered state, written at the top of a fresh file after rotation so that
+ * rotating old records away never loses a cooldown or a backoff.
+ */
+export interface ContainerStateRecord extends RecordBase {
+  type: 'container-state';
+  containerId: string;
+  lastGrowAtMs: number | null;
+  lastGrowToBytes: number | null;
+  consecutiveFailures: number;
+  backoffUntilMs: number | null;
+  lastError: string | null;
+}
+
+/** Docker destroyed the container: its cooldown and backoff are forgotten. */
+export interface ContainerForgottenRecord extends RecordBase {
+  type: 'container-forgotten';
+  containerId: string;
+}
+
+export type JournalRecord =
+  | GrowStartedRecord
+  | GrowSucceededRecord
+  | GrowFailedRecord
+  | PoolGrowStartedRecord
+  | PoolGrowSucceededRecord
+  | PoolGrowFailedRecord
+  | ContainerStateRecord
+  | ContainerForgottenRecord;
+
+/** Records as passed to `append` (the journal stamps the version). */
+export type JournalEntry = JournalRecord extends infer R
+  ? R extends JournalRecord
+    ? Omit<R, 'v'>
+    : never
+  : never;
+
+export interface JournalReplay {
+  records: JournalRecord[];
+  /** Lines that were not JSON (a torn last line after a crash) or not a known record. */
+  skippedLines: number;
+  files: string[];
+}
+
+/** What the reconciler needs from a journal (faked in tests). */
+export interface JournalPort {
+  append(entry: JournalEntry): boolean;
+  replay(): JournalReplay;
+  readonly writeErrors: number;
+  /** Records to write first into a fresh file after rotation (the reconciler's remembered state). */
+  setStateProvider?(provider: () => JournalEntry[]): void;
+}
+
+export interface JournalOptions {
+  path: string;
+  maxSizeBytes: number;
+  /** Rotated files kept besides the live one. */
+  keep: number;
+  /** Called after each failed write (metrics: journal write errors). */
+  onWriteError?: (error: Error) => void;
+}
+
+const RECORD_TYPES: ReadonlySet<string> = new Set([
+  'grow-started',
+  'grow-succeeded',
+  'grow-failed',
+  'pool-grow-started',
+  'pool-grow-succeeded',
+  'pool-grow-failed',
+  'container-state',
+  'container-forgotten',
+]);
+
+function isJournalRecord(value: unknown): value is JournalRecord {
+  if (value === null || typeof value !== 'object') return false;
+  const record = value as Record<string, unknown>;
+  return (
+    typeof record.type === 'string' &&
+    RECORD_TYPES.has(record.type) &&
+    typeof record.atMs === 'number' &&
+    Number.isFinite(record.atMs) &&
+    (record.containerId === undefined || typeof record.containerId === 'string')
+  );
+}
+
+/** Makes the renames of a rotation durable. */
+function fsyncDirectory(directory: string): void {
+  const fd = openSync(directory, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class Journal implements JournalPort {
+  private writeErrorCount = 0;
+  private stateProvider: (() => JournalEntry[]) | null = null;
+
+  constructor(private readonly options: JournalOptions) {}
+
+  setStateProvider(provider: () => JournalEntry[]): void {
+    this.stateProvider = provider;
+  }
+
+  /** Failed appends since start. */
+  get writeErrors(): number {
+    return this.writeErrorCount;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** Appends one record durably. Returns false (and counts it) when the write failed; never throws. */
+  append(entry: JournalEntry): boolean {
+    try {
+      if (this.rotateIfNeeded()) {
+        for (const state of this.stateProvider?.() ?? []) {
+          appendJsonLineDurable(this.options.path, { v: JOURNAL_VERSION, ...state });
+        }
+      }
+      appendJsonLineDurable(this.options.path, { v: JOURNAL_VERSION, ...entry });
+      return true;
+    } catch (error) {
+      this.writeErrorCount += 1;
+      this.options.onWriteError?.(error instanceof Error ? error : new Error(String(error)));
+      return false;
+    }
+  }
+
+  /** Rotated file `index` (1 = newest rotated). */
+  rotatedPath(index: number): string {
+    return `${this.options.path}.${index}`;
+  }
+
+  /** Every record, oldest first, across the rotated files and the live one. */
+  replay(): JournalReplay {
+    const files: string[] = [];
+    for (let index = this.options.keep; index >= 1; index -= 1) files.push(this.rotatedPath(index));
+    files.push(this.options.path);
+    const records: JournalRecord[] = [];
+    let skippedLines = 0;
+    const read: string[] = [];
+    for (const file of files) {
+      const result = readJsonLines(file);
+      if (result.records.length === 0 && result.badLines === 0) continue;
+      read.push(file);
+      skippedLines += result.badLines;
+      for (const record of result.records) {
+        if (isJournalRecord(record)) records.push(record);
+        else skippedLines += 1;
+      }
+    }
+    return { records, skippedLines, files: read };
+  }
+
+  /** Rotates when the live file reached maxSizeBytes; true when it did. */
+  private rotateIfNeeded(): boolean {
+    let sizeBytes: number;
+    try {
+      sizeBytes = statSync(this.options.path).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+    if (sizeBytes < this.options.maxSizeBytes) return false;
+    rmSync(this.rotatedPath(this.options.keep), { force: true });
+    for (let index = this.options.keep - 1; index >= 1; index -= 1) {
+      try {
+        renameSync(this.rotatedPath(index), this.rotatedPath(index + 1));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+    renameSync(this.options.path, this.rotatedPath(1));
+    fsyncDirectory(path.dirname(this.options.path));
+    return true;
+  }
+}

@@ -1,0 +1,924 @@
+/**
+ * The reconcile loop: observe every running container in one batched backend call, decide with the
+ * pure policy (src/policy/decide.ts), grow what the policy says, journal every action, and return a
+ * {@link PassReport} from which logs, metrics, `once --json` and `status` are derived.
+ *
+ * Public API (the composition root, src/agent/app.ts, and the CLI use only this):
+ *
+ *   const reconciler = new Reconciler({ inventory, backend, config, journal, clock, logger, onReport });
+ *   await reconciler.start();        // replay journal, backend.recover(), subscribe, pass now + every interval
+ *   await reconciler.runPass({ dryRun, onlyContainerId });   // one pass -> PassReport (`once`, `status`)
+ *   await reconciler.growNow(container, { toBytes } | { byBytes }, { dryRun, force });  // `grow`
+ *   await reconciler.stop();         // no new passes; waits for running grows to finish
+ *   reconciler.lastReport            // the latest PassReport (for /readyz or a status endpoint)
+ *
+ * Guarantees:
+ *  - Single flight: one pass at a time. Passes requested while one runs coalesce into one follow-up
+ *    (per dry-run flag; a full pass absorbs single-container passes), and every requester gets it.
+ *  - Timers are a setTimeout chain: the next pass is scheduled `config.interval` after the previous
+ *    one ENDS, so passes never overlap and a slow grow delays, never stacks, the schedule.
+ *  - A lock per container (a container never has two grows at once; a pass skips it as in-flight)
+ *    and at most `config.concurrency` grows at once across passes and manual grows.
+ *  - One container's failure (probe error, grow error, journal error) never stops the pass.
+ *  - `stop()` never abandons a grow mid-way: it waits for running grows and passes.
+ *  - The journal is read lazily on first use, so one-shot commands (`once`, `status`, `grow`) see
+ *    the cooldowns and backoff the daemon recorded.
+ *
+ * Logging (fixed messages, fields as listed; tests and the fill-race harness parse them):
+ *  - 'pass' once per pass {durationMs, containers, grown, failed, planned, skipped: {reason: n},
+ *    pool, dryRun}: info when something happened (a grow, a failure, a plan, a pool action, a pass
+ *    error, or a change in the skip counts since the last pass), debug otherwise, so a quiet host at
+ *    1 pass/s logs nothing at the default level.
+ *  - 'threshold crossed' (info, once per crossing) {containerId, name, usedBytes, sizeBytes, thresholdRatio}
+ *  - 'grow succeeded' (info) / 'grow failed' (error) {containerId, name, fromBytes, toBytes, durationMs, trigger}
+ *  - 'pool grow succeeded' / 'pool grow failed', 'label ignored' (warn, once per container and text),
+ *    'journal write failed' (error).
+ */
+import type { Config } from '../config/schema.js';
+import type { Inventory } from '../docker/inventory-port.js';
+import type { ContainerInfo } from '../docker/model.js';
+import type { Logger } from '../log/logger.js';
+import { decide, type ContainerPlan, type DecideOutput } from '../policy/decide.js';
+import { backoffDelayMs } from '../policy/backoff.js';
+import { decidePool, PoolBudget } from '../policy/pool.js';
+import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
+import { roundUpToMiB } from '../policy/sizing.js';
+import type { Decision, PoolDecision, SkipReason } from '../policy/types.js';
+import type { GrowStep, Observation, StorageBackend } from '../storage/types.js';
+import { formatBytes } from '../util/units.js';
+import { HistoryStore } from './history.js';
+import type { JournalEntry, JournalPort } from './journal.js';
+import type { ContainerReport, GrowOutcome, PassReport, PoolAction, ProbeReport } from './report.js';
+
+export interface Clock {
+  nowMs(): number;
+}
+
+/** Timer functions (injectable so tests can drive the schedule; defaults to the globals). */
+export interface Timers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface ReconcilerDeps {
+  inventory: Inventory;
+  backend: StorageBackend;
+  config: Config;
+  journal: JournalPort;
+  clock: Clock;
+  logger: Logger;
+  /** Called with every pass report (metrics). Exceptions are logged, never propagated. */
+  onReport?(report: PassReport): void;
+  timers?: Timers;
+}
+
+export interface PassOptions {
+  /** Plan only (also forced by config.dryRun). */
+  dryRun?: boolean;
+  /** Observe and decide for this container only (a start event). */
+  onlyContainerId?: string;
+}
+
+export type ManualGrowTarget = { toBytes: number } | { byBytes: number };
+
+export interface ManualGrowOptions {
+  dryRun?: boolean;
+  /** Allow a target above the container's maxSize and through the pool reserve/overcommit. */
+  force?: boolean;
+}
+
+/** The result of {@link Reconciler.growNow}. */
+export interface ManualGrowReport {
+  containerId: string;
+  name: string;
+  result: 'grown' | 'noop' | 'planned' | 'refused' | 'failed';
+  /** One sentence: what happened or why not. */
+  why: string;
+  /** For `refused`: the policy reason, when one applies. */
+  reason?: SkipReason;
+  fromBytes: number | null;
+  /** The target after rounding up to a whole MiB. */
+  toBytes: number | null;
+  outcome?: GrowOutcome;
+  /** Warnings (forced past maxSize or the pool, label problems). */
+  warnings: string[];
+}
+
+const DEFAULT_TIMERS: Timers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** Counting semaphore for the global grow concurrency limit. */
+class Semaphore {
+  private available: number;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.available = limit;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.available > 0) {
+      this.available -= 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.available += 1;
+  }
+}
+
+interface PendingPass {
+  scope: Set<string> | 'all';
+  promise: Promise<PassReport>;
+  resolve(report: PassReport): void;
+  reject(error: unknown): void;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function stepArgv(step: GrowStep): readonly string[] {
+  return step.argv ?? [step.name];
+}
+
+function stepText(step: GrowStep): string {
+  return step.argv ? step.argv.join(' ') : step.name;
+}
+
+export class Reconciler {
+  private readonly history: HistoryStore;
+  private readonly semaphore: Semaphore;
+  private readonly timers: Timers;
+  /** Running grow per container (the per-container lock). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Everything stop() must wait for. */
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly pending = new Map<boolean, PendingPass>();
+  private readonly aboveThreshold = new Set<string>();
+  private readonly warnedLabels = new Map<string, Set<string>>();
+  private passRunning = false;
+  private journalLoaded = false;
+  private started = false;
+  private stopped = false;
+  private timer: unknown = null;
+  private unsubscribe: (() => void) | null = null;
+  private previousSkipCounts = '';
+  private poolFailures = 0;
+  private poolBackoffUntilMs: number | null = null;
+  private latest: PassReport | null = null;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.history = new HistoryStore(deps.config.backoff);
+    this.semaphore = new Semaphore(deps.config.concurrency);
+    this.timers = deps.timers ?? DEFAULT_TIMERS;
+    // After a rotation the fresh journal file starts with the remembered cooldowns and backoff.
+    deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
+  }
+
+  /** The latest pass report, or null before the first pass. */
+  get lastReport(): PassReport | null {
+    return this.latest;
+  }
+
+  /** Replays the journal into the history (once). Safe to call more than once. */
+  loadJournal(): { records: number; skippedLines: number; interruptedGrows: string[] } {
+    if (this.journalLoaded) return { records: 0, skippedLines: 0, interruptedGrows: [] };
+    this.journalLoaded = true;
+    try {
+      const replay = this.deps.journal.replay();
+      const { interruptedGrows } = this.history.replay(replay.records);
+      if (replay.skippedLines > 0) {
+        this.deps.logger.warn({ skippedLines: replay.skippedLines }, 'journal lines skipped');
+      }
+      for (const containerId of interruptedGrows) {
+        this.deps.logger.warn({ containerId }, 'grow interrupted by an agent stop; backing off');
+      }
+      return { records: replay.records.length, skippedLines: replay.skippedLines, interruptedGrows };
+    } catch (error) {
+      this.deps.logger.error({ err: errorMessage(error) }, 'journal replay failed');
+      return { records: 0, skippedLines: 0, interruptedGrows: [] };
+    }
+  }
+
+  /**
+   * Starts the daemon loop: replays the journal, lets the backend recover interrupted grows, logs
+   * config warnings, subscribes to the inventory (which must already be started), runs a pass now and
+   * then every `config.interval` after the previous pass ends.
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.loadJournal();
+    for (const warning of lintPolicyConfig(this.deps.config)) {
+      this.deps.logger.warn({ warning }, 'config warning');
+    }
+    if (this.deps.backend.recover) {
+      try {
+        await this.deps.backend.recover(this.deps.inventory.list().filter((container) => container.running));
+      } catch (error) {
+        this.deps.logger.error({ err: errorMessage(error) }, 'backend recovery failed');
+      }
+    }
+    this.unsubscribe = this.deps.inventory.subscribe({
+      onStart: (container) => {
+        if (this.stopped) return;
+        this.track(this.runPass({ onlyContainerId: container.id })).catch((error: unknown) =>
+          this.deps.logger.error(
+            { err: errorMessage(error), containerId: container.id },
+            'event pass failed',
+          ),
+        );
+      },
+      onStop: (container) => {
+        this.track(this.containerStopped(container));
+      },
+      onDestroy: (containerId) => this.forget(containerId),
+    });
+    this.schedule(0);
+  }
+
+  /** Stops scheduling, unsubscribes, and waits for running passes and grows to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  /** Runs one pass (or joins the follow-up when a pass is running). Never rejects for a pass error. */
+  runPass(options: PassOptions = {}): Promise<PassReport> {
+    const dryRun = options.dryRun === true || this.deps.config.dryRun;
+    const scope: Set<string> | 'all' =
+      options.onlyContainerId === undefined ? 'all' : new Set([options.onlyContainerId]);
+    if (!this.passRunning) return this.track(this.startPass(dryRun, scope));
+    let pending = this.pending.get(dryRun);
+    if (!pending) {
+      let resolve!: (report: PassReport) => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<PassReport>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      pending = { scope, promise, resolve, reject };
+      this.pending.set(dryRun, pending);
+      this.track(promise);
+      return promise;
+    }
+    if (pending.scope !== 'all') {
+      if (scope === 'all') pending.scope = 'all';
+      else for (const id of scope) pending.scope.add(id);
+    }
+    return pending.promise;
+  }
+
+  /**
+   * Grows one container now, for the `grow` command: bypasses threshold, cooldown and backoff, never
+   * shrinks, rounds the target up to a whole MiB, refuses beyond maxSize or through the pool reserve
+   * and overcommit limit unless `force`, always refuses on an unhealthy pool, and honours dry run
+   * (the option or config.dryRun). The grow is journaled and starts the cooldown like any other.
+   */
+  async growNow(
+    container: ContainerInfo,
+    target: ManualGrowTarget,
+    options: ManualGrowOptions = {},
+  ): Promise<ManualGrowReport> {
+    this.loadJournal();
+    const dryRun = options.dryRun === true || this.deps.config.dryRun;
+    const force = options.force === true;
+    const resolved = resolvePolicy(this.deps.config, container);
+    const base = { containerId: container.id, name: container.name, warnings: [...resolved.warnings] };
+    const refuse = (
+      why: string,
+      reason?: SkipReason,
+      fromBytes: number | null = null,
+      toBytes: number | null = null,
+    ) =>
+      ({
+        ...base,
+        result: 'refused',
+        why,
+        fromBytes,
+        toBytes,
+        ...(reason ? { reason } : {}),
+      }) as ManualGrowReport;
+
+    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
+    let observation: Observation;
+    try {
+      observation = await this.deps.backend.observe([container], this.deps.clock.nowMs());
+    } catch (error) {
+      return refuse(`usage could not be read: ${errorMessage(error)}`, 'usage-unknown');
+    }
+    const usage = observation.containers.get(container.id);
+    if (!usage) {
+      const error = observation.errors.get(container.id);
+      return refuse(
+        error ? `usage could not be read: ${error}` : 'the backend does not see this container',
+        'usage-unknown',
+      );
+    }
+    if (usage.sizeBytes === null) return refuse('the container has no size limit to grow', 'no-limit');
+    const fromBytes = usage.sizeBytes;
+    const requestedBytes = 'toBytes' in target ? target.toBytes : fromBytes + target.byBytes;
+    if (!Number.isFinite(requestedBytes) || requestedBytes <= fromBytes) {
+      return {
+        ...base,
+        result: 'noop',
+        why: `already ${formatBytes(fromBytes)}, not below ${formatBytes(requestedBytes)}: never shrinks`,
+        fromBytes,
+        toBytes: fromBytes,
+        outcome: { kind: 'noop', sizeBytes: fromBytes, durationMs: 0 },
+      };
+    }
+    let toBytes = roundUpToMiB(requestedBytes);
+    const maxSize = resolved.settings.maxSize;
+    if (toBytes > maxSize) {
+      if (!force) {
+        return refuse(
+          `${formatBytes(toBytes)} is above maxSize ${formatBytes(maxSize)} (${resolved.ruleName}); use --force to go beyond it`,
+          'at-max-size',
+          fromBytes,
+          toBytes,
+        );
+      }
+      // Rounding must not push a forced exact target further than asked.
+      if (requestedBytes <= maxSize) toBytes = maxSize;
+      base.warnings.push(`forced beyond maxSize ${formatBytes(maxSize)} (${resolved.ruleName})`);
+    }
+    const poolDecision = decidePool(this.deps.config, observation.pool);
+    const admission = new PoolBudget(this.deps.config, observation.pool, poolDecision).admit(
+      toBytes - fromBytes,
+      toBytes - fromBytes,
+    );
+    if ('refused' in admission) {
+      if (admission.refused === 'pool-unhealthy' || !force) {
+        return refuse(
+          `${admission.why}${admission.refused === 'pool-unhealthy' ? '' : '; use --force to grow anyway'}`,
+          admission.refused,
+          fromBytes,
+          toBytes,
+        );
+      }
+      base.warnings.push(`forced through the pool limit: ${admission.why}`);
+    }
+    const decision: Decision & { kind: 'grow' } = {
+      kind: 'grow',
+      containerId: container.id,
+      fromBytes,
+      toBytes,
+      trigger: 'manual',
+      why: `manual grow from ${formatBytes(fromBytes)} to ${formatBytes(toBytes)}`,
+    };
+    if (dryRun) {
+      const outcome = await this.plan(container, decision.fromBytes, decision.toBytes);
+      return {
+        ...base,
+        result: 'planned',
+        why: `dry run: ${decision.why}`,
+        fromBytes,
+        toBytes,
+        outcome: outcome.outcome,
+      };
+    }
+    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
+    const applied = await this.track(this.applyGrow(container, decision));
+    const outcome = applied.outcome;
+    return {
+      ...base,
+      result: outcome.kind === 'failed' ? 'failed' : outcome.kind === 'noop' ? 'noop' : 'grown',
+      why: outcome.kind === 'failed' ? `grow failed: ${outcome.error}` : decision.why,
+      fromBytes,
+      toBytes,
+      outcome,
+    };
+  }
+
+  // ---- passes ---------------------------------------------------------------------------------
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.running.add(promise);
+    const done = () => this.running.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      if (this.stopped) return;
+      this.runPass()
+        .catch((error: unknown) =>
+          this.deps.logger.error({ err: errorMessage(error) }, 'scheduled pass failed'),
+        )
+        .finally(() => this.schedule(this.deps.config.interval));
+    }, delayMs);
+  }
+
+  private async startPass(dryRun: boolean, scope: Set<string> | 'all'): Promise<PassReport> {
+    this.passRunning = true;
+    try {
+      return await this.executePass(dryRun, scope);
+    } finally {
+      this.passRunning = false;
+      this.startNextPending();
+    }
+  }
+
+  private startNextPending(): void {
+    // Real passes first: a dry run never delays a grow.
+    for (const dryRun of [false, true]) {
+      const next = this.pending.get(dryRun);
+      if (!next) continue;
+      this.pending.delete(dryRun);
+      this.startPass(dryRun, next.scope).then(next.resolve, next.reject);
+      return;
+    }
+  }
+
+  private async executePass(dryRun: boolean, scope: Set<string> | 'all'): Promise<PassReport> {
+    this.loadJournal();
+    const { backend, clock, config, logger } = this.deps;
+    const startedAtMs = clock.nowMs();
+    const errors: string[] = [];
+    const probes: ProbeReport[] = [];
+    let running = this.deps.inventory.list().filter((container) => container.running);
+    if (scope !== 'all') running = running.filter((container) => scope.has(container.id));
+
+    let observation: Observation;
+    try {
+      observation = await backend.observe(running, startedAtMs);
+      probes.push({ name: `${backend.driver} observe`, ok: true, durationMs: clock.nowMs() - startedAtMs });
+    } catch (error) {
+      const message = errorMessage(error);
+      probes.push({
+        name: `${backend.driver} observe`,
+        ok: false,
+        durationMs: clock.nowMs() - startedAtMs,
+        error: message,
+      });
+      errors.push(`observe failed: ${message}`);
+      observation = {
+        takenAtMs: startedAtMs,
+        driver: backend.driver,
+        pool: null,
+        containers: new Map(),
+        errors: new Map(running.map((container) => [container.id, message])),
+      };
+    }
+    const considered = running.filter(
+      (container) => observation.containers.has(container.id) || observation.errors.has(container.id),
+    );
+    for (const container of considered) {
+      const usage = observation.containers.get(container.id);
+      if (usage && usage.usedBytes !== null) {
+        this.history.recordSample(
+          container.id,
+          { atMs: observation.takenAtMs, usedBytes: usage.usedBytes, sizeBytes: usage.sizeBytes },
+          config.prediction.window,
+        );
+      }
+    }
+
+    let decided: DecideOutput;
+    try {
+      decided = decide({
+        nowMs: clock.nowMs(),
+        config,
+        observation,
+        containers: considered,
+        history: this.history.snapshot(),
+        dryRun,
+      });
+    } catch (error) {
+      // A bug in the policy must not kill the daemon; nothing is grown this pass.
+      errors.push(`decide failed: ${errorMessage(error)}`);
+      logger.error({ err: errorMessage(error) }, 'decide failed');
+      decided = { decisions: [], plans: [], pool: { kind: 'unknown', why: 'decide failed' } };
+    }
+    this.noteThresholdsAndWarnings(considered, decided.plans, observation);
+
+    const byId = new Map(considered.map((container) => [container.id, container]));
+    const results = await Promise.all(
+      decided.plans.map(async (plan) => {
+        const container = byId.get(plan.containerId)!;
+        return this.act(container, plan, errors);
+      }),
+    );
+    const poolAction = await this.actOnPool(decided.pool, observation, dryRun, errors);
+
+    const containers: ContainerReport[] = decided.plans.map((plan, index) => {
+      const usage = observation.containers.get(plan.containerId) ?? null;
+      const result = results[index]!;
+      return {
+        containerId: plan.containerId,
+        name: byId.get(plan.containerId)!.name,
+        driver: usage?.driver ?? backend.driver,
+        usage,
+        ruleName: plan.ruleName,
+        maxSizeBytes: plan.maxSizeBytes,
+        decision: result.decision,
+        timeToFullSeconds: plan.timeToFullSeconds,
+        ...(result.outcome ? { outcome: result.outcome } : {}),
+        labelWarnings: plan.labelWarnings,
+        backoffUntilMs: result.backoffUntilMs ?? plan.backoffUntilMs,
+      };
+    });
+    const report: PassReport = {
+      startedAtMs,
+      durationMs: clock.nowMs() - startedAtMs,
+      driver: backend.driver,
+      dryRun,
+      pool: observation.pool,
+      ...(poolAction ? { poolAction } : {}),
+      containers,
+      probes,
+      errors,
+    };
+    this.logPass(report, decided.pool);
+    this.latest = report;
+    try {
+      this.deps.onReport?.(report);
+    } catch (error) {
+      logger.error({ err: errorMessage(error) }, 'report handler failed');
+    }
+    return report;
+  }
+
+  /** Carries out one container's decision (grow, or plan on dry run). Never throws. */
+  private async act(
+    container: ContainerInfo,
+    plan: ContainerPlan,
+    errors: string[],
+  ): Promise<{ decision: Decision; outcome?: GrowOutcome; backoffUntilMs?: number | null }> {
+    const { decision } = plan;
+    try {
+      if (decision.kind === 'skip') {
+        if (decision.reason !== 'dry-run' || !decision.wouldGrow) return { decision };
+        const planned = await this.plan(container, decision.wouldGrow.fromBytes, decision.wouldGrow.toBytes);
+        if (planned.error) errors.push(`plan for ${container.name}: ${planned.error}`);
+        return { decision, outcome: planned.outcome };
+      }
+      if (this.locks.has(container.id)) {
+        return {
+          decision: {
+            kind: 'skip',
+            containerId: container.id,
+            reason: 'in-flight',
+            why: 'a grow of this container is running',
+          },
+        };
+      }
+      const applied = await this.applyGrow(container, decision);
+      return { decision, outcome: applied.outcome, backoffUntilMs: applied.backoffUntilMs };
+    } catch (error) {
+      // applyGrow catches backend errors; this is a last line of defence for bugs.
+      errors.push(`${container.name}: ${errorMessage(error)}`);
+      return { decision };
+    }
+  }
+
+  /** Asks the backend for the exact steps of a grow without changing anything. */
+  private async plan(
+    container: ContainerInfo,
+    fromBytes: number,
+    toBytes: number,
+  ): Promise<{ outcome: GrowOutcome; error?: string }> {
+    try {
+      const result = await this.deps.backend.grow({ container, fromBytes, toBytes, dryRun: true });
+      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: result.steps.map(stepArgv) } };
+    } catch (error) {
+      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: [] }, error: errorMessage(error) };
+    }
+  }
+
+  /** Grows one container under its lock and the global limit; journals and logs. Never throws. */
+  private applyGrow(
+    container: ContainerInfo,
+    decision: Decision & { kind: 'grow' },
+  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
+    const work = this.growLocked(container, decision);
+    this.locks.set(container.id, work);
+    this.history.setInFlight(container.id, true);
+    const release = () => {
+      this.locks.delete(container.id);
+      this.history.setInFlight(container.id, false);
+    };
+    work.then(release, release);
+    return work;
+  }
+
+  private async growLocked(
+    container: ContainerInfo,
+    decision: Decision & { kind: 'grow' },
+  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
+    const { clock, logger, backend } = this.deps;
+    const { fromBytes, toBytes, trigger } = decision;
+    const fields = { containerId: container.id, name: container.name, fromBytes, toBytes, trigger };
+    await this.semaphore.acquire();
+    const startedMs = clock.nowMs();
+    try {
+      this.journal({
+        type: 'grow-started',
+        atMs: startedMs,
+        containerId: container.id,
+        name: container.name,
+        fromBytes,
+        toBytes,
+        trigger,
+        why: decision.why,
+      });
+      let failure: string | null = null;
+      let steps: GrowStep[] = [];
+      let resultBytes = fromBytes;
+      let noop = false;
+      try {
+        const result = await backend.grow({ container, fromBytes, toBytes, dryRun: false });
+        steps = [...result.steps];
+        resultBytes = result.toBytes;
+        noop = result.noop;
+        // The backend re-reads after acting; a "success" that did not move the size (a thin pool
+        // flagged needs_check resumes with 0 and grows nothing) is a failure.
+        if (!result.noop && result.toBytes <= fromBytes) {
+          failure = `the backend reported success but the size is still ${formatBytes(result.toBytes)}`;
+        }
+      } catch (error) {
+        failure = errorMessage(error);
+      }
+      const endMs = clock.nowMs();
+      const durationMs = endMs - startedMs;
+      if (failure === null) {
+        this.history.recordGrowSucceeded(container.id, endMs, resultBytes);
+        this.journal({
+          type: 'grow-succeeded',
+          atMs: endMs,
+          containerId: container.id,
+          name: container.name,
+          trigger,
+          fromBytes,
+          toBytes: resultBytes,
+          requestedBytes: toBytes,
+          durationMs,
+          noop,
+          steps: steps.map(stepText),
+        });
+        logger.info(
+          { ...fields, toBytes: resultBytes, requestedBytes: toBytes, durationMs, noop },
+          'grow succeeded',
+        );
+        return {
+          outcome: noop
+            ? { kind: 'noop', sizeBytes: resultBytes, durationMs }
+            : { kind: 'grown', fromBytes, toBytes: resultBytes, durationMs },
+          backoffUntilMs: null,
+        };
+      }
+      const { consecutiveFailures, backoffUntilMs } = this.history.recordGrowFailed(
+        container.id,
+        endMs,
+        failure,
+      );
+      this.journal({
+        type: 'grow-failed',
+        atMs: endMs,
+        containerId: container.id,
+        name: container.name,
+        trigger,
+        fromBytes,
+        toBytes,
+        durationMs,
+        error: failure,
+        consecutiveFailures,
+        backoffUntilMs,
+      });
+      logger.error(
+        { ...fields, durationMs, err: failure, consecutiveFailures, backoffUntilMs },
+        'grow failed',
+      );
+      return { outcome: { kind: 'failed', fromBytes, toBytes, durationMs, error: failure }, backoffUntilMs };
+    } finally {
+      this.semaphore.release();
+    }
+  }
+
+  private async actOnPool(
+    decision: PoolDecision,
+    observation: Observation,
+    dryRun: boolean,
+    errors: string[],
+  ): Promise<PoolAction | undefined> {
+    const pool = observation.pool;
+    if (!pool) return undefined;
+    if (decision.kind === 'low' || decision.kind === 'needs-grow') {
+      return {
+        kind: 'needed-but-disabled',
+        fromBytes: pool.dataTotalBytes,
+        toBytes: pool.dataTotalBytes,
+        error: decision.why,
+      };
+    }
+    if (decision.kind !== 'grow') return undefined;
+    const { backend, clock, logger } = this.deps;
+    if (!backend.growPool) {
+      return {
+        kind: 'needed-but-disabled',
+        fromBytes: decision.fromBytes,
+        toBytes: decision.toBytes,
+        error: `the ${backend.driver} backend cannot grow its pool`,
+      };
+    }
+    if (dryRun) return { kind: 'planned', fromBytes: decision.fromBytes, toBytes: decision.toBytes };
+    const nowMs = clock.nowMs();
+    if (this.poolBackoffUntilMs !== null && nowMs < this.poolBackoffUntilMs) {
+      return {
+        kind: 'failed',
+        fromBytes: decision.fromBytes,
+        toBytes: decision.toBytes,
+        error: `backing off after ${this.poolFailures} failed pool grow(s)`,
+      };
+    }
+    this.journal({
+      type: 'pool-grow-started',
+      atMs: nowMs,
+      pool: pool.name,
+      fromBytes: decision.fromBytes,
+      toBytes: decision.toBytes,
+      why: decision.why,
+    });
+    try {
+      const result = await backend.growPool(decision.toBytes, false);
+      const durationMs = clock.nowMs() - nowMs;
+      if (result.toBytes <= decision.fromBytes) {
+        throw new Error(`the backend reported success but the pool is still ${formatBytes(result.toBytes)}`);
+      }
+      this.poolFailures = 0;
+      this.poolBackoffUntilMs = null;
+      this.journal({
+        type: 'pool-grow-succeeded',
+        atMs: clock.nowMs(),
+        pool: pool.name,
+        fromBytes: result.fromBytes,
+        toBytes: result.toBytes,
+        durationMs,
+        steps: result.steps.map(stepText),
+      });
+      logger.info(
+        { pool: pool.name, fromBytes: result.fromBytes, toBytes: result.toBytes, durationMs },
+        'pool grow succeeded',
+      );
+      return { kind: 'grown', fromBytes: result.fromBytes, toBytes: result.toBytes };
+    } catch (error) {
+      const message = errorMessage(error);
+      const durationMs = clock.nowMs() - nowMs;
+      this.poolFailures += 1;
+      this.poolBackoffUntilMs = clock.nowMs() + backoffDelayMs(this.poolFailures, this.deps.config.backoff);
+      this.journal({
+        type: 'pool-grow-failed',
+        atMs: clock.nowMs(),
+        pool: pool.name,
+        fromBytes: decision.fromBytes,
+        toBytes: decision.toBytes,
+        durationMs,
+        error: message,
+      });
+      logger.error(
+        {
+          pool: pool.name,
+          fromBytes: decision.fromBytes,
+          toBytes: decision.toBytes,
+          durationMs,
+          err: message,
+        },
+        'pool grow failed',
+      );
+      errors.push(`pool grow failed: ${message}`);
+      return { kind: 'failed', fromBytes: decision.fromBytes, toBytes: decision.toBytes, error: message };
+    }
+  }
+
+  // ---- events, logging, journal -----------------------------------------------------------------
+
+  private async containerStopped(container: ContainerInfo): Promise<void> {
+    const onStopped = this.deps.backend.onContainerStopped;
+    if (!onStopped) return;
+    // Never act on a device while its grow is still running.
+    await this.locks.get(container.id)?.catch(() => undefined);
+    try {
+      await onStopped.call(this.deps.backend, container);
+    } catch (error) {
+      this.deps.logger.error(
+        { containerId: container.id, name: container.name, err: errorMessage(error) },
+        'container stop handling failed',
+      );
+    }
+  }
+
+  private forget(containerId: string): void {
+    const known = this.history.get(containerId);
+    this.history.forget(containerId);
+    this.aboveThreshold.delete(containerId);
+    this.warnedLabels.delete(containerId);
+    if (known && (known.lastGrowAtMs !== null || known.consecutiveFailures > 0)) {
+      this.journal({ type: 'container-forgotten', atMs: this.deps.clock.nowMs(), containerId });
+    }
+  }
+
+  private journal(entry: JournalEntry): void {
+    if (!this.deps.journal.append(entry)) {
+      this.deps.logger.error(
+        { type: entry.type, writeErrors: this.deps.journal.writeErrors },
+        'journal write failed',
+      );
+    }
+  }
+
+  private noteThresholdsAndWarnings(
+    containers: readonly ContainerInfo[],
+    plans: readonly ContainerPlan[],
+    observation: Observation,
+  ): void {
+    const { logger } = this.deps;
+    const byId = new Map(containers.map((container) => [container.id, container]));
+    for (const plan of plans) {
+      const container = byId.get(plan.containerId);
+      if (!container) continue;
+      const usage = observation.containers.get(plan.containerId);
+      if (plan.aboveThreshold && usage) {
+        if (!this.aboveThreshold.has(plan.containerId)) {
+          this.aboveThreshold.add(plan.containerId);
+          logger.info(
+            {
+              containerId: plan.containerId,
+              name: container.name,
+              usedBytes: usage.usedBytes,
+              sizeBytes: usage.sizeBytes,
+              thresholdRatio: plan.settings.threshold,
+            },
+            'threshold crossed',
+          );
+        }
+      } else if (usage && usage.usedBytes !== null) {
+        this.aboveThreshold.delete(plan.containerId);
+      }
+      let warned = this.warnedLabels.get(plan.containerId);
+      for (const warning of plan.labelWarnings) {
+        if (warned?.has(warning)) continue;
+        if (!warned) {
+          warned = new Set();
+          this.warnedLabels.set(plan.containerId, warned);
+        }
+        warned.add(warning);
+        logger.warn({ containerId: plan.containerId, name: container.name, warning }, 'label ignored');
+      }
+    }
+  }
+
+  private logPass(report: PassReport, pool: PoolDecision): void {
+    let grown = 0;
+    let failed = 0;
+    let planned = 0;
+    const skipped: Partial<Record<SkipReason, number>> = {};
+    for (const container of report.containers) {
+      if (container.outcome?.kind === 'grown' || container.outcome?.kind === 'noop') grown += 1;
+      else if (container.outcome?.kind === 'failed') failed += 1;
+      if (container.outcome?.kind === 'planned') planned += 1;
+      if (container.decision.kind === 'skip') {
+        skipped[container.decision.reason] = (skipped[container.decision.reason] ?? 0) + 1;
+      }
+    }
+    const skipCounts = JSON.stringify(skipped);
+    const eventful =
+      grown + failed + planned > 0 ||
+      report.poolAction !== undefined ||
+      report.errors.length > 0 ||
+      skipCounts !== this.previousSkipCounts;
+    this.previousSkipCounts = skipCounts;
+    const fields = {
+      durationMs: report.durationMs,
+      containers: report.containers.length,
+      grown,
+      failed,
+      planned,
+      skipped,
+      pool: pool.kind,
+      dryRun: report.dryRun,
+      ...(report.errors.length > 0 ? { errors: report.errors } : {}),
+    };
+    if (eventful) this.deps.logger.info(fields, 'pass');
+    else this.deps.logger.debug(fields, 'pass');
+  }
+
+  /** Recent failure/cooldown state of one container (status, tests). */
+  containerHistory(containerId: string) {
+    return this.history.get(containerId);
+  }
+}

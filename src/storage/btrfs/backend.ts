@@ -41,10 +41,22 @@ export interface BtrfsBackendOptions {
   sysfsRoot?: string | null;
   /** Replaces the quota file writer (fault injection in tests). */
   writeQuotaFile?: (dataRoot: string, mountId: string, bytes: number) => void;
+  /**
+   * Live check before acting that a directory is a btrfs subvolume root (default: inode 256).
+   * Replaced only by unit tests, whose data root is an ordinary directory.
+   */
+  checkSubvolumeRoot?: (dir: string) => Promise<void>;
 }
 
 /** The inode number of every btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID). */
 const SUBVOLUME_ROOT_INODE = 256;
+
+async function assertSubvolumeRoot(dir: string): Promise<void> {
+  const stats = await stat(dir);
+  if (!stats.isDirectory() || stats.ino !== SUBVOLUME_ROOT_INODE) {
+    throw new Error(`${dir} is not a btrfs subvolume root (inode ${stats.ino})`);
+  }
+}
 
 /** Thrown when quotas are off: nothing can be observed or grown. */
 export class BtrfsQuotasDisabledError extends Error {
@@ -66,6 +78,7 @@ class BtrfsBackend implements StorageBackend {
   private readonly dataRoot: string;
   private readonly sysfsRoot: string | null;
   private readonly writeQuota: (dataRoot: string, mountId: string, bytes: number) => void;
+  private readonly checkSubvolumeRoot: (dir: string) => Promise<void>;
   /** containerId -> mountId (a container's layer never changes). Pruned to the containers seen. */
   private readonly mountIds = new Map<string, string>();
   /** mountId -> subvolume id (null: ambiguous), from the last `subvolume list`. */
@@ -82,6 +95,7 @@ class BtrfsBackend implements StorageBackend {
     this.dataRoot = assertDataRoot(deps.dockerInfo.dockerRootDir);
     this.sysfsRoot = options.sysfsRoot === undefined ? DEFAULT_BTRFS_SYSFS_ROOT : options.sysfsRoot;
     this.writeQuota = options.writeQuotaFile ?? writeQuotaFile;
+    this.checkSubvolumeRoot = options.checkSubvolumeRoot ?? assertSubvolumeRoot;
   }
 
   private async btrfs(args: string[]) {
@@ -268,11 +282,7 @@ class BtrfsBackend implements StorageBackend {
     if (!isSafeUint(subvolumeId) || subvolumeId < SUBVOLUME_ROOT_INODE) {
       throw new Error(`implausible subvolume id ${subvolumeId} for layer ${mountId}`);
     }
-    const subvolumeDir = pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId);
-    const stats = await stat(subvolumeDir);
-    if (!stats.isDirectory() || stats.ino !== SUBVOLUME_ROOT_INODE) {
-      throw new Error(`${subvolumeDir} is not a btrfs subvolume root (inode ${stats.ino})`);
-    }
+    await this.checkSubvolumeRoot(pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId));
     return { container, mountId, subvolumeId };
   }
 

@@ -1,0 +1,340 @@
+/**
+ * The btrfs backend with a strict scripted runner fed with real recorded btrfs-progs outputs, a
+ * data root laid out like Docker's in a temp dir, and recorded sysfs counters. Fault injection:
+ * the qgroup limit fails, the re-read shows no change, the quota file write fails.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DockerApi } from '../../src/docker/inventory-port.js';
+import type { ContainerInfo } from '../../src/docker/model.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { createBtrfsBackend, type BtrfsBackendOptions } from '../../src/storage/btrfs/index.js';
+import { parseSubvolumeList } from '../../src/storage/btrfs/parse-subvolume-list.js';
+import type { BackendDeps } from '../../src/storage/types.js';
+import { ScriptedRunner } from '../support/scripted-runner.js';
+import {
+  fakeHost,
+  recorded,
+  recordedContainerInfos,
+  recordedContainers,
+  recordedSysfs,
+} from './btrfs-fixtures.js';
+
+const MiB = 1024 ** 2;
+const ids = recordedContainers();
+const { limited, unlimited } = recordedContainerInfos();
+const limitedSubvolumeId =
+  parseSubvolumeList(recorded('subvolume-list').stdout).find(
+    (row) => row.path === `btrfs/subvolumes/${ids.limitedMountId}`,
+  )?.subvolumeId ?? -1;
+
+function ok(name: string) {
+  const output = recorded(name);
+  return { stdout: output.stdout, stderr: output.stderr, exitCode: output.exitCode };
+}
+
+const noDocker: DockerApi = {
+  info: async () => {
+    throw new Error('not used');
+  },
+  listContainerIds: async () => [],
+  inspectContainer: async () => null,
+  ping: async () => true,
+};
+
+function setup(
+  options: { sysfs?: string; backend?: BtrfsBackendOptions; docker?: DockerApi; live?: boolean } = {},
+) {
+  const host = fakeHost({ sysfs: options.sysfs, limitedSubvolumeId });
+  const runner = new ScriptedRunner();
+  const deps: BackendDeps = {
+    runner,
+    docker: options.docker ?? noDocker,
+    dockerInfo: {
+      serverVersion: '20.10.24',
+      apiVersion: '1.41',
+      driver: 'btrfs',
+      driverStatus: [],
+      dockerRootDir: host.dataRoot,
+      liveRestoreEnabled: false,
+      containersRunning: 2,
+    },
+    logger: silentLogger(),
+    stateDir: host.dataRoot,
+    commandTimeoutMs: 5_000,
+  };
+  const backend = createBtrfsBackend(deps, {
+    sysfsRoot: options.live === false ? null : host.sysfsRoot,
+    checkSubvolumeRoot: async () => {},
+    ...options.backend,
+  });
+  const show = ['qgroup', 'show', '--raw', '-re', host.dataRoot];
+  const list = ['subvolume', 'list', host.dataRoot];
+  const fsShow = ['filesystem', 'show', '--raw', host.dataRoot];
+  const limit = (bytes: number) => [
+    'qgroup',
+    'limit',
+    String(bytes),
+    `0/${limitedSubvolumeId}`,
+    host.dataRoot,
+  ];
+  return { host, runner, backend, show, list, fsShow, limit };
+}
+
+let runners: ScriptedRunner[] = [];
+afterEach(() => {
+  for (const runner of runners) runner.assertDone();
+  runners = [];
+});
+function track<T extends { runner: ScriptedRunner }>(value: T): T {
+  runners.push(value.runner);
+  return value;
+}
+
+describe('btrfs backend observe', () => {
+  it('reads live usage from sysfs and limits from one qgroup show, in a fixed number of commands', async () => {
+    const { runner, backend, show, list, fsShow } = track(setup({ sysfs: 'sysfs-qgroup-before-commit' }));
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show-before-commit'));
+    runner.expect('btrfs', fsShow, ok('filesystem-show'));
+    const first = await backend.observe([limited, unlimited], 1000);
+    expect(first.errors).toEqual(new Map());
+    const sysfs = recordedSysfs('sysfs-qgroup-before-commit');
+    const live =
+      Number(sysfs.get('referenced')) +
+      Number(sysfs.get('rsv_data')) +
+      Number(sysfs.get('rsv_meta_pertrans')) +
+      Number(sysfs.get('rsv_meta_prealloc'));
+    const usage = first.containers.get(limited.id);
+    expect(usage).toMatchObject({ sizeBytes: 64 * MiB, usedBytes: live, driver: 'btrfs' });
+    // the committed numbers lag: 40 MiB were written, qgroup show still says ~2 MiB
+    expect(usage?.detail.committedReferencedBytes).toBeLessThan(4 * MiB);
+    expect(usage?.usedBytes).toBeGreaterThan(40 * MiB);
+    expect(usage?.detail).toMatchObject({
+      qgroup: `0/${limitedSubvolumeId}`,
+      mountId: ids.limitedMountId,
+      usageSource: 'sysfs',
+    });
+    const free = first.containers.get(unlimited.id);
+    expect(free?.sizeBytes).toBeNull();
+    expect(String(free?.detail.limit)).toMatch(/observed only/);
+    expect(first.pool).toMatchObject({
+      kind: 'filesystem',
+      committedBytes: 64 * MiB,
+      metadataUsedBytes: null,
+    });
+    expect(first.takenAtMs).toBe(1000);
+
+    // steady state: one qgroup show per pass, nothing else
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const callsBefore = runner.calls.length;
+    await backend.observe([limited, unlimited], 2000);
+    expect(runner.calls.length - callsBefore).toBe(1);
+  });
+
+  it('falls back to the committed numbers when sysfs is not available', async () => {
+    const { runner, backend, show, list } = track(setup({ live: false }));
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const observation = await backend.observe([limited], 0);
+    const usage = observation.containers.get(limited.id);
+    expect(usage?.detail.usageSource).toBe('qgroup-show');
+    expect(usage?.usedBytes).toBe(usage?.detail.committedReferencedBytes);
+    expect(usage?.usedBytes).toBeGreaterThan(40 * MiB);
+  });
+
+  it('says for every container that the host cannot be served when quotas are disabled', async () => {
+    const { runner, backend, show, list } = track(setup());
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show-disabled'));
+    const observation = await backend.observe([limited, unlimited], 0);
+    expect(observation.containers.size).toBe(0);
+    for (const container of [limited, unlimited]) {
+      expect(observation.errors.get(container.id)).toMatch(
+        /btrfs quotas are disabled on .*fix: btrfs quota enable/,
+      );
+    }
+    expect(observation.pool?.kind).toBe('filesystem');
+  });
+
+  it('reports a container whose layer is missing without failing the pass', async () => {
+    const { runner, backend, show, list } = track(setup({ live: false }));
+    const gone: ContainerInfo = { ...limited, id: 'f'.repeat(64), name: 'gone' };
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const observation = await backend.observe([limited, gone], 0);
+    expect(observation.errors.get(gone.id)).toMatch(/layer lookup failed/);
+    expect(observation.containers.get(limited.id)?.sizeBytes).toBe(64 * MiB);
+  });
+
+  it('refuses a qgroup that belongs to another layer (stale mapping)', async () => {
+    const { runner, backend, show, list } = track(setup({ live: false }));
+    // the subvolume list claims the limited layer is the unlimited one's subvolume
+    const swapped = recorded('subvolume-list').stdout.replace(
+      `path btrfs/subvolumes/${ids.unlimitedMountId}\n`,
+      `path btrfs/subvolumes/${ids.unlimitedMountId}-moved\n`,
+    );
+    const wrong = swapped
+      .replace(
+        `path btrfs/subvolumes/${ids.limitedMountId}\n`,
+        `path btrfs/subvolumes/${ids.limitedMountId}-x\n`,
+      )
+      .replace(
+        `path btrfs/subvolumes/${ids.unlimitedMountId}-moved\n`,
+        `path btrfs/subvolumes/${ids.limitedMountId}\n`,
+      );
+    runner.expect('btrfs', list, { stdout: wrong });
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const observation = await backend.observe([limited], 0);
+    expect(observation.errors.get(limited.id)).toMatch(/belongs to btrfs\/subvolumes\/.*not to layer/);
+  });
+});
+
+describe('btrfs backend grow', () => {
+  it('raises the qgroup limit, verifies it, then rewrites the quota file', async () => {
+    const { runner, backend, show, limit, host } = track(setup());
+    runner.expect('btrfs', ['subvolume', 'list', host.dataRoot], ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit'));
+    runner.expect('btrfs', show, ok('qgroup-show-after-limit'));
+    const result = await backend.grow({
+      container: limited,
+      fromBytes: 64 * MiB,
+      toBytes: 80 * MiB,
+      dryRun: false,
+    });
+    expect(result).toMatchObject({ fromBytes: 64 * MiB, toBytes: 80 * MiB, noop: false, dryRun: false });
+    expect(result.steps.map((step) => step.name)).toEqual([
+      'btrfs qgroup limit',
+      'btrfs qgroup show',
+      `write ${host.quotaFile} = ${80 * MiB}`,
+    ]);
+    // Docker's format: the byte count, no newline
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(80 * MiB));
+  });
+
+  it('dry run: returns the exact plan and runs nothing but the read', async () => {
+    const { runner, backend, show, list, limit, host } = track(setup());
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const plan = await backend.grow({
+      container: limited,
+      fromBytes: 64 * MiB,
+      toBytes: 80 * MiB,
+      dryRun: true,
+    });
+    expect(plan).toMatchObject({ dryRun: true, noop: false, fromBytes: 64 * MiB, toBytes: 80 * MiB });
+    expect(plan.steps[0]?.argv).toEqual(['btrfs', ...limit(80 * MiB)]);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
+  });
+
+  it('a failed qgroup limit leaves everything as it was', async () => {
+    const { runner, backend, show, list, limit, host } = track(setup());
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit-missing'));
+    await expect(
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
+    ).rejects.toThrow(/unable to limit requested quota group/);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
+  });
+
+  it('a limit that did not take is reported and never persisted', async () => {
+    const { runner, backend, show, list, limit, host } = track(setup());
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    await expect(
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
+    ).rejects.toThrow(/shows max referenced 67108864 instead of 83886080/);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
+  });
+
+  it('a failed quota file write is a failed grow that names the consequence', async () => {
+    const { runner, backend, show, list, limit, host } = track(
+      setup({
+        backend: {
+          writeQuotaFile: () => {
+            throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+          },
+        },
+      }),
+    );
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit'));
+    runner.expect('btrfs', show, ok('qgroup-show-after-limit'));
+    await expect(
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
+    ).rejects.toThrow(/writing .* failed \(EROFS.*next container start would reset the limit to 67108864/);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
+  });
+
+  it('never shrinks; a no-op still repairs a quota file left behind the live limit', async () => {
+    const { runner, backend, show, list, host } = track(setup());
+    writeFileSync(host.quotaFile, String(32 * MiB));
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    const result = await backend.grow({
+      container: limited,
+      fromBytes: 64 * MiB,
+      toBytes: 48 * MiB,
+      dryRun: false,
+    });
+    expect(result).toMatchObject({ noop: true, fromBytes: 64 * MiB, toBytes: 64 * MiB });
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
+  });
+
+  it('refuses containers without a size limit and targets that are not byte counts, running nothing', async () => {
+    const { backend } = track(setup());
+    await expect(
+      backend.grow({ container: unlimited, fromBytes: 0, toBytes: 80 * MiB, dryRun: false }),
+    ).rejects.toThrow(/without a size limit: never grown/);
+    await expect(
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB + 0.5, dryRun: false }),
+    ).rejects.toThrow(/not a positive byte count/);
+    await expect(
+      backend.grow({
+        container: { ...limited, id: '../../etc' },
+        fromBytes: 1,
+        toBytes: 80 * MiB,
+        dryRun: false,
+      }),
+    ).rejects.toThrow(/not a Docker container id/);
+  });
+});
+
+describe('btrfs backend recover and doctor', () => {
+  it('recover() brings a quota file behind the live limit up to it', async () => {
+    const { runner, backend, show, list, host } = track(setup());
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show-after-limit'));
+    await backend.recover?.([limited, unlimited]);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(80 * MiB));
+  });
+
+  it('doctor says clearly that quotas are disabled and how to fix it', async () => {
+    const { runner, backend, show, fsShow, host } = track(
+      setup({
+        docker: {
+          ...noDocker,
+          listContainerIds: async () => [limited.id, unlimited.id],
+          inspectContainer: async (id) => (id === limited.id ? limited : unlimited),
+        },
+      }),
+    );
+    runner.expect('btrfs', ['--version'], ok('version'));
+    runner.expect('btrfs', show, ok('qgroup-show-disabled'));
+    runner.expect('btrfs', fsShow, ok('filesystem-show'));
+    const checks = await backend.doctor();
+    const byName = new Map(checks.map((check) => [check.name, check]));
+    expect(byName.get('btrfs-progs installed')).toMatchObject({ ok: true, detail: 'btrfs-progs v6.2' });
+    expect(byName.get('btrfs quotas enabled')).toMatchObject({ ok: false, severity: 'error' });
+    expect(byName.get('btrfs quotas enabled')?.fix).toContain(`btrfs quota enable ${host.dataRoot}`);
+    // the unit test's data root is a temp dir, not btrfs: doctor says so
+    expect(byName.get('data root on btrfs')?.ok).toBe(false);
+    expect(byName.get('containers have a size limit')).toMatchObject({ ok: false, severity: 'warn' });
+    expect(byName.get('containers have a size limit')?.detail).toContain(unlimited.name);
+  });
+});

@@ -23,13 +23,14 @@ function processAlive(pid: number): boolean {
 const inProcess = new Map<string, Promise<unknown>>();
 
 export async function withDeviceLock<T>(stateDir: string, key: string, body: () => Promise<T>): Promise<T> {
-  const previous = inProcess.get(key) ?? Promise.resolve();
+  const queueKey = path.join(stateDir, key);
+  const previous = inProcess.get(queueKey) ?? Promise.resolve();
   const run = previous.catch(() => undefined).then(() => withLockFile(stateDir, key, body));
-  inProcess.set(key, run);
+  inProcess.set(queueKey, run);
   try {
     return await run;
   } finally {
-    if (inProcess.get(key) === run) inProcess.delete(key);
+    if (inProcess.get(queueKey) === run) inProcess.delete(queueKey);
   }
 }
 

@@ -1,0 +1,743 @@
+/**
+ * The devicemapper backend against a simulated kernel (dm-sim.ts) on a strict ScriptedRunner:
+ * the exact commands of a grow, each step failing in turn, the agent killed between each pair
+ * of steps and recovered by a fresh backend, persistence on stop and at agent start, pool grows.
+ * The real kernel runs these paths in test/guest/devicemapper-*.test.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { GrowJournal } from '../../src/storage/devicemapper/journal.js';
+import { DevicemapperGrowError } from '../../src/storage/devicemapper/index.js';
+import {
+  CONTAINER_ID,
+  DEVICE,
+  GIB,
+  HASH,
+  INFO_ARGS,
+  NEW_TABLE_3G,
+  OLD_TABLE,
+  POOL,
+  container,
+  host,
+  reply,
+  xfsSizeFor,
+  type Host,
+} from './dm-sim.js';
+import type { ScriptedRunner } from '../support/scripted-runner.js';
+import path from 'node:path';
+
+const MOUNT_ARG = (h: Host) => ['-d', h.mountPath];
+const request = (toBytes = 3 * GIB, dryRun = false) => ({
+  container: container(),
+  fromBytes: GIB,
+  toBytes,
+  dryRun,
+});
+
+function metadataSize(h: Host): number {
+  return (JSON.parse(readFileSync(h.metadataFile, 'utf8')) as { size: number }).size;
+}
+
+function pendingIntents(h: Host) {
+  return new GrowJournal(path.join(h.stateDir, 'devicemapper-intents.jsonl')).pending();
+}
+
+/** The device is usable: active, not suspended, no table left in the inactive slot, fs within it. */
+function expectUsable(h: Host): void {
+  const device = h.sim.device();
+  expect(device.suspended).toBe(false);
+  expect(device.inactive).toBeNull();
+  expect(h.sim.fsSizeBytes).toBeLessThanOrEqual(h.sim.deviceBytes()!);
+  expect(h.sim.invariantViolations).toEqual([]);
+}
+
+function expectRolledBack(h: Host): void {
+  expectUsable(h);
+  expect(h.sim.device().live).toBe(OLD_TABLE);
+  expect(h.sim.fsSizeBytes).toBe(xfsSizeFor(GIB));
+  expect(metadataSize(h)).toBe(GIB);
+}
+
+function expectGrown(h: Host): void {
+  expectUsable(h);
+  expect(h.sim.device().live).toBe(NEW_TABLE_3G);
+  expect(h.sim.fsSizeBytes).toBe(xfsSizeFor(3 * GIB));
+  expect(metadataSize(h)).toBe(3 * GIB);
+}
+
+function scriptHappyGrow(h: Host, runner: ScriptedRunner): void {
+  runner
+    .expect(
+      'dmsetup',
+      ['load', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+    )
+    .expect(
+      'dmsetup',
+      ['resume', DEVICE],
+      reply(() => h.sim.resume(DEVICE)),
+    )
+    .expect(
+      'xfs_growfs',
+      MOUNT_ARG(h),
+      reply(() => h.sim.xfsGrow()),
+    );
+}
+
+describe('grow a container device', () => {
+  it('runs the manual procedure: load, resume, re-read, xfs_growfs, verify, patch metadata', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    scriptHappyGrow(h, runner);
+    const result = await h.backend(runner).grow(request());
+    runner.assertDone();
+    expect(result).toMatchObject({
+      containerId: CONTAINER_ID,
+      fromBytes: GIB,
+      toBytes: 3 * GIB,
+      noop: false,
+      dryRun: false,
+    });
+    expectGrown(h);
+    // Mutations were exactly load, resume (never signalled), xfs_growfs.
+    const mutations = runner.calls.filter(
+      (call) => !['table', 'status', 'info'].includes(call.args[0] ?? ''),
+    );
+    expect(mutations.map((call) => [call.tool, call.args[0]])).toEqual([
+      ['dmsetup', 'load'],
+      ['dmsetup', 'resume'],
+      ['xfs_growfs', '-d'],
+    ]);
+    expect(mutations[1]?.killOnTimeout).toBe(false);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('--dry-run returns the exact plan and changes nothing', async () => {
+    const h = host();
+    const runner = h.sim.runner(); // reads only: any mutation fails the test
+    const result = await h.backend(runner).grow(request(3 * GIB, true));
+    expect(result.dryRun).toBe(true);
+    expect(result.toBytes).toBe(3 * GIB);
+    expect(result.steps.map((step) => step.argv)).toEqual([
+      ['dmsetup', 'load', DEVICE, '--table', NEW_TABLE_3G],
+      ['dmsetup', 'resume', DEVICE],
+      ['xfs_growfs', '-d', h.mountPath],
+      ['statfs', h.mountPath],
+      ['write', h.metadataFile, `size=${3 * GIB}`],
+    ]);
+    expectRolledBack(h);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('never shrinks: growing to the current size or below is a no-op', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    const backend = h.backend(runner);
+    for (const toBytes of [GIB, GIB / 2, GIB - 4096]) {
+      const result = await backend.grow(request(toBytes));
+      expect(result).toMatchObject({ noop: true, fromBytes: GIB, toBytes: GIB });
+    }
+    expectRolledBack(h);
+  });
+
+  it('refuses a device whose live table is not one thin target on the expected pool', async () => {
+    const cases: Array<[string, (h: Host) => void, RegExp]> = [
+      ['another pool', (h) => (h.sim.device().live = '0 2097152 thin 253:9 4'), /not on pool/],
+      [
+        'another device id',
+        (h) => (h.sim.device().live = '0 2097152 thin 253:2 5'),
+        /differs from Docker's DeviceId/,
+      ],
+      [
+        'a linear target',
+        (h) => (h.sim.device().live = '0 2097152 linear 254:16 0'),
+        /exactly one thin target/,
+      ],
+      ['no such device', (h) => h.sim.devices.delete(DEVICE), /not active/],
+      ['a pool needing check', (h) => (h.sim.poolNeedsCheck = true), /needs_check/],
+      ['a read-only pool', (h) => (h.sim.poolMode = 'ro'), /pool docker-thinpool is ro/],
+      ['a suspended device', (h) => (h.sim.device().suspended = true), /suspended/],
+    ];
+    for (const [what, arrange, message] of cases) {
+      const h = host();
+      arrange(h);
+      const runner = h.sim.runner();
+      await expect(h.backend(runner).grow(request()), what).rejects.toThrow(message);
+      expect(runner.calls.every((call) => ['table', 'status', 'info'].includes(call.args[0] ?? ''))).toBe(
+        true,
+      );
+    }
+  });
+
+  it('refuses Docker data that is not a Docker thin device name', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    const bad = container({ graphDriverData: { DeviceId: '4', DeviceName: POOL } });
+    await expect(
+      h.backend(runner).grow({ container: bad, fromBytes: GIB, toBytes: 3 * GIB, dryRun: false }),
+    ).rejects.toThrow(/not a Docker thin device/);
+    expect(runner.calls).toEqual([]);
+  });
+});
+
+describe('each grow step failing in turn leaves the device usable', () => {
+  it('load fails cleanly: nothing changed, failure counted, journal closed', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner.expect(
+      'dmsetup',
+      ['load', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => undefined, 'fail', 'device-mapper: reload ioctl failed'),
+    );
+    const backend = h.backend(runner);
+    const error = await backend.grow(request()).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DevicemapperGrowError);
+    expect((error as DevicemapperGrowError).step).toBe('dmsetup load');
+    expect(backend.failureCounts().get('dmsetup load')).toBe(1);
+    expectRolledBack(h);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('load fails after leaving a table in the inactive slot: it is cleared', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G), 'fail'),
+      )
+      .expect(
+        'dmsetup',
+        ['clear', DEVICE],
+        reply(() => h.sim.clear(DEVICE)),
+      );
+    await expect(h.backend(runner).grow(request())).rejects.toThrow(/dmsetup load failed/);
+    runner.assertDone();
+    expectRolledBack(h);
+  });
+
+  it('resume fails with the new table live and the device suspended (preresume failure): the saved table is restored and resumed', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(
+          () => {
+            const device = h.sim.device();
+            device.live = NEW_TABLE_3G;
+            device.inactive = null;
+            device.suspended = true;
+          },
+          'fail',
+          'device-mapper: resume ioctl failed: Invalid argument',
+        ),
+      )
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', OLD_TABLE],
+        reply(() => h.sim.load(DEVICE, OLD_TABLE)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE)),
+      );
+    const backend = h.backend(runner);
+    const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
+    runner.assertDone();
+    expect(error.step).toBe('dmsetup resume');
+    expect(error.deviceState).toBe('restored');
+    expect(backend.failureCounts().get('dmsetup resume')).toBe(1);
+    expectRolledBack(h);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('resume fails with the old table live, suspended, new table still inactive: cleared and resumed', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => (h.sim.device().suspended = true), 'fail'),
+      )
+      .expect(
+        'dmsetup',
+        ['clear', DEVICE],
+        reply(() => h.sim.clear(DEVICE)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE)),
+      );
+    await expect(h.backend(runner).grow(request())).rejects.toThrow(/dmsetup resume failed/);
+    runner.assertDone();
+    expectRolledBack(h);
+  });
+
+  it('resume reports an error but the kernel made the new table live: the grow continues', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE), 'fail', 'udev cookie wait failed'),
+      )
+      .expect(
+        'xfs_growfs',
+        MOUNT_ARG(h),
+        reply(() => h.sim.xfsGrow()),
+      );
+    await h.backend(runner).grow(request());
+    runner.assertDone();
+    expectGrown(h);
+  });
+
+  it('xfs_growfs fails: the device stays grown (never shrunk under a filesystem), recover() finishes the grow', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE)),
+      )
+      .expect(
+        'xfs_growfs',
+        MOUNT_ARG(h),
+        reply(() => undefined, 'fail', 'xfs_growfs: XFS_IOC_FSGROWFSDATA xfsctl failed'),
+      );
+    const backend = h.backend(runner);
+    const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
+    expect(error.step).toBe('xfs_growfs');
+    expect(error.deviceState).toBe('grown-fs-pending');
+    expect(backend.failureCounts().get('xfs_growfs')).toBe(1);
+    expectUsable(h);
+    expect(h.sim.device().live).toBe(NEW_TABLE_3G);
+    expect(metadataSize(h)).toBe(GIB);
+    expect(pendingIntents(h)).toHaveLength(1);
+
+    const restart = h.sim.runner();
+    restart.expect(
+      'xfs_growfs',
+      MOUNT_ARG(h),
+      reply(() => h.sim.xfsGrow()),
+    );
+    await h.backend(restart).recover([container()]);
+    restart.assertDone();
+    expectGrown(h);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('verify fails (the filesystem did not grow): reported and counted; recover() retries', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE)),
+      )
+      .expect(
+        'xfs_growfs',
+        MOUNT_ARG(h),
+        reply(() => undefined),
+      );
+    const backend = h.backend(runner);
+    const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
+    expect(error.step).toBe('verify');
+    expect(backend.failureCounts().get('verify')).toBe(1);
+    expectUsable(h);
+
+    const restart = h.sim.runner();
+    restart.expect(
+      'xfs_growfs',
+      MOUNT_ARG(h),
+      reply(() => h.sim.xfsGrow()),
+    );
+    await h.backend(restart).recover([container()]);
+    expectGrown(h);
+  });
+});
+
+/**
+ * The agent is killed between each pair of steps (a command that never returns: its kernel
+ * effect applied or not), then a fresh backend over the same journal and kernel state recovers.
+ */
+describe('agent killed between steps, then recover()', () => {
+  type KillPoint = {
+    name: string;
+    script: (h: Host, runner: ScriptedRunner) => void;
+    /** What recover() must run on the restarted agent. */
+    recovery: (h: Host, runner: ScriptedRunner) => void;
+    outcome: 'rolled-back' | 'grown';
+  };
+  const load = (h: Host, outcome: 'ok' | 'hang' = 'ok') =>
+    [
+      'dmsetup',
+      ['load', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => h.sim.load(DEVICE, NEW_TABLE_3G), outcome),
+    ] as const;
+  const resume = (h: Host, outcome: 'ok' | 'hang' = 'ok') =>
+    ['dmsetup', ['resume', DEVICE], reply(() => h.sim.resume(DEVICE), outcome)] as const;
+  const hangWithout = (tool: string, args: string[]) => [tool, args, reply(() => undefined, 'hang')] as const;
+
+  const killPoints: KillPoint[] = [
+    {
+      name: 'after the intent, before load ran',
+      script: (h, r) => r.expect(...hangWithout('dmsetup', ['load', DEVICE, '--table', NEW_TABLE_3G])),
+      recovery: () => undefined,
+      outcome: 'rolled-back',
+    },
+    {
+      name: 'load ran in the kernel, agent killed before recording it',
+      script: (h, r) => r.expect(...load(h, 'hang')),
+      recovery: (h, r) =>
+        r.expect(
+          'dmsetup',
+          ['clear', DEVICE],
+          reply(() => h.sim.clear(DEVICE)),
+        ),
+      outcome: 'rolled-back',
+    },
+    {
+      name: 'after load was recorded, before resume ran',
+      script: (h, r) => r.expect(...load(h)).expect(...hangWithout('dmsetup', ['resume', DEVICE])),
+      recovery: (h, r) =>
+        r.expect(
+          'dmsetup',
+          ['clear', DEVICE],
+          reply(() => h.sim.clear(DEVICE)),
+        ),
+      outcome: 'rolled-back',
+    },
+    {
+      name: 'mid-resume: new table live, device still suspended',
+      script: (h, r) =>
+        r.expect(...load(h)).expect(
+          'dmsetup',
+          ['resume', DEVICE],
+          reply(() => {
+            const device = h.sim.device();
+            device.live = NEW_TABLE_3G;
+            device.inactive = null;
+            device.suspended = true;
+          }, 'hang'),
+        ),
+      recovery: (h, r) =>
+        r
+          .expect(
+            'dmsetup',
+            ['load', DEVICE, '--table', OLD_TABLE],
+            reply(() => h.sim.load(DEVICE, OLD_TABLE)),
+          )
+          .expect(
+            'dmsetup',
+            ['resume', DEVICE],
+            reply(() => h.sim.resume(DEVICE)),
+          ),
+      outcome: 'rolled-back',
+    },
+    {
+      name: 'resume finished in the kernel, agent killed before recording it',
+      script: (h, r) => r.expect(...load(h)).expect(...resume(h, 'hang')),
+      recovery: (h, r) =>
+        r.expect(
+          'xfs_growfs',
+          MOUNT_ARG(h),
+          reply(() => h.sim.xfsGrow()),
+        ),
+      outcome: 'grown',
+    },
+    {
+      name: 'after resume was recorded, before xfs_growfs ran',
+      script: (h, r) =>
+        r
+          .expect(...load(h))
+          .expect(...resume(h))
+          .expect(...hangWithout('xfs_growfs', MOUNT_ARG(h))),
+      recovery: (h, r) =>
+        r.expect(
+          'xfs_growfs',
+          MOUNT_ARG(h),
+          reply(() => h.sim.xfsGrow()),
+        ),
+      outcome: 'grown',
+    },
+    {
+      name: 'xfs_growfs finished, agent killed before recording it',
+      script: (h, r) =>
+        r
+          .expect(...load(h))
+          .expect(...resume(h))
+          .expect(
+            'xfs_growfs',
+            MOUNT_ARG(h),
+            reply(() => h.sim.xfsGrow(), 'hang'),
+          ),
+      // Growing an XFS that already fills its device is harmless ("data size unchanged").
+      recovery: (h, r) =>
+        r.expect(
+          'xfs_growfs',
+          MOUNT_ARG(h),
+          reply(() => h.sim.xfsGrow()),
+        ),
+      outcome: 'grown',
+    },
+  ];
+
+  for (const point of killPoints) {
+    it(`${point.name} → ${point.outcome}`, async () => {
+      const h = host();
+      const runner = h.sim.runner();
+      point.script(h, runner);
+      void h.backend(runner).grow(request()); // never settles: the agent "died" here
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      runner.assertDone();
+      expect(h.sim.fsSizeBytes).toBeLessThanOrEqual(h.sim.deviceBytes()!);
+
+      const restarted = h.sim.runner();
+      point.recovery(h, restarted);
+      await h.backend(restarted).recover([container()]);
+      restarted.assertDone();
+      if (point.outcome === 'grown') expectGrown(h);
+      else expectRolledBack(h);
+      expect(pendingIntents(h)).toEqual([]);
+    });
+  }
+
+  it('killed after the metadata patch: recover() only closes the journal', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    scriptHappyGrow(h, runner);
+    await h.backend(runner).grow(request());
+    // Re-open the last intent as if the 'done' record was lost (a torn last line).
+    const journalFile = path.join(h.stateDir, 'devicemapper-intents.jsonl');
+    const lines = readFileSync(journalFile, 'utf8').trimEnd().split('\n');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(journalFile, `${lines.slice(0, -1).join('\n')}\n{"step":"do`);
+    expect(pendingIntents(h)).toHaveLength(1);
+    const restarted = h.sim.runner();
+    await h.backend(restarted).recover([container()]);
+    expectGrown(h);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+
+  it('the container stopped (device removed) after the resume: the grown size is persisted', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    runner
+      .expect(...load(h))
+      .expect(...resume(h))
+      .expect(...hangWithout('xfs_growfs', MOUNT_ARG(h)));
+    void h.backend(runner).grow(request());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    h.sim.devices.delete(DEVICE); // docker stop
+    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    const restarted = h.sim.runner();
+    restarted.expect(
+      'dmsetup',
+      ['create', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => {
+        h.sim.devices.set(DEVICE, {
+          major: 253,
+          minor: 3,
+          uuid: '',
+          live: NEW_TABLE_3G,
+          inactive: null,
+          suspended: false,
+          open: 0,
+        });
+      }),
+    );
+    await h.backend(restarted).recover([h.docker.current]);
+    restarted.assertDone();
+    expect(metadataSize(h)).toBe(3 * GIB);
+    expect(pendingIntents(h)).toEqual([]);
+  });
+});
+
+describe('persistence: a grown container starts again at its grown size', () => {
+  async function grownHost(): Promise<Host> {
+    const h = host();
+    const runner = h.sim.runner();
+    scriptHappyGrow(h, runner);
+    await h.backend(runner).grow(request());
+    return h;
+  }
+
+  it('on stop, the device Docker removed is re-created at the grown size on the same pool and id', async () => {
+    const h = await grownHost();
+    h.sim.devices.delete(DEVICE); // Docker deactivates the device at `die`
+    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    const runner = h.sim.runner();
+    runner.expect(
+      'dmsetup',
+      ['create', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => undefined),
+    );
+    await h.backend(runner).onContainerStopped(h.docker.current);
+    runner.assertDone();
+  });
+
+  it('waits for Docker to remove the old-size device before re-creating it', async () => {
+    const h = await grownHost();
+    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    let waits = 0;
+    const runner = h.sim.runner();
+    runner.expect(
+      'dmsetup',
+      ['create', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => undefined),
+    );
+    // The device is still there (deferred removal in progress) for two polls.
+    h.sim.device().live = OLD_TABLE;
+    await h
+      .backend(runner, {
+        sleep: async () => {
+          waits += 1;
+          if (waits === 2) h.sim.devices.delete(DEVICE);
+        },
+      })
+      .onContainerStopped(h.docker.current);
+    runner.assertDone();
+    expect(waits).toBe(2);
+  });
+
+  it('a device Docker left active at its old size and unopened (a failed start) is lengthened in place', async () => {
+    const h = await grownHost();
+    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    h.sim.device().live = OLD_TABLE;
+    h.sim.device().open = 0;
+    let clock = 0;
+    const runner = h.sim.runner();
+    runner
+      .expect(
+        'dmsetup',
+        ['load', DEVICE, '--table', NEW_TABLE_3G],
+        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
+      )
+      .expect(
+        'dmsetup',
+        ['resume', DEVICE],
+        reply(() => h.sim.resume(DEVICE)),
+      );
+    await h
+      .backend(runner, { nowMs: () => (clock += 1000), recreateWaitMs: 3000 })
+      .onContainerStopped(h.docker.current);
+    runner.assertDone();
+    expect(h.sim.device().live).toBe(NEW_TABLE_3G);
+  });
+
+  it('a container that was removed gets no device back, and its record is dropped', async () => {
+    const h = await grownHost();
+    h.sim.devices.delete(DEVICE);
+    h.docker.current = null;
+    const { rmSync } = await import('node:fs');
+    rmSync(h.metadataFile); // docker rm
+    const runner = h.sim.runner(); // a create would fail: not scripted
+    const backend = h.backend(runner);
+    await backend.onContainerStopped(container({ running: false }));
+    await backend.recover([]);
+    expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).not.toContain(HASH);
+  });
+
+  it('at agent start, a stopped grown container gets its device re-created', async () => {
+    const h = await grownHost();
+    h.sim.devices.delete(DEVICE);
+    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    const runner = h.sim.runner();
+    runner.expect(
+      'dmsetup',
+      ['create', DEVICE, '--table', NEW_TABLE_3G],
+      reply(() => undefined),
+    );
+    await h.backend(runner).recover([h.docker.current]);
+    runner.assertDone();
+  });
+
+  it('a container that was never grown is left alone on stop', async () => {
+    const h = host();
+    h.sim.devices.delete(DEVICE);
+    const runner = h.sim.runner();
+    await h.backend(runner).onContainerStopped(container({ running: false }));
+    expect(runner.calls).toEqual([]);
+  });
+});
+
+describe('observe', () => {
+  it('uses three dmsetup commands whatever the container count and reports usage and the pool', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    const spoofed = container({
+      id: 'f'.repeat(64),
+      graphDriverData: { DeviceId: '9', DeviceName: `docker-254:0-15931-${'a'.repeat(64)}` },
+    });
+    const observation = await h
+      .backend(runner)
+      .observe([container(), spoofed, container({ id: 'e'.repeat(64), running: false })], 42);
+    expect(runner.calls.map((call) => call.args.join(' '))).toEqual([
+      'table',
+      'status --noflush',
+      INFO_ARGS.join(' '),
+    ]);
+    const usage = observation.containers.get(CONTAINER_ID)!;
+    expect(usage).toMatchObject({ sizeBytes: GIB, fsType: 'xfs', inodesTotal: 1_000_000, inodesUsed: 1000 });
+    expect(usage.usedBytes).toBe(GIB - h.sim.fsAvailableBytes);
+    expect(usage.detail.mappedBytes).toBe(145408 * 512);
+    expect(observation.errors.get('f'.repeat(64))).toMatch(/not an active dm device/);
+    expect(observation.containers.size).toBe(1);
+    expect(observation.pool).toMatchObject({
+      name: POOL,
+      kind: 'thin-pool-lvm',
+      dataUsedBytes: 210 * 1024 * 512,
+      dataTotalBytes: 8184 * 1024 * 512,
+      metadataUsedBytes: 2064 * 4096,
+      metadataTotalBytes: 20480 * 4096,
+      mode: 'rw',
+      needsCheck: false,
+      committedBytes: GIB,
+    });
+  });
+
+  it('reports Fail and needs_check pools', async () => {
+    const h = host();
+    h.sim.poolMode = 'Fail';
+    const observation = await h.backend(h.sim.runner()).observe([container()], 1);
+    expect(observation.pool?.mode).toBe('fail');
+    h.sim.poolMode = 'ro';
+    h.sim.poolNeedsCheck = true;
+    const again = await h.backend(h.sim.runner()).observe([container()], 2);
+    expect(again.pool).toMatchObject({ mode: 'ro', needsCheck: true });
+  });
+});

@@ -1,0 +1,282 @@
+/**
+ * The Docker inventory against a real, private dockerd (Debian docker.io): lifecycle changes are
+ * seen within 1 s, a daemon restart is survived without missing a container, and a burst of 500
+ * events arrives with none lost or mis-split.
+ */
+import http from 'node:http';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { DockerClient } from '../../src/docker/client.js';
+import { DockerInventory } from '../../src/docker/inventory.js';
+import type { ContainerEvent, ContainerInfo } from '../../src/docker/model.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { TestDockerd } from '../support/dockerd.js';
+import { describeWith, prereqs } from '../support/prereqs.js';
+
+/** Raw Engine API calls for the test's own operations (the agent's path is DockerClient). */
+function engine(socketPath: string, method: string, urlPath: string, body?: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const request = http.request(
+      {
+        socketPath,
+        method,
+        path: urlPath,
+        headers: payload
+          ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }
+          : {},
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if ((response.statusCode ?? 500) >= 300) {
+            reject(new Error(`${method} ${urlPath}: HTTP ${response.statusCode} ${text}`));
+          } else {
+            resolve(text ? JSON.parse(text) : null);
+          }
+        });
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  while (!condition()) {
+    if (performance.now() - started > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return performance.now() - started;
+}
+
+/** Records every listener call, in order. */
+class Recorder {
+  readonly started: ContainerInfo[] = [];
+  readonly stopped: ContainerInfo[] = [];
+  readonly destroyed: string[] = [];
+  readonly events: ContainerEvent[] = [];
+  readonly streamStates: boolean[] = [];
+  resyncs = 0;
+  listener = {
+    onStart: (info: ContainerInfo) => void this.started.push(info),
+    onStop: (info: ContainerInfo) => void this.stopped.push(info),
+    onDestroy: (id: string) => void this.destroyed.push(id),
+    onEvent: (event: ContainerEvent) => void this.events.push(event),
+    onStreamState: (connected: boolean) => void this.streamStates.push(connected),
+    onResync: () => void (this.resyncs += 1),
+  };
+}
+
+const FOLLOW_BOUND_MS = 1000;
+
+describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'docker inventory on a real dockerd', () => {
+  let dockerd: TestDockerd;
+  let image: string;
+  let inventory: DockerInventory | null = null;
+
+  beforeAll(async () => {
+    dockerd = new TestDockerd();
+    await dockerd.start();
+    image = await dockerd.ensureBusyboxImage();
+  });
+
+  afterEach(async () => {
+    await inventory?.stop();
+    inventory = null;
+  });
+
+  afterAll(async () => {
+    await dockerd?.destroy();
+  });
+
+  async function startInventory(recorder: Recorder): Promise<DockerInventory> {
+    const client = new DockerClient({ socketPath: dockerd.socketPath, timeoutMs: 10_000 });
+    inventory = new DockerInventory({
+      api: client,
+      events: client,
+      logger: silentLogger(),
+      resyncIntervalMs: 60_000,
+      // Short backoff so the restart test is quick; the policy itself is unit-tested.
+      eventStream: { backoff: { initialMs: 100, maxMs: 1000 } },
+    });
+    inventory.subscribe(recorder.listener);
+    await inventory.start();
+    await waitFor('event stream connected', () => inventory?.streamConnected === true, 5000);
+    return inventory;
+  }
+
+  async function createContainer(name: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const created = (await engine(dockerd.socketPath, 'POST', `/containers/create?name=${name}`, {
+      Image: image,
+      Cmd: ['sleep', '3600'],
+      ...extra,
+    })) as { Id: string };
+    return created.Id;
+  }
+
+  it('follows create, start, stop and rm within 1 s each', async () => {
+    const recorder = new Recorder();
+    const inv = await startInventory(recorder);
+    const timings: Record<string, number> = {};
+
+    const id = await createContainer('follow-me', { Labels: { team: 'storage' } });
+    timings['create'] = await waitFor('create', () => inv.get(id) !== undefined, FOLLOW_BOUND_MS);
+    expect(inv.get(id)).toMatchObject({
+      name: 'follow-me',
+      state: 'created',
+      running: false,
+      labels: { team: 'storage' },
+    });
+
+    await engine(dockerd.socketPath, 'POST', `/containers/${id}/start`);
+    timings['start'] = await waitFor(
+      'start',
+      () => recorder.started.some((c) => c.id === id),
+      FOLLOW_BOUND_MS,
+    );
+    expect(inv.get(id)).toMatchObject({ state: 'running', running: true });
+    expect(inv.get(id)?.pid).toBeGreaterThan(0);
+    expect(inv.find('follow-me')?.id).toBe(id);
+    expect(inv.find(id.slice(0, 12))?.id).toBe(id);
+
+    await engine(dockerd.socketPath, 'POST', `/containers/${id}/stop?t=0`);
+    timings['stop'] = await waitFor('stop', () => recorder.stopped.some((c) => c.id === id), FOLLOW_BOUND_MS);
+    expect(inv.get(id)).toMatchObject({ state: 'exited', running: false, pid: 0 });
+    expect(recorder.stopped.filter((c) => c.id === id)).toHaveLength(1);
+
+    await engine(dockerd.socketPath, 'DELETE', `/containers/${id}`);
+    timings['rm'] = await waitFor('rm', () => recorder.destroyed.includes(id), FOLLOW_BOUND_MS);
+    expect(inv.get(id)).toBeUndefined();
+
+    for (const [operation, elapsedMs] of Object.entries(timings)) {
+      expect(elapsedMs, operation).toBeLessThan(FOLLOW_BOUND_MS);
+    }
+    console.info(
+      `inventory follow latency (ms): ${JSON.stringify(timings, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}`,
+    );
+  });
+
+  it('receives a burst of 500 events with none lost or mis-split', async () => {
+    const recorder = new Recorder();
+    const inv = await startInventory(recorder);
+    const containerCount = 100;
+    const expected: string[] = [];
+    const ids: string[] = [];
+    // Five workers: events from different containers interleave in the stream, as on a busy host.
+    let next = 0;
+    const worker = async () => {
+      while (next < containerCount) {
+        const index = next++;
+        // Labels make each event bigger (several in one read, some split across reads).
+        const id = await createContainer(`burst-${index}`, {
+          Labels: {
+            index: String(index),
+            padding: 'x'.repeat(300 + index * 7),
+            unicode: 'é→✓'.repeat(index % 5),
+          },
+        });
+        ids.push(id);
+        await engine(dockerd.socketPath, 'POST', `/containers/${id}/start`);
+        await engine(dockerd.socketPath, 'POST', `/containers/${id}/kill`);
+        await engine(dockerd.socketPath, 'DELETE', `/containers/${id}?force=1`);
+        // create, start, kill, die, destroy
+        for (const action of ['create', 'start', 'kill', 'die', 'destroy']) expected.push(`${id} ${action}`);
+      }
+    };
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 5 }, worker));
+    const operationsMs = performance.now() - started;
+    expect(expected).toHaveLength(500);
+
+    const ours = new Set(ids);
+    const received = () => recorder.events.filter((event) => ours.has(event.containerId));
+    await waitFor('500 events', () => received().length >= 500, 10_000);
+    // Anything beyond 500 would be a duplicate or a mis-split line: give it a moment to show up.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const got = received().map((event) => `${event.containerId} ${event.action}`);
+    expect([...got].sort()).toEqual([...expected].sort());
+    for (const id of ids) {
+      const actions = received()
+        .filter((event) => event.containerId === id)
+        .map((event) => event.action);
+      expect(actions).toEqual(['create', 'start', 'kill', 'die', 'destroy']);
+    }
+    // Attributes came through intact (a mis-split would have corrupted or dropped them).
+    const creates = received().filter((event) => event.action === 'create');
+    for (const event of creates) {
+      const index = Number(event.attributes['index']);
+      expect(event.attributes['padding']).toBe('x'.repeat(300 + index * 7));
+      expect(event.attributes['unicode']).toBe('é→✓'.repeat(index % 5));
+    }
+    const stats = inv.stats.stream;
+    expect(stats.malformedEvents).toBe(0);
+    expect(stats.oversizedLines).toBe(0);
+    await waitFor('all burst containers forgotten', () => ids.every((id) => inv.get(id) === undefined), 5000);
+    console.info(`burst: 500 events from ${containerCount} containers in ${Math.round(operationsMs)} ms`);
+  });
+
+  it('reconnects and resyncs by itself across a dockerd restart, missing no container', async () => {
+    // A daemon of its own: dockerd spends ~1 s per stale network sandbox at start, and the burst
+    // above leaves a hundred of them behind.
+    await dockerd.destroy();
+    dockerd = new TestDockerd();
+    await dockerd.start();
+    image = await dockerd.ensureBusyboxImage();
+    const stopped = await createContainer('will-stop');
+    await engine(dockerd.socketPath, 'POST', `/containers/${stopped}/start`);
+    const restarted = await createContainer('restart-always', {
+      HostConfig: { RestartPolicy: { Name: 'always' } },
+    });
+    await engine(dockerd.socketPath, 'POST', `/containers/${restarted}/start`);
+    const removedWhileAway = await createContainer('removed-after');
+    const recorder = new Recorder();
+    const inv = await startInventory(recorder);
+    expect(recorder.started.map((c) => c.id).sort()).toEqual([stopped, restarted].sort());
+    const pidBefore = inv.get(restarted)?.pid;
+
+    await dockerd.stop();
+    await waitFor('stream lost', () => !inv.streamConnected, 5000);
+    const resyncsBefore = recorder.resyncs;
+    await dockerd.start();
+    // Changes made right after the daemon is back, likely before the agent reconnected.
+    const createdAfter = await createContainer('created-after');
+    await engine(dockerd.socketPath, 'POST', `/containers/${createdAfter}/start`);
+    await engine(dockerd.socketPath, 'DELETE', `/containers/${removedWhileAway}`);
+
+    await waitFor(
+      'reconnect and resync',
+      () => inv.streamConnected && recorder.resyncs > resyncsBefore,
+      30_000,
+    );
+    await waitFor('inventory caught up', () => inv.get(createdAfter)?.running === true, 5000);
+    expect(inv.reconnects).toBeGreaterThanOrEqual(1);
+
+    // The inventory equals the daemon's own truth.
+    const truth = (await engine(dockerd.socketPath, 'GET', '/containers/json?all=1')) as Array<{
+      Id: string;
+      State: string;
+    }>;
+    const truthMap = new Map(truth.map((entry) => [entry.Id, entry.State]));
+    const inventoryMap = new Map(inv.list().map((info) => [info.id, info.state as string]));
+    expect(inventoryMap).toEqual(truthMap);
+
+    expect(inv.get(stopped)).toMatchObject({ running: false });
+    expect(recorder.stopped.map((c) => c.id)).toContain(stopped);
+    expect(inv.get(restarted)).toMatchObject({ running: true });
+    expect(inv.get(restarted)?.pid).not.toBe(pidBefore);
+    expect(recorder.started.map((c) => c.id)).toContain(createdAfter);
+    expect(recorder.destroyed).toContain(removedWhileAway);
+    expect(inv.get(removedWhileAway)).toBeUndefined();
+    expect(recorder.streamStates).toEqual([true, false, true]);
+    // The restart-always container stopped and started again behind our back: listeners heard both.
+    const restartedCalls = [
+      ...recorder.stopped.filter((c) => c.id === restarted).map(() => 'stop'),
+      ...recorder.started.filter((c) => c.id === restarted).map(() => 'start'),
+    ];
+    expect(restartedCalls.sort()).toEqual(['start', 'start', 'stop']);
+  });
+});

@@ -22,7 +22,8 @@
  *
  * Cooldown versus the fill race: the cooldown holds threshold and inode grows, but a container
  * predicted to be FULL within the prediction horizon grows anyway (it would hit ENOSPC before the
- * cooldown ends). Runaway protection then comes from maxSize, maxStep, the pool limits, and the
+ * cooldown ends). This holds with prediction disabled too: the cooldown exists to stop
+ * thrashing, never to let a container run out of space that a grow could have given it. Runaway protection then comes from maxSize, maxStep, the pool limits, and the
  * rule that a grow is only ever decided on an observation taken after the previous grow ended.
  */
 import type { Config, PolicySettings } from '../config/schema.js';
@@ -141,9 +142,11 @@ export function decide(input: DecideInput): DecideOutput {
     const sizeBytes = usage.sizeBytes;
     const usedBytes = usage.usedBytes;
     const usedRatio = usedBytes / sizeBytes;
-    const rate = config.prediction.enabled
-      ? estimateFillRate(history.samples, nowMs, config.prediction.window).bytesPerSecond
-      : null;
+    // The rate is always estimated: status shows time to full, and the cooldown yields to a container
+    // about to be full even with prediction off. prediction.enabled governs early (predicted) grows
+    // and rate-sized steps only.
+    const rate = estimateFillRate(history.samples, nowMs, config.prediction.window).bytesPerSecond;
+    const predictionRate = config.prediction.enabled ? rate : null;
     const ttf = timeToFullSeconds(usedBytes, sizeBytes, rate);
     plan.fillRateBytesPerSecond = rate;
     plan.timeToFullSeconds = ttf;
@@ -154,7 +157,8 @@ export function decide(input: DecideInput): DecideOutput {
       usage.inodesTotal !== null && usage.inodesUsed !== null && usage.inodesTotal > 0
         ? usage.inodesUsed / usage.inodesTotal
         : null;
-    const predictedUsedBytes = rate !== null && rate > 0 ? usedBytes + (rate * horizonMs) / 1000 : null;
+    const predictedUsedBytes =
+      predictionRate !== null && predictionRate > 0 ? usedBytes + (predictionRate * horizonMs) / 1000 : null;
     let trigger: GrowTrigger | null = null;
     let triggerWhy = '';
     if (usedBytes >= thresholdBytes) {
@@ -196,10 +200,16 @@ export function decide(input: DecideInput): DecideOutput {
           `${triggerWhy}; grown ${formatDurationMs(nowMs - history.lastGrowAtMs)} ago, cooldown ${formatDurationMs(settings.cooldown)}`,
         );
       }
-      trigger = 'predicted';
+      if (predictionRate !== null) trigger = 'predicted';
       triggerWhy = `full in ${formatSeconds(ttf ?? 0)} at ${formatBytes(rate ?? 0)}/s, sooner than the ${formatDurationMs(horizonMs)} horizon: overriding the cooldown`;
     }
-    const target = computeTarget({ sizeBytes, usedBytes, settings, bytesPerSecond: rate, horizonMs });
+    const target = computeTarget({
+      sizeBytes,
+      usedBytes,
+      settings,
+      bytesPerSecond: predictionRate,
+      horizonMs,
+    });
     if (target.toBytes <= sizeBytes) {
       return skip(
         'at-max-size',

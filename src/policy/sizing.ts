@@ -38,9 +38,9 @@ export interface Target {
 
 /**
  * The size to grow to (>= sizeBytes; equal only when sizeBytes >= maxSize). The step is the largest
- * of: the configured step, minStep, the bytes the fill rate adds over the horizon (with the usage at
- * the horizon still under the threshold after growing), and what brings today's usage back under the
- * threshold. maxStep then caps it, and maxSize caps the result.
+ * of: the configured step, minStep, what brings today's usage back under the threshold, and (when
+ * the fill rate is known) what covers the fill over the horizon (see below). maxStep then caps it,
+ * and maxSize caps the result.
  */
 export function computeTarget(input: TargetInput): Target {
   const { sizeBytes, usedBytes, settings } = input;
@@ -61,9 +61,14 @@ export function computeTarget(input: TargetInput): Target {
   }
   if (input.bytesPerSecond !== null && input.bytesPerSecond > 0) {
     const fillOverHorizon = Math.ceil((input.bytesPerSecond * input.horizonMs) / 1000);
+    // Three requirements: the step covers rate x horizon; one horizon from now usage is still under
+    // the threshold; and the container is not predicted full for two horizons. The last one spaces
+    // grows of a sustained writer about one horizon apart (the cooldown override fires when time to
+    // full drops under one horizon) instead of every few passes.
     const coverFill = Math.max(
       fillOverHorizon,
       Math.floor((usedBytes + fillOverHorizon) / threshold) + 1 - sizeBytes,
+      usedBytes + 2 * fillOverHorizon - sizeBytes,
     );
     if (coverFill > step) {
       step = coverFill;

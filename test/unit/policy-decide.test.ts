@@ -434,7 +434,7 @@ describe('decide: prediction', () => {
     expect(plan.timeToFullSeconds).toBeCloseTo(4096, 0);
   });
 
-  it('does not predict when prediction is disabled', () => {
+  it('does not grow early when prediction is disabled, but still reports time to full', () => {
     const { decision, plan } = run({
       config: { prediction: { enabled: false } },
       usage: usage(10 * GiB, 6 * GiB),
@@ -442,7 +442,17 @@ describe('decide: prediction', () => {
     });
 
     expect(decision).toMatchObject({ kind: 'skip', reason: 'below-threshold' });
-    expect(plan.timeToFullSeconds).toBeNull();
+    expect(plan.timeToFullSeconds).toBeCloseTo(20.48, 1);
+  });
+
+  it('lets the cooldown yield to a container about to be full even with prediction disabled', () => {
+    const { decision } = run({
+      config: { prediction: { enabled: false } },
+      usage: usage(10 * GiB, 9 * GiB),
+      history: { lastGrowAtMs: NOW - 10_000, samples: fillingSamples(9 * GiB, 100 * MiB) },
+    });
+
+    expect(decision).toMatchObject({ kind: 'grow', trigger: 'threshold', toBytes: 12 * GiB });
   });
 
   it('overrides the cooldown when the container will be full within the horizon', () => {

@@ -7,9 +7,14 @@ import { pino, destination, stdTimeFunctions, type Logger as PinoLogger, type De
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 export type Logger = PinoLogger;
 
-export function createLogger(
-  options: { level: LogLevel; destination?: DestinationStream } = { level: 'info' },
-): Logger {
+export interface LoggerOptions {
+  level: LogLevel;
+  /** Where JSON lines go: stdout (the agent) or stderr (commands whose stdout is their result). */
+  fd?: 1 | 2;
+  destination?: DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions = { level: 'info' }): Logger {
   return pino(
     {
       name: 'docker-autogrow',
@@ -18,7 +23,7 @@ export function createLogger(
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? destination({ fd: 1, sync: false }),
+    options.destination ?? destination({ fd: options.fd ?? 1, sync: options.fd === 2 }),
   );
 }
 

@@ -1,0 +1,210 @@
+/**
+ * The composition root: builds the real implementations (runner, Docker client and inventory,
+ * storage backend, journal, reconciler, metrics, HTTP endpoint, systemd notifier) from a
+ * configuration and wires them together. Nothing else constructs them; tests build their own
+ * graphs from fakes.
+ */
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { createDockerClient, type DockerClient } from '../docker/client.js';
+import { createDockerInventory, type DockerInventory } from '../docker/inventory.js';
+import type { DockerInfo } from '../docker/model.js';
+import { ExecaRunner } from '../exec/runner.js';
+import { startMetricsServer, type MetricsServer } from '../http/server.js';
+import type { Logger } from '../log/logger.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { createBackendFor } from '../storage/select.js';
+import type { StorageBackend } from '../storage/types.js';
+import { createSystemdNotifier } from '../systemd/notify.js';
+import { formatBytes } from '../util/units.js';
+import { Journal } from './journal.js';
+import { Reconciler } from './reconciler.js';
+import type { PassReport } from './report.js';
+
+/** Docker could not be reached or answered nonsense: the agent cannot serve this host. */
+export class DockerUnavailableError extends Error {
+  override readonly name = 'DockerUnavailableError';
+}
+
+export interface AgentContext {
+  config: Config;
+  logger: Logger;
+  runner: ExecaRunner;
+  docker: DockerClient;
+  dockerInfo: DockerInfo;
+  backend: StorageBackend;
+  journal: Journal;
+  inventory: DockerInventory;
+  reconciler: Reconciler;
+  metrics: Metrics;
+}
+
+/** The agent's own state directory: beside the journal (locks and backend intent logs). */
+export function stateDirOf(config: Config): string {
+  return path.dirname(config.journal.path);
+}
+
+/** Asks Docker for its info; a clear error when the daemon cannot be reached. */
+export async function connectDocker(
+  config: Config,
+): Promise<{ docker: DockerClient; dockerInfo: DockerInfo }> {
+  const docker = createDockerClient({
+    socketPath: config.docker.socketPath,
+    timeoutMs: config.docker.timeout,
+  });
+  try {
+    return { docker, dockerInfo: await docker.info() };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DockerUnavailableError(`cannot reach Docker at ${config.docker.socketPath}: ${reason}`);
+  }
+}
+
+/** Builds every part of the agent; starts nothing. */
+export async function createAgentContext(config: Config, logger: Logger): Promise<AgentContext> {
+  const metrics = createMetrics();
+  const runner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
+  const { docker, dockerInfo } = await connectDocker(config);
+  const backend = await createBackendFor(dockerInfo, {
+    runner,
+    docker,
+    dockerInfo,
+    logger: logger.child({ component: 'storage', driver: dockerInfo.driver }),
+    stateDir: stateDirOf(config),
+    commandTimeoutMs: config.commandTimeout,
+  });
+  const journal = new Journal({
+    path: config.journal.path,
+    maxSizeBytes: config.journal.maxSize,
+    keep: config.journal.keep,
+    onWriteError: () => metrics.incJournalErrors(),
+  });
+  const inventory = createDockerInventory({
+    api: docker,
+    events: docker,
+    logger: logger.child({ component: 'inventory' }),
+    resyncIntervalMs: config.resyncInterval,
+  });
+  const labelWarningsSeen = new Set<string>();
+  const reconciler = new Reconciler({
+    inventory,
+    backend,
+    config,
+    journal,
+    clock: { nowMs: () => Date.now() },
+    logger: logger.child({ component: 'reconciler' }),
+    onReport: (report) => {
+      metrics.applyPassReport(report);
+      metrics.incLabelWarnings(countNewLabelWarnings(report, labelWarningsSeen));
+    },
+  });
+  inventory.subscribe({
+    onStreamState: (connected) => metrics.setEventStreamConnected(connected),
+    onDestroy: (containerId) => {
+      metrics.forgetContainer(containerId);
+      for (const key of [...labelWarningsSeen])
+        if (key.startsWith(`${containerId}\n`)) labelWarningsSeen.delete(key);
+    },
+  });
+  return { config, logger, runner, docker, dockerInfo, backend, journal, inventory, reconciler, metrics };
+}
+
+/** Invalid label values are counted once per container and text, not once per pass. */
+function countNewLabelWarnings(report: PassReport, seen: Set<string>): number {
+  let fresh = 0;
+  for (const container of report.containers) {
+    for (const warning of container.labelWarnings) {
+      const key = `${container.containerId}\n${warning}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        fresh += 1;
+      }
+    }
+  }
+  return fresh;
+}
+
+export interface RunningAgent {
+  /** Resolves when the agent has stopped (after `stop()`). */
+  readonly stopped: Promise<void>;
+  /** Stops timers and streams, lets an in-flight grow finish, closes the endpoint. */
+  stop(): Promise<void>;
+  /** The metrics port actually listened on (null when metrics are disabled). */
+  readonly metricsPort: number | null;
+}
+
+/**
+ * Runs the agent until `stop()`: the event stream and resyncs, a pass every interval, the metrics
+ * endpoint, and systemd readiness after the first pass plus watchdog pings while passes keep coming.
+ */
+export async function runAgent(
+  context: AgentContext,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningAgent> {
+  const { config, logger, inventory, reconciler, metrics } = context;
+  const notifier = createSystemdNotifier({
+    runner: context.runner,
+    env,
+    logger: logger.child({ component: 'systemd' }),
+  });
+  let firstPassDone = false;
+  let server: MetricsServer | null = null;
+  if (config.metrics.enabled) {
+    server = await startMetricsServer({
+      listen: config.metrics.listen,
+      webConfigFile: config.metrics.webConfigFile,
+      registry: metrics.registry,
+      isReady: () => firstPassDone && inventory.streamConnected,
+      logger: logger.child({ component: 'http' }),
+    });
+  }
+  logger.info(
+    {
+      driver: context.dockerInfo.driver,
+      dockerVersion: context.dockerInfo.serverVersion,
+      dataRoot: context.dockerInfo.dockerRootDir,
+      intervalMs: config.interval,
+      dryRun: config.dryRun,
+      metricsPort: server?.port ?? null,
+    },
+    'agent starting',
+  );
+  await inventory.start();
+  await reconciler.start();
+  const first = reconciler.lastReport ?? (await reconciler.runPass({}));
+  firstPassDone = true;
+  const summary = describeReport(first);
+  await notifier.ready(summary);
+  // Withhold watchdog pings when passes stop coming, so systemd restarts a wedged agent.
+  notifier.startWatchdog(() => {
+    const last = reconciler.lastReport;
+    if (!last) return false;
+    return Date.now() - (last.startedAtMs + last.durationMs) < Math.max(10 * config.interval, 60_000);
+  });
+  logger.info({ containers: first.containers.length }, 'agent ready');
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('agent stopping');
+      await notifier.stopping();
+      notifier.stopWatchdog();
+      await reconciler.stop();
+      await inventory.stop();
+      await server?.close();
+      logger.info('agent stopped');
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { stopped, stop, metricsPort: server?.port ?? null };
+}
+
+function describeReport(report: PassReport): string {
+  const pool = report.pool
+    ? `, pool ${formatBytes(report.pool.dataUsedBytes)}/${formatBytes(report.pool.dataTotalBytes)} used`
+    : '';
+  return `serving ${report.containers.length} containers (${report.driver ?? 'no driver'})${pool}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * What every agent-backed command does first: load the configuration, make a logger, build the
+ * agent's parts. Errors become one-line CLI errors (config: exit 2; Docker unreachable: exit 1).
+ */
+import { DockerUnavailableError, createAgentContext, type AgentContext } from '../agent/app.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { UnsupportedDriverError } from '../storage/select.js';
+import { createLogger, type LogLevel, type Logger } from '../log/logger.js';
+import { CliError, EXIT_FAILURE } from './errors.js';
+import type { CliContext } from './program.js';
+
+export interface LoadedCliConfig {
+  config: Config;
+  source: string;
+  logger: Logger;
+}
+
+/** Loads the configuration named by the global options; logs go to stderr when stdout is a result. */
+export function loadCliConfig(
+  context: CliContext,
+  options: { logsToStderr: boolean; overrides?: Partial<Config> },
+): LoadedCliConfig {
+  const globals = context.globals();
+  const loaded = loadConfig({ flagPath: globals.config, env: context.io.env });
+  const config = { ...loaded.config, ...options.overrides };
+  const level = (globals.logLevel ?? config.log.level) as LogLevel;
+  const logger = createLogger({ level, fd: options.logsToStderr ? 2 : 1 });
+  return { config, source: loaded.source, logger };
+}
+
+export async function buildAgent(config: Config, logger: Logger): Promise<AgentContext> {
+  try {
+    return await createAgentContext(config, logger);
+  } catch (error) {
+    if (error instanceof DockerUnavailableError || error instanceof UnsupportedDriverError) {
+      throw new CliError(error.message, EXIT_FAILURE);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Picks the storage backend for the daemon's storage driver. The one place that maps a driver name
+ * to an implementation; `doctor` and the agent both use it.
+ */
+import type { DockerInfo } from '../docker/model.js';
+import { createBtrfsBackend } from './btrfs/index.js';
+import { createDevicemapperBackend } from './devicemapper/index.js';
+import type { BackendDeps, StorageBackend, StorageDriverName } from './types.js';
+
+export const SUPPORTED_STORAGE_DRIVERS: readonly StorageDriverName[] = ['devicemapper', 'btrfs', 'overlay2'];
+
+export class UnsupportedDriverError extends Error {
+  override readonly name = 'UnsupportedDriverError';
+  constructor(readonly driver: string) {
+    super(
+      `storage driver ${JSON.stringify(driver)} is not supported: docker-autogrow serves devicemapper, btrfs ` +
+        'and overlay2 on XFS with project quotas',
+    );
+  }
+}
+
+export function isSupportedDriver(driver: string): driver is StorageDriverName {
+  return (SUPPORTED_STORAGE_DRIVERS as readonly string[]).includes(driver);
+}
+
+/** Creates the backend for `info.driver`, or throws {@link UnsupportedDriverError}. */
+export async function createBackendFor(info: DockerInfo, deps: BackendDeps): Promise<StorageBackend> {
+  switch (info.driver) {
+    case 'devicemapper':
+      return createDevicemapperBackend(deps);
+    case 'btrfs':
+      return createBtrfsBackend(deps);
+    case 'overlay2':
+      throw new UnsupportedDriverError('overlay2 (backend not built yet)');
+    default:
+      throw new UnsupportedDriverError(info.driver);
+  }
+}

@@ -686,6 +686,24 @@ describe('persistence: a grown container starts again at its grown size', () => 
     runner.assertDone();
   });
 
+  it('holds a grown device open (Docker then only defers its removal) and lets go once Docker deleted the container', async () => {
+    const h = await grownHost();
+    expect([...h.held.values()]).toEqual([`/dev/mapper/${DEVICE}`]);
+    const runner = h.sim.runner();
+    const backend = h.backend(runner);
+    // A fresh agent re-opens its hold on the next pass.
+    await backend.observe([container()], 1);
+    expect(h.held.size).toBe(2);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      h.metadataFile,
+      '{"device_id":4,"size":3221225472,"transaction_id":4,"initialized":false,"deleted":true}',
+    );
+    await backend.observe([], 2);
+    expect(h.held.size).toBe(1); // the first agent instance of this test still holds its own fd
+    expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).not.toContain(HASH);
+  });
+
   it('a container that was never grown is left alone on stop', async () => {
     const h = host();
     h.sim.devices.delete(DEVICE);

@@ -240,6 +240,8 @@ export interface Host {
   metadataFile: string;
   /** What inspect returns for the container (null: removed). */
   docker: { current: ContainerInfo | null };
+  /** Device paths the backend holds open (fake open/close). */
+  held: Map<number, string>;
   backend(runner: ScriptedRunner, options?: DevicemapperOptions): DevicemapperBackend;
 }
 
@@ -261,6 +263,8 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
     `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n33 32 253:3 / ${mountPath} rw,relatime shared:2 - xfs /dev/mapper/${DEVICE} rw,nouuid,attr2,inode64,logbufs=8,logbsize=32k,sunit=1024,swidth=1024,noquota\n`,
   );
   const sim = new DmSim();
+  const held = new Map<number, string>();
+  let nextFd = 100;
   const docker = { current: container() as ContainerInfo | null };
   const dockerApi: DockerApi = {
     info: async () => dockerInfo,
@@ -275,6 +279,7 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
     mountPath,
     metadataFile,
     docker,
+    held,
     backend: (runner, options = {}) =>
       createDevicemapperBackend(
         { runner, docker: dockerApi, dockerInfo, logger: silentLogger(), stateDir, commandTimeoutMs: 5000 },
@@ -284,6 +289,14 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
           statfs: async () => sim.statfs(),
           sleep: async () => undefined,
           binaryPresent: () => true,
+          openDevice: (devicePath) => {
+            nextFd += 1;
+            held.set(nextFd, devicePath);
+            return nextFd;
+          },
+          closeDevice: (fd) => {
+            held.delete(fd);
+          },
           ...options,
         },
       ),

@@ -10,7 +10,7 @@
  * - recover: replays the write-ahead journal of an agent killed mid-grow.
  * - growPool: lvextend (direct-lvm) or sparse file + losetup -c + pool reload (loop-lvm).
  */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { statfs as statfsCallback } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -96,6 +96,16 @@ export interface DevicemapperOptions {
   nowMs?: () => number;
   /** How long onContainerStopped waits for Docker to remove the old device (default 3 s). */
   recreateWaitMs?: number;
+  /**
+   * Keep grown devices open while Docker may deactivate them (default: when docker info says
+   * deferred removal and deferred deletion are enabled). Docker then only schedules a deferred
+   * removal at stop, and its next start cancels it and mounts the existing, grown device: this
+   * closes the `docker restart` race. Tests pass fakes for open/close.
+   */
+  holdGrownDevices?: boolean;
+  openDevice?: (devicePath: string) => number;
+  closeDevice?: (fd: number) => void;
+  devMapperDir?: string;
   /** Binary lookup for doctor (default: the runner's search). */
   binaryPresent?: (tool: ToolName) => boolean;
 }
@@ -202,6 +212,46 @@ export function createDevicemapperBackend(
   const journal = new GrowJournal(path.join(deps.stateDir, 'devicemapper-intents.jsonl'), nowMs);
   const grown = GrownDeviceStore.inStateDir(deps.stateDir);
   const failures = new Map<string, number>();
+  const dockerDm = parseDockerDmDriverStatus(deps.dockerInfo.driverStatus);
+  const holdGrownDevices =
+    options.holdGrownDevices ??
+    (dockerDm.deferredRemovalEnabled === true && dockerDm.deferredDeletionEnabled === true);
+  const openDevice =
+    options.openDevice ?? ((devicePath: string) => openSync(devicePath, fsConstants.O_RDONLY));
+  const closeDevice = options.closeDevice ?? ((fd: number) => closeSync(fd));
+  const devMapperDir = options.devMapperDir ?? '/dev/mapper';
+  /** Open file descriptors on grown devices, by hash (see holdGrownDevices). */
+  const holds = new Map<string, number>();
+
+  function hold(hash: string, deviceName: string): void {
+    if (!holdGrownDevices || holds.has(hash)) return;
+    try {
+      holds.set(hash, openDevice(path.join(devMapperDir, deviceName)));
+    } catch (error) {
+      logger.warn({ device: deviceName, error: errorText(error) }, 'could not hold a grown device open');
+    }
+  }
+
+  function release(hash: string): void {
+    const fd = holds.get(hash);
+    if (fd === undefined) return;
+    holds.delete(hash);
+    try {
+      closeDevice(fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Docker deleted the container (metadata file gone or marked deleted): stop holding its device. */
+  function metadataGoneOrDeleted(hash: string): boolean {
+    try {
+      const parsed = JSON.parse(readFileSync(metadataPathOf(hash), 'utf8')) as { deleted?: unknown };
+      return parsed.deleted === true;
+    } catch {
+      return true;
+    }
+  }
   let intentCounter = 0;
 
   const driverStatus = (): DockerDmDriverStatus => parseDockerDmDriverStatus(deps.dockerInfo.driverStatus);
@@ -348,6 +398,23 @@ export function createDevicemapperBackend(
       }
     }
     const mounts = readMounts();
+    // Holds: re-open for running grown containers (e.g. after an agent restart); drop them once
+    // Docker deleted the container, so its deferred removal and deletion can complete.
+    for (const hash of [...holds.keys()]) {
+      if (metadataGoneOrDeleted(hash)) {
+        release(hash);
+        grown.remove(hash);
+      }
+    }
+    for (const record of grown.all()) {
+      if (
+        !holds.has(record.hash) &&
+        state.infos.has(record.deviceName) &&
+        !metadataGoneOrDeleted(record.hash)
+      ) {
+        hold(record.hash, record.deviceName);
+      }
+    }
     for (const container of containers) {
       if (!container.running || container.storageDriver !== 'devicemapper') continue;
       try {
@@ -526,6 +593,7 @@ export function createDevicemapperBackend(
       journal.record(intent.intentId, 'metadata-patched');
     }
     rememberGrown(intent);
+    hold(intent.hash, intent.deviceName);
     journal.record(intent.intentId, 'done');
   }
 
@@ -808,18 +876,24 @@ export function createDevicemapperBackend(
       });
       if (!live) {
         await dmsetup(['create', record.deviceName, '--table', newTable]);
+        hold(record.hash, record.deviceName);
         logger.info(
           { device: record.deviceName, sizeSectors: record.sizeSectors },
           're-created stopped container device at its grown size',
         );
         return;
       }
-      if (live.lengthSectors >= record.sizeSectors) return;
+      if (live.lengthSectors >= record.sizeSectors) {
+        // Still there at the grown size: held open, Docker only scheduled a deferred removal.
+        hold(record.hash, record.deviceName);
+        return;
+      }
       if (nowMs() >= deadline && live.info.openCount === 0 && !live.info.suspended) {
         // Docker left the device active at its cached (old) size, e.g. after a start that failed:
         // lengthen it in place (nothing has it open).
         await dmsetup(['load', record.deviceName, '--table', newTable]);
         await dmsetup(['resume', record.deviceName], true);
+        hold(record.hash, record.deviceName);
         logger.info(
           { device: record.deviceName },
           'lengthened a stopped container device Docker left at its old size',
@@ -838,6 +912,7 @@ export function createDevicemapperBackend(
   }
 
   async function forgetRemoved(hash: string, deviceName: string): Promise<void> {
+    release(hash);
     const state = await snapshot(false);
     const info = state.infos.get(deviceName);
     if (info && info.openCount === 0) {
@@ -871,6 +946,7 @@ export function createDevicemapperBackend(
       const container = byId.get(record.containerId);
       try {
         if (!container || !container.running) await ensureGrownDevice(record.containerId, record.hash);
+        if (grown.get(record.hash)) hold(record.hash, record.deviceName);
       } catch (error) {
         logger.error(
           { device: record.deviceName, error: errorText(error) },

@@ -5,11 +5,9 @@
  * TLS version holds, and a rotated certificate is served without a restart.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
@@ -17,78 +15,24 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startMetricsServer, type MetricsServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { describeWith, type Prereq } from '../support/prereqs.js';
+import { describeWith } from '../support/prereqs.js';
+import {
+  CLIENT_EXTENSIONS,
+  SERVER_EXTENSIONS,
+  TestCertificates,
+  executable,
+  opensslPrereq,
+} from './http-certs.js';
 import { samplePassReport } from '../unit/metrics-sample-report.js';
 
 const execFileAsync = promisify(execFile);
 
-function executable(name: string, file: string): Prereq {
-  return {
-    name,
-    ok: () => {
-      try {
-        accessSync(file, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    fix: `apt-get install ${name}`,
-  };
-}
-
-const dir = mkdtempSync(path.join(tmpdir(), 'agtls-'));
-const file = (name: string) => path.join(dir, name);
-
-async function run(args: string[]): Promise<void> {
-  await execFileAsync('/usr/bin/openssl', args, { cwd: dir });
-}
-
-/** A CA, and a certificate it signs for `name` (server: SAN 127.0.0.1 and localhost). */
-async function makeCa(name: string): Promise<void> {
-  await run(
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-    ]),
-  );
-}
-
-async function makeCert(name: string, ca: string, extension: string): Promise<void> {
-  await run(
-    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=${name}`,
-    ]),
-  );
-  writeFileSync(file(`${name}.ext`), extension);
-  await run(
-    [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      `${ca}.crt`,
-      '-CAkey',
-      `${ca}.key`,
-      '-CAcreateserial',
-    ].concat(['-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`]),
-  );
-}
-
-const SERVER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n';
-const CLIENT_EXT = 'subjectAltName=DNS:prometheus.example\nextendedKeyUsage=clientAuth\n';
+const certs = new TestCertificates();
+const file = (name: string) => certs.file(name);
+const SERVER_EXT = SERVER_EXTENSIONS;
+const CLIENT_EXT = CLIENT_EXTENSIONS;
+const makeCa = (name: string) => certs.makeCa(name);
+const makeCert = (name: string, ca: string, extensions: string) => certs.makeCert(name, ca, extensions);
 
 interface Reply {
   status: number;
@@ -145,7 +89,7 @@ async function start(webConfig: string): Promise<MetricsServer> {
 const HASH = bcrypt.hashSync('correct horse', 10);
 
 describeWith(
-  [executable('openssl', '/usr/bin/openssl'), executable('curl', '/usr/bin/curl')],
+  [opensslPrereq, executable('curl', '/usr/bin/curl')],
   'metrics endpoint with TLS and basic auth (real certificates)',
   () => {
     beforeAll(async () => {
@@ -160,7 +104,7 @@ describeWith(
       await Promise.all(servers.splice(0).map((server) => server.close()));
     });
 
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    afterAll(() => certs.remove());
 
     const tlsAndAuth = [
       'tls_server_config:',

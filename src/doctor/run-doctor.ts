@@ -32,7 +32,7 @@ export interface DoctorOptions {
   stateDir: string;
   metrics: { enabled: boolean; listen: string };
   /** The backend for this host's driver (null: unsupported driver; the generic check says so). */
-  createBackend: (info: DockerInfo) => StorageBackend | null;
+  createBackend: (info: DockerInfo) => StorageBackend | null | Promise<StorageBackend | null>;
   /** Injected for tests; default: process.getuid() and /proc/self/status. */
   privileges?: () => Promise<{ uid: number; capSysAdmin: boolean }>;
   /** Injected for tests; default: bind a TCP server briefly. */
@@ -182,7 +182,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
   if (facts.docker.reachable) {
     const info = facts.docker.info;
     try {
-      const backend = options.createBackend(info);
+      const backend = await options.createBackend(info);
       if (backend) backendChecks = await backend.doctor();
     } catch (error) {
       backendChecks = [

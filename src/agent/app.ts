@@ -65,7 +65,7 @@ export async function createAgentContext(config: Config, logger: Logger): Promis
   const metrics = createMetrics();
   const runner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
   const { docker, dockerInfo } = await connectDocker(config);
-  const backend = await createBackendFor(dockerInfo, {
+  const backend = createBackendFor(dockerInfo, {
     runner,
     docker,
     dockerInfo,

@@ -5,6 +5,7 @@
 import type { DockerInfo } from '../docker/model.js';
 import { createBtrfsBackend } from './btrfs/index.js';
 import { createDevicemapperBackend } from './devicemapper/index.js';
+import { createOverlayXfsBackend } from './overlay-xfs/index.js';
 import type { BackendDeps, StorageBackend, StorageDriverName } from './types.js';
 
 export const SUPPORTED_STORAGE_DRIVERS: readonly StorageDriverName[] = ['devicemapper', 'btrfs', 'overlay2'];
@@ -24,14 +25,14 @@ export function isSupportedDriver(driver: string): driver is StorageDriverName {
 }
 
 /** Creates the backend for `info.driver`, or throws {@link UnsupportedDriverError}. */
-export async function createBackendFor(info: DockerInfo, deps: BackendDeps): Promise<StorageBackend> {
+export function createBackendFor(info: DockerInfo, deps: BackendDeps): StorageBackend {
   switch (info.driver) {
     case 'devicemapper':
       return createDevicemapperBackend(deps);
     case 'btrfs':
       return createBtrfsBackend(deps);
     case 'overlay2':
-      throw new UnsupportedDriverError('overlay2 (backend not built yet)');
+      return createOverlayXfsBackend(deps);
     default:
       throw new UnsupportedDriverError(info.driver);
   }

@@ -1,0 +1,45 @@
+/**
+ * Boots one VM per devicemapper pool kind and runs test/guest/devicemapper-lifecycle.test.ts there:
+ * direct-lvm with live-restore on, loop-lvm with live-restore off (so the dockerd restart is
+ * covered both ways). The host checks the guest's verdict, that every guest test passed (none
+ * skipped), and prints the measurements the guest wrote.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { describeWith } from '../support/prereqs.js';
+import { assertVmRunPassed, runInVm, vmPrereqs, type VmEnvironment } from './harness/index.js';
+
+const GUEST_FILE = 'test/guest/devicemapper-lifecycle.test.ts';
+const GUEST_TESTS = 8;
+
+async function lifecycle(environment: VmEnvironment, liveRestore: boolean): Promise<void> {
+  const result = await runInVm({
+    environment,
+    label: `dm-lifecycle-${environment}`,
+    vitestFiles: [GUEST_FILE],
+    env: { AUTOGROW_VM_LIVE_RESTORE: liveRestore ? '1' : '0' },
+    timeoutMs: 12 * 60_000,
+  });
+  console.log(
+    `${environment}: exit ${result.exitCode} in ${Math.round(result.durationMs / 1000)} s (${result.runDir})`,
+  );
+  for (const line of result.consoleLog.split('\n')) if (line.includes('DM-MEASURE')) console.log(line.trim());
+  assertVmRunPassed(result);
+  const junit = readFileSync(path.join(result.artifactsDir, 'junit.xml'), 'utf8');
+  const testcases = junit.match(/<testcase [^>]*>[\s\S]*?<\/testcase>|<testcase [^>]*\/>/g) ?? [];
+  const passed = testcases.filter((testcase) => !/<skipped|<failure|<error/.test(testcase));
+  expect(passed).toHaveLength(GUEST_TESTS);
+  const measurements = path.join(result.artifactsDir, `devicemapper-${environment}.json`);
+  expect(existsSync(measurements)).toBe(true);
+}
+
+describeWith(vmPrereqs, 'devicemapper backend in the VM', () => {
+  it('direct-lvm (live-restore on): grow, stop/start, docker restart, dockerd restart, rm, lvextend', async () => {
+    await lifecycle('docker-dm-lvm', true);
+  });
+
+  it('loop-lvm (live-restore off): grow, stop/start, docker restart, dockerd restart, rm, loop file pool grow', async () => {
+    await lifecycle('docker-dm-loop', false);
+  });
+});

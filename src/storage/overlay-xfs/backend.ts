@@ -1,0 +1,401 @@
+/**
+ * The overlay2-on-XFS storage backend: with the data root on XFS mounted with project quotas,
+ * `--storage-opt size=` gives the container's layer directory (`<dataRoot>/overlay2/<mountId>`) its
+ * own XFS project id and a hard block limit on it. Docker sets that limit only when it creates the
+ * layer, so a raised limit persists over container and daemon restarts.
+ *
+ * Per pass, whatever the container count:
+ *   - one `xfs_quota -x -c 'report -p -b -N -n' <mount>` (usage and limits of every project);
+ *   - mount ids from Docker's layer store (file reads, cached per container);
+ *   - project ids: one `xfs_io -r -c stat <dir>...` for the containers not seen before (a layer's
+ *     project id never changes), nothing in steady state;
+ *   - statfs of the data root for the pool.
+ *
+ * Grow: `xfs_quota -x -c 'limit -p bsoft=0 bhard=<bytes> <projid>' <mount>`. The -c string is
+ * parsed by xfs_quota itself, so it is built only from two integers the agent computed and checked
+ * (nothing Docker wrote goes into it); then the report is read again to verify.
+ */
+import path from 'node:path';
+import { assertContainerId, isSafeUint } from '../../docker/ids.js';
+import type { ContainerInfo } from '../../docker/model.js';
+import { FS_MAGIC, filesystemPool, hasOption, mountOf, statfsUsage, type MountEntry } from '../filesystem.js';
+import { assertDataRoot, pathUnderDataRoot, readMountId } from '../layerdb.js';
+import type {
+  BackendDeps,
+  ContainerUsage,
+  DoctorCheck,
+  GrowRequest,
+  GrowResult,
+  GrowStep,
+  Observation,
+  StorageBackend,
+} from '../types.js';
+import { parseProjectQuotaReport, type ProjectQuotaRow } from './parse-quota-report.js';
+import { parseXfsIoStatProjectIds } from './parse-xfs-io-stat.js';
+
+export interface OverlayXfsBackendOptions {
+  /** mountinfo to read (tests); default /proc/self/mountinfo. */
+  mountInfoFile?: string;
+}
+
+/** XFS project ids are 32-bit; 0 is "no project" and 2^32-1 is reserved (-1). */
+const MAX_PROJECT_ID = 2 ** 32 - 2;
+/** xfs_io opens every file at once: keep each call's argv and fd count bounded. */
+const XFS_IO_BATCH = 256;
+/** XFS keeps limits in filesystem blocks; targets are rounded up to this. */
+const LIMIT_GRANULE_BYTES = 4096;
+const MAX_XFS_BLOCK_BYTES = 64 * 1024;
+
+/** The only way a `limit` command string is made: two checked integers. */
+export function buildLimitCommand(projectId: number, hardLimitBytes: number): string {
+  if (!isSafeUint(projectId) || projectId < 1 || projectId > MAX_PROJECT_ID) {
+    throw new Error(`not a usable XFS project id: ${projectId}`);
+  }
+  if (!isSafeUint(hardLimitBytes) || hardLimitBytes <= 0) {
+    throw new Error(`not a positive byte count: ${hardLimitBytes}`);
+  }
+  return `limit -p bsoft=0 bhard=${hardLimitBytes} ${projectId}`;
+}
+
+export function createOverlayXfsBackend(
+  deps: BackendDeps,
+  options: OverlayXfsBackendOptions = {},
+): StorageBackend {
+  return new OverlayXfsBackend(deps, options);
+}
+
+class OverlayXfsBackend implements StorageBackend {
+  readonly driver = 'overlay2' as const;
+  private readonly dataRoot: string;
+  /** containerId -> { mountId, projectId }: neither changes during a container's life. */
+  private readonly layers = new Map<string, { mountId: string; projectId: number }>();
+  private mount: MountEntry | null = null;
+
+  constructor(
+    private readonly deps: BackendDeps,
+    private readonly options: OverlayXfsBackendOptions,
+  ) {
+    this.dataRoot = assertDataRoot(deps.dockerInfo.dockerRootDir);
+  }
+
+  /** The XFS mount holding the data root (xfs_quota wants the mount point). */
+  private async xfsMount(): Promise<MountEntry> {
+    if (this.mount) return this.mount;
+    const mount = await mountOf(this.dataRoot, this.options.mountInfoFile);
+    if (!mount) throw new Error(`no mount found for ${this.dataRoot}`);
+    if (mount.fsType !== 'xfs') {
+      throw new Error(`${this.dataRoot} is on ${mount.fsType} (${mount.mountPoint}), not XFS`);
+    }
+    this.mount = mount;
+    return mount;
+  }
+
+  private reportArgs(mountPoint: string): string[] {
+    return ['-x', '-c', 'report -p -b -N -n', mountPoint];
+  }
+
+  private async report(): Promise<Map<number, ProjectQuotaRow>> {
+    const mount = await this.xfsMount();
+    const { stdout } = await this.deps.runner.run({
+      tool: 'xfs_quota',
+      args: this.reportArgs(mount.mountPoint),
+      timeoutMs: this.deps.commandTimeoutMs,
+    });
+    return parseProjectQuotaReport(stdout);
+  }
+
+  private layerDir(mountId: string): string {
+    return pathUnderDataRoot(this.dataRoot, 'overlay2', mountId);
+  }
+
+  /** Project ids of the given layer directories, in as few xfs_io processes as the batch size allows. */
+  private async projectIds(dirs: readonly string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    for (let start = 0; start < dirs.length; start += XFS_IO_BATCH) {
+      const batch = dirs.slice(start, start + XFS_IO_BATCH);
+      const { stdout } = await this.deps.runner.run({
+        tool: 'xfs_io',
+        args: ['-r', '-c', 'stat', ...batch],
+        timeoutMs: this.deps.commandTimeoutMs,
+      });
+      for (const [dir, projectId] of parseXfsIoStatProjectIds(stdout)) found.set(dir, projectId);
+    }
+    return found;
+  }
+
+  /**
+   * Mount id and project id of each container, reading only what is not cached. A container whose
+   * directory vanished (removed meanwhile) makes xfs_io fail for the whole batch: then each new
+   * directory is asked on its own so one removal does not blind the pass.
+   */
+  private async resolveLayers(
+    containers: readonly ContainerInfo[],
+    errors: Map<string, string>,
+  ): Promise<void> {
+    const pending: { container: ContainerInfo; mountId: string; dir: string }[] = [];
+    for (const container of containers) {
+      if (this.layers.has(container.id)) continue;
+      try {
+        const mountId = await readMountId(this.dataRoot, 'overlay2', container.id);
+        const dir = this.layerDir(mountId);
+        const upperDir = container.graphDriverData.UpperDir;
+        if (upperDir !== undefined && upperDir !== path.join(dir, 'diff')) {
+          throw new Error(`UpperDir ${upperDir} does not match layer ${mountId}`);
+        }
+        pending.push({ container, mountId, dir });
+      } catch (error) {
+        errors.set(container.id, `layer lookup failed: ${(error as Error).message}`);
+      }
+    }
+    if (pending.length === 0) return;
+    let ids: Map<string, number>;
+    try {
+      ids = await this.projectIds(pending.map((entry) => entry.dir));
+    } catch {
+      ids = new Map();
+      for (const entry of pending) {
+        try {
+          for (const [dir, id] of await this.projectIds([entry.dir])) ids.set(dir, id);
+        } catch (error) {
+          errors.set(entry.container.id, `project id lookup failed: ${(error as Error).message}`);
+        }
+      }
+    }
+    for (const entry of pending) {
+      const projectId = ids.get(entry.dir);
+      if (projectId === undefined) {
+        if (!errors.has(entry.container.id))
+          errors.set(entry.container.id, `xfs_io did not report ${entry.dir}`);
+        continue;
+      }
+      this.layers.set(entry.container.id, { mountId: entry.mountId, projectId });
+    }
+  }
+
+  async observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation> {
+    const errors = new Map<string, string>();
+    const usages = new Map<string, ContainerUsage>();
+    const seen = new Set(containers.map((container) => container.id));
+    for (const id of this.layers.keys()) if (!seen.has(id)) this.layers.delete(id);
+
+    const overlay = containers.filter((container) => {
+      if (container.storageDriver === 'overlay2') return true;
+      errors.set(container.id, `storage driver is ${container.storageDriver}, not overlay2`);
+      return false;
+    });
+    await this.resolveLayers(overlay, errors);
+    const [rows, fsUsage] = await Promise.all([this.report(), statfsUsage(this.dataRoot)]);
+    // a project id shared by several containers cannot be grown for one of them
+    const holders = new Map<number, number>();
+    for (const container of overlay) {
+      const layer = this.layers.get(container.id);
+      if (layer) holders.set(layer.projectId, (holders.get(layer.projectId) ?? 0) + 1);
+    }
+
+    let committedBytes = 0;
+    for (const container of overlay) {
+      const layer = this.layers.get(container.id);
+      if (!layer) continue;
+      const row = rows.get(layer.projectId);
+      const dockerLimited = container.storageOptSizeBytes !== null;
+      const detail: Record<string, string | number> = {
+        projectId: layer.projectId,
+        layerDir: this.layerDir(layer.mountId),
+        mountId: layer.mountId,
+      };
+      let sizeBytes: number | null = null;
+      if (dockerLimited) {
+        if (layer.projectId === 0) {
+          errors.set(container.id, `layer ${layer.mountId} has no XFS project id although Docker limits it`);
+          continue;
+        }
+        if ((holders.get(layer.projectId) ?? 0) > 1) {
+          errors.set(container.id, `XFS project ${layer.projectId} is shared by several containers`);
+          continue;
+        }
+        sizeBytes = row?.hardLimitBytes ?? null;
+        if (sizeBytes !== null) committedBytes += sizeBytes;
+      } else {
+        detail.limit = 'none: created without --storage-opt size, observed only';
+      }
+      usages.set(container.id, {
+        containerId: container.id,
+        driver: 'overlay2',
+        sizeBytes,
+        // a project with no blocks at all may be missing from the report
+        usedBytes: dockerLimited ? (row?.usedBytes ?? 0) : null,
+        inodesUsed: null,
+        inodesTotal: null,
+        fsType: null,
+        detail,
+      });
+    }
+    return {
+      takenAtMs: nowMs,
+      driver: 'overlay2',
+      pool: filesystemPool(this.dataRoot, fsUsage, committedBytes, false),
+      containers: usages,
+      errors,
+    };
+  }
+
+  async grow(request: GrowRequest): Promise<GrowResult> {
+    const { container, dryRun } = request;
+    assertContainerId(container.id);
+    if (!isSafeUint(request.toBytes) || request.toBytes <= 0) {
+      throw new Error(`grow target is not a positive byte count: ${request.toBytes}`);
+    }
+    if (container.storageOptSizeBytes === null) {
+      throw new Error(`container ${container.id} was created without a size limit: never grown`);
+    }
+    // fresh lookups before acting: a stale project id would raise another container's limit
+    this.layers.delete(container.id);
+    const errors = new Map<string, string>();
+    await this.resolveLayers([container], errors);
+    const layer = this.layers.get(container.id);
+    if (!layer) throw new Error(errors.get(container.id) ?? `no layer for container ${container.id}`);
+    const projectId = layer.projectId;
+    const mount = await this.xfsMount();
+    const before = (await this.report()).get(projectId);
+    const liveLimit = before?.hardLimitBytes ?? null;
+    if (liveLimit === null) {
+      throw new Error(`XFS project ${projectId} of container ${container.id} has no hard limit: never grown`);
+    }
+    const toBytes = Math.ceil(request.toBytes / LIMIT_GRANULE_BYTES) * LIMIT_GRANULE_BYTES;
+    if (liveLimit >= toBytes) {
+      return {
+        containerId: container.id,
+        fromBytes: liveLimit,
+        toBytes: liveLimit,
+        steps: [],
+        dryRun,
+        noop: true,
+      };
+    }
+    const limitArgs = ['-x', '-c', buildLimitCommand(projectId, toBytes), mount.mountPoint];
+    const steps: GrowStep[] = [
+      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs] },
+      { name: 'xfs_quota report', argv: ['xfs_quota', ...this.reportArgs(mount.mountPoint)] },
+    ];
+    if (dryRun)
+      return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
+
+    await this.deps.runner.run({ tool: 'xfs_quota', args: limitArgs, timeoutMs: this.deps.commandTimeoutMs });
+    const after = (await this.report()).get(projectId);
+    const readBack = after?.hardLimitBytes ?? null;
+    // XFS stores limits in filesystem blocks (4 KiB here, at most 64 KiB): accept the target
+    // rounded up to one block, nothing else
+    if (readBack === null || readBack < toBytes || readBack >= toBytes + MAX_XFS_BLOCK_BYTES) {
+      throw new Error(
+        `xfs_quota limit reported success but project ${projectId} shows hard limit ` +
+          `${readBack ?? 'none'} instead of ${toBytes}`,
+      );
+    }
+    return {
+      containerId: container.id,
+      fromBytes: liveLimit,
+      toBytes: readBack,
+      steps,
+      dryRun: false,
+      noop: false,
+    };
+  }
+
+  async doctor(): Promise<DoctorCheck[]> {
+    const checks: DoctorCheck[] = [];
+    const root = this.dataRoot;
+    for (const tool of ['xfs_quota', 'xfs_io'] as const) {
+      try {
+        const { stdout } = await this.deps.runner.run({
+          tool,
+          args: ['-V'],
+          timeoutMs: this.deps.commandTimeoutMs,
+        });
+        checks.push({ name: `${tool} installed`, ok: true, severity: 'error', detail: stdout.trim() });
+      } catch (error) {
+        checks.push({
+          name: `${tool} installed`,
+          ok: false,
+          severity: 'error',
+          detail: (error as Error).message,
+          fix: `apt-get install xfsprogs (or set binaries.${tool})`,
+        });
+      }
+    }
+    let mount: MountEntry | null = null;
+    try {
+      const usage = await statfsUsage(root);
+      mount = await mountOf(root, this.options.mountInfoFile);
+      const onXfs = usage.typeMagic === FS_MAGIC.xfs && mount?.fsType === 'xfs';
+      checks.push({
+        name: 'data root on XFS',
+        ok: onXfs,
+        severity: 'error',
+        detail: onXfs
+          ? `${root} is on XFS (${mount?.source} at ${mount?.mountPoint})`
+          : `${root} is on ${mount?.fsType ?? 'an unknown filesystem'}, not XFS: overlay2 size limits need XFS with project quotas`,
+      });
+      if (!onXfs) mount = null;
+    } catch (error) {
+      checks.push({
+        name: 'data root on XFS',
+        ok: false,
+        severity: 'error',
+        detail: (error as Error).message,
+      });
+    }
+    if (mount) {
+      const enforced = hasOption(mount, 'prjquota', 'pquota');
+      const accountingOnly = hasOption(mount, 'pqnoenforce');
+      checks.push({
+        name: 'XFS project quotas enforced',
+        ok: enforced && !accountingOnly,
+        severity: 'error',
+        detail: enforced
+          ? accountingOnly
+            ? `${mount.mountPoint} accounts project quotas but does not enforce them (pqnoenforce)`
+            : `${mount.mountPoint} mounted with ${mount.superOptions.join(',')}`
+          : `${mount.mountPoint} is mounted without pquota/prjquota (${mount.superOptions.join(',')}): ` +
+            'Docker cannot limit container size and there is nothing to grow',
+        fix:
+          enforced && !accountingOnly
+            ? undefined
+            : `mount ${mount.source} with -o pquota (fstab; for the root filesystem: rootflags=pquota on the kernel command line)`,
+      });
+    }
+    checks.push(...(await this.unlimitedContainersCheck()));
+    return checks;
+  }
+
+  private async unlimitedContainersCheck(): Promise<DoctorCheck[]> {
+    try {
+      const ids = await this.deps.docker.listContainerIds();
+      const containers = (await Promise.all(ids.map((id) => this.deps.docker.inspectContainer(id)))).filter(
+        (container): container is ContainerInfo => container !== null,
+      );
+      const unlimited = containers.filter((container) => container.storageOptSizeBytes === null);
+      return [
+        {
+          name: 'containers have a size limit',
+          ok: unlimited.length === 0,
+          severity: 'warn',
+          detail:
+            unlimited.length === 0
+              ? `all ${containers.length} containers have a size limit`
+              : `${unlimited.length} of ${containers.length} containers have no size limit and are observed only, ` +
+                `never grown: ${unlimited.map((container) => container.name).join(', ')}`,
+          fix: unlimited.length === 0 ? undefined : 'create containers with --storage-opt size=<bytes>',
+        },
+      ];
+    } catch (error) {
+      return [
+        {
+          name: 'containers have a size limit',
+          ok: false,
+          severity: 'warn',
+          detail: `could not list containers: ${(error as Error).message}`,
+        },
+      ];
+    }
+  }
+}

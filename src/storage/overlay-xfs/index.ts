@@ -1,0 +1,1 @@
+export { buildLimitCommand, createOverlayXfsBackend, type OverlayXfsBackendOptions } from './backend.js';

@@ -1,0 +1,285 @@
+/**
+ * The fill race, on real btrfs: a container created with a 512 MiB limit runs a writer that
+ * writes 3 GiB as fast as it can (`dd bs=1M`, no sleeps) while `docker-autogrow run` runs with its
+ * default policy and interval against a private dockerd. The writer must see zero write errors.
+ *
+ * Measured and printed as JSON (also written to $AUTOGROW_FILL_RACE_OUT, default
+ * <tmpdir>/docker-autogrow-fill-race.json): the writer's rate, the number of grows, and the
+ * largest gap between a threshold crossing and the grow that answered it. Crossings are measured
+ * independently of the agent, by sampling the qgroup's live counters in sysfs every 20 ms
+ * (referenced + reserved against max_referenced), and cross-checked with the agent's own
+ * 'threshold crossed' / 'grow succeeded' log lines.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
+import { describeWith, prereqs } from '../support/prereqs.js';
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 ** 2;
+const CHECKOUT = path.resolve(import.meta.dirname, '..', '..');
+const WRITE_MIB = 3072;
+const START_LIMIT = '512M';
+const DEFAULT_THRESHOLD = 0.85;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+interface Sample {
+  atMs: number;
+  usedBytes: number;
+  limitBytes: number;
+}
+
+describeWith(
+  [prereqs.root, prereqs.dockerd, prereqs.busybox, prereqs.btrfs],
+  'fill race on real btrfs',
+  () => {
+    const btrfs = new LoopBtrfs(8 * 1024 ** 3);
+    const workDir = mkdtempSync(path.join(tmpdir(), 'agrace-'));
+    let dockerd: TestDockerd;
+    let agent: ChildProcess | null = null;
+    const agentLines: Array<Record<string, unknown>> = [];
+    let agentStderr = '';
+
+    beforeAll(async () => {
+      try {
+        await execFileAsync('npm', ['run', 'build', '--silent'], { cwd: CHECKOUT, timeout: 300_000 });
+      } catch (error) {
+        const failure = error as { stdout?: string; stderr?: string };
+        throw new Error(`npm run build failed:\n${failure.stdout ?? ''}${failure.stderr ?? ''}`);
+      }
+      await btrfs.create();
+      dockerd = new TestDockerd({ storageDriver: 'btrfs', dataRoot: btrfs.mountPoint });
+      await dockerd.start();
+    });
+
+    afterAll(async () => {
+      if (agent && agent.exitCode === null) {
+        const exited = new Promise((resolve) => agent?.once('exit', resolve));
+        agent.kill('SIGTERM');
+        await exited;
+      }
+      await dockerd?.destroy();
+      await btrfs.destroy();
+      rmSync(workDir, { recursive: true, force: true });
+    });
+
+    it('a 3 GiB writer in a 512 MiB container finishes without a write error', async () => {
+      const image = await dockerd.ensureBusyboxImage();
+      const id = (
+        await dockerd.cli([
+          'run',
+          '-d',
+          '--name',
+          'race',
+          '--storage-opt',
+          `size=${START_LIMIT}`,
+          image,
+          'sleep',
+          '1d',
+        ])
+      ).trim();
+      const mountId = readFileSync(
+        path.join(btrfs.mountPoint, 'image', 'btrfs', 'layerdb', 'mounts', id, 'mount-id'),
+        'utf8',
+      );
+      const { stdout: list } = await execFileAsync('/bin/btrfs', ['subvolume', 'list', btrfs.mountPoint]);
+      const subvolumeId = list
+        .split('\n')
+        .find((line) => line.endsWith(` path btrfs/subvolumes/${mountId}`))
+        ?.split(' ')[1];
+      const { stdout: show } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', btrfs.mountPoint]);
+      const fsUuid = /uuid: (\S+)/.exec(show)?.[1];
+      const qgroupDir = `/sys/fs/btrfs/${fsUuid}/qgroups/0_${subvolumeId}`;
+      const counter = (name: string) => Number(readFileSync(path.join(qgroupDir, name), 'utf8'));
+
+      // the agent, exactly as shipped: default policy and interval
+      const configFile = path.join(workDir, 'config.yaml');
+      writeFileSync(
+        configFile,
+        [
+          'docker:',
+          `  socketPath: ${dockerd.socketPath}`,
+          'journal:',
+          `  path: ${path.join(workDir, 'state', 'journal.jsonl')}`,
+          'metrics:',
+          `  listen: 127.0.0.1:${await freePort()}`,
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      agent = spawn(
+        process.execPath,
+        [path.join(CHECKOUT, 'dist', 'src', 'main.js'), 'run', '--config', configFile],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let pending = '';
+      agent.stdout?.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          try {
+            agentLines.push({ ...(JSON.parse(line) as Record<string, unknown>), receivedAtMs: Date.now() });
+          } catch {
+            agentLines.push({ raw: line, receivedAtMs: Date.now() });
+          }
+        }
+      });
+      agent.stderr?.on('data', (chunk: Buffer) => {
+        agentStderr += chunk.toString('utf8');
+      });
+      // wait until the agent has completed a pass that saw the container
+      const readyDeadline = Date.now() + 60_000;
+      while (!agentLines.some((line) => line.msg === 'pass' || line.msg === 'agent started')) {
+        if (agent.exitCode !== null) throw new Error(`agent exited ${agent.exitCode}:\n${agentStderr}`);
+        if (Date.now() > readyDeadline)
+          throw new Error(`agent not ready:\n${agentStderr}\n${JSON.stringify(agentLines)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+
+      // independent sampler: live usage and limit every 20 ms
+      const samples: Sample[] = [];
+      const sampler = setInterval(() => {
+        try {
+          samples.push({
+            atMs: Date.now(),
+            usedBytes:
+              counter('referenced') +
+              counter('rsv_data') +
+              counter('rsv_meta_pertrans') +
+              counter('rsv_meta_prealloc'),
+            limitBytes: counter('max_referenced'),
+          });
+        } catch {
+          // the qgroup directory is read between writes; a failed read is just a missed sample
+        }
+      }, 20);
+
+      const writerStartMs = Date.now();
+      let writerExitCode = 0;
+      let writerOutput = '';
+      try {
+        // dd alone is the writer (its rate is into the page cache, as an application sees it); the
+        // sync after it is timed separately
+        writerOutput = await dockerd.cli(
+          ['exec', 'race', 'sh', '-c', `dd if=/dev/zero of=/fill bs=1M count=${WRITE_MIB} 2>&1`],
+          600_000,
+        );
+      } catch (error) {
+        const failure = error as { code?: number; stdout?: string; stderr?: string };
+        writerExitCode = typeof failure.code === 'number' ? failure.code : -1;
+        writerOutput = `${failure.stdout ?? ''}${failure.stderr ?? ''}`;
+      }
+      const writerEndMs = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      clearInterval(sampler);
+
+      // crossings and grows from the samples
+      const grows: { atMs: number; fromBytes: number; toBytes: number }[] = [];
+      const crossings: { atMs: number; limitBytes: number; answeredAtMs: number | null }[] = [];
+      let previous: Sample | undefined;
+      for (const sample of samples) {
+        if (previous && sample.limitBytes > previous.limitBytes) {
+          grows.push({ atMs: sample.atMs, fromBytes: previous.limitBytes, toBytes: sample.limitBytes });
+          const open = crossings.find((crossing) => crossing.answeredAtMs === null);
+          if (open) open.answeredAtMs = sample.atMs;
+        }
+        const over = sample.usedBytes >= DEFAULT_THRESHOLD * sample.limitBytes;
+        const alreadyOpen = crossings.some((crossing) => crossing.answeredAtMs === null);
+        if (
+          over &&
+          !alreadyOpen &&
+          !crossings.some((crossing) => crossing.limitBytes === sample.limitBytes)
+        ) {
+          crossings.push({ atMs: sample.atMs, limitBytes: sample.limitBytes, answeredAtMs: null });
+        }
+        previous = sample;
+      }
+      const gapsMs = crossings
+        .filter((crossing) => crossing.answeredAtMs !== null)
+        .map((crossing) => (crossing.answeredAtMs as number) - crossing.atMs);
+      const agentGrows = agentLines.filter((line) => line.msg === 'grow succeeded' && line.noop !== true);
+      const agentFailures = agentLines.filter((line) => line.msg === 'grow failed');
+      const writeSeconds = (writerEndMs - writerStartMs) / 1000;
+      // fastest 1-second stretch of the writer, from the live counters
+      let peakBytesPerSecond = 0;
+      for (let start = 0, end = 0; end < samples.length; end += 1) {
+        const last = samples[end] as Sample;
+        while ((samples[start] as Sample).atMs < last.atMs - 1000) start += 1;
+        const first = samples[start] as Sample;
+        if (last.atMs - first.atMs >= 900) {
+          peakBytesPerSecond = Math.max(
+            peakBytesPerSecond,
+            ((last.usedBytes - first.usedBytes) * 1000) / (last.atMs - first.atMs),
+          );
+        }
+      }
+      const measurements = {
+        recordedAt: new Date().toISOString(),
+        startLimit: START_LIMIT,
+        writtenMiB: WRITE_MIB,
+        writerExitCode,
+        writerOutput: writerOutput.trim(),
+        writerSeconds: Number(writeSeconds.toFixed(2)),
+        writerMiBPerSecond: Number((WRITE_MIB / writeSeconds).toFixed(1)),
+        writerPeakMiBPerSecondOver1s: Number((peakBytesPerSecond / MiB).toFixed(1)),
+        syncSeconds: Number(((syncEndMs - writerEndMs) / 1000).toFixed(2)),
+        syncFailed,
+        growsSeenInQgroup: grows.length,
+        growsLoggedByAgent: agentGrows.length,
+        growFailuresLoggedByAgent: agentFailures.length,
+        limitsMiB: [grows[0]?.fromBytes ?? 0, ...grows.map((grow) => grow.toBytes)].map((bytes) =>
+          Math.round(bytes / MiB),
+        ),
+        crossings: crossings.length,
+        unansweredCrossings: crossings.filter((crossing) => crossing.answeredAtMs === null).length,
+        largestCrossingToGrowMs: gapsMs.length ? Math.max(...gapsMs) : null,
+        crossingToGrowMs: gapsMs,
+        samples: samples.length,
+        agentLog: agentLines
+          .filter((line) => ['threshold crossed', 'grow succeeded', 'grow failed'].includes(String(line.msg)))
+          .map((line) => ({
+            msg: line.msg,
+            atMs: line.receivedAtMs,
+            usedBytes: line.usedBytes,
+            sizeBytes: line.sizeBytes,
+            fromBytes: line.fromBytes,
+            toBytes: line.toBytes,
+            trigger: line.trigger,
+            err: line.err,
+          })),
+      };
+      const out = process.env.AUTOGROW_FILL_RACE_OUT ?? path.join(tmpdir(), 'docker-autogrow-fill-race.json');
+      writeFileSync(out, `${JSON.stringify(measurements, null, 2)}\n`);
+      console.log(`fill race measurements (${out}):\n${JSON.stringify(measurements, null, 2)}`);
+
+      expect(writerOutput).not.toMatch(/quota exceeded|No space left|error/i);
+      expect(writerExitCode).toBe(0);
+      expect(syncFailed).toBe(false);
+      expect(grows.length).toBeGreaterThan(0);
+      expect(grows.at(-1)?.toBytes).toBeGreaterThan(WRITE_MIB * MiB);
+      // the container still runs and the grown limit persists over docker restart
+      await dockerd.cli(['restart', '-t', '1', 'race']);
+      expect(counter('max_referenced')).toBe(grows.at(-1)?.toBytes);
+      expect((await dockerd.cli(['exec', 'race', 'echo', 'ok'])).trim()).toBe('ok');
+    });
+  },
+);

@@ -320,7 +320,9 @@ export class DockerInventory implements Inventory {
       if (!info) {
         this.forget(id);
       } else {
-        this.notifyRestartedUnseen(this.containers.get(id), info);
+        // die/stop report the stop themselves; a start (or anything else) of a container we
+        // believed running under another PID means a stop was missed.
+        if (!STOP_VERBS.has(verb)) this.notifyRestartedUnseen(this.containers.get(id), info);
         this.containers.set(id, info);
         if (STOP_VERBS.has(verb)) {
           // The container did stop, even if it is already running again (restart policy): say so,

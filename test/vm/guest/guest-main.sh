@@ -8,6 +8,14 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 SRC=$(pwd)
+# The checkout is shared read-only. Tools write next to it (vite bundles vitest.config.ts into
+# node_modules/.vite-temp, vitest keeps a results cache): give the guest a throw-away writable view
+# through an overlay whose upper layer is tmpfs. Nothing written in the guest reaches the host.
+modprobe overlay
+mkdir -p /run/checkout-overlay/upper /run/checkout-overlay/work
+mount -t overlay checkout -o "lowerdir=$SRC,upperdir=/run/checkout-overlay/upper,workdir=/run/checkout-overlay/work" "$SRC" ||
+  die "cannot overlay the checkout"
+cd "$SRC" || die "cannot enter $SRC"
 [ -f "$AUTOGROW_VM_RUN_DIR/run.env" ] || die "no $AUTOGROW_VM_RUN_DIR/run.env"
 . "$AUTOGROW_VM_RUN_DIR/run.env"
 mkdir -p "$AUTOGROW_ARTIFACTS_DIR"

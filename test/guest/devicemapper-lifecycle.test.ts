@@ -242,6 +242,38 @@ describe(`devicemapper backend on the real kernel (${env.environment})`, () => {
     expect(metadata.size).toBe(grownBytes);
   });
 
+  it('a policy pass (the built CLI: docker-autogrow once) grows a second container filled past 90%', async () => {
+    await dockerCli(['run', '-d', '--name', 'c3', '--network', 'none', IMAGE, 'sleep', '1000000']);
+    await fillPast('c3', 0.92);
+    const before = await containerFs('c3');
+    const agentDir = mkdtempSync(path.join(os.tmpdir(), 'autogrow-cli-'));
+    const configFile = path.join(agentDir, 'config.yaml');
+    writeFileSync(
+      configFile,
+      [
+        'defaults: { threshold: 85%, step: 20%, minStep: 256M, maxSize: 4G, cooldown: 2m }',
+        'prediction: { enabled: false }',
+        'docker: { socketPath: /var/run/docker.sock }',
+        `journal: { path: ${agentDir}/journal.jsonl }`,
+        'metrics: { enabled: false }',
+        '',
+      ].join('\n'),
+    );
+    const started = performance.now();
+    const pass = await run(
+      '/usr/local/bin/node',
+      [path.join(env.checkoutDir, 'dist/src/main.js'), 'once', '--config', configFile],
+      true,
+    );
+    measure('cliOnceMs', Math.round(performance.now() - started));
+    console.log(pass.stdout, pass.stderr.slice(-2000));
+    expect(pass.code).toBe(0);
+    const after = await containerFs('c3');
+    measure('cliOnceGrew', { beforeBytes: before.sizeBytes, afterBytes: after.sizeBytes });
+    expect(after.sizeBytes).toBeGreaterThan(before.sizeBytes + 200 * 1024 * 1024);
+    await dockerCli(['rm', '-f', 'c3']);
+  });
+
   it('stop + start keeps the grown size (device held: Docker only defers its removal)', async () => {
     watcher = new DieWatcher(backend, containerId);
     watcher.start();

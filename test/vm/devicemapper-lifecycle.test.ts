@@ -6,12 +6,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { describeWith } from '../support/prereqs.js';
 import { assertVmRunPassed, runInVm, vmPrereqs, type VmEnvironment } from './harness/index.js';
 
 const GUEST_FILE = 'test/guest/devicemapper-lifecycle.test.ts';
-const GUEST_TESTS = 8;
+const GUEST_TESTS = 9;
 
 async function lifecycle(environment: VmEnvironment, liveRestore: boolean): Promise<void> {
   const result = await runInVm({
@@ -35,6 +36,11 @@ async function lifecycle(environment: VmEnvironment, liveRestore: boolean): Prom
 }
 
 describeWith(vmPrereqs, 'devicemapper backend in the VM', () => {
+  beforeAll(() => {
+    // The guest runs the compiled CLI (dist/) for the policy pass.
+    execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  });
+
   it('direct-lvm (live-restore on): grow, stop/start, docker restart, dockerd restart, rm, lvextend', async () => {
     await lifecycle('docker-dm-lvm', true);
   });

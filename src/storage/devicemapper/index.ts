@@ -532,11 +532,8 @@ export function createDevicemapperBackend(
   }
 
   /** Steps after the device went live at the new size: grow the fs, verify, persist. Idempotent. */
-  async function completeForward(
-    intent: DeviceGrowIntent,
-    fsBeforeBytes: number | null,
-    done: readonly GrowStepName[],
-  ): Promise<void> {
+  async function completeForward(intent: DeviceGrowIntent, done: readonly GrowStepName[]): Promise<void> {
+    const fsBeforeBytes = intent.fsBeforeBytes;
     const deviceBytes = intent.toSectors * SECTOR_BYTES;
     if (!done.includes('verified')) {
       const fsGrow = fsGrowCommand(intent.fsType, intent.mountPath, intent.deviceName);
@@ -558,11 +555,7 @@ export function createDevicemapperBackend(
       }
       journal.record(intent.intentId, 'fs-grown');
       const fsAfterBytes = await fsSizeBytes(intent.mountPath);
-      const grewEnough =
-        fsBeforeBytes === null
-          ? fsAfterBytes > (intent.fromSectors * SECTOR_BYTES) / 2
-          : fsAfterBytes > fsBeforeBytes;
-      if (!grewEnough || fsAfterBytes > deviceBytes) {
+      if (fsAfterBytes <= fsBeforeBytes || fsAfterBytes > deviceBytes) {
         countFailure('verify');
         journal.record(
           intent.intentId,
@@ -668,6 +661,7 @@ export function createDevicemapperBackend(
         fsType: mount.fsType,
         mountPath,
         poolDevice: pool.majorMinor,
+        fsBeforeBytes: await fsSizeBytes(mountPath),
       };
       const steps = deviceSteps(intent); // also refuses filesystems it cannot grow
       if (request.dryRun) {
@@ -688,7 +682,6 @@ export function createDevicemapperBackend(
           `pool ${pool.name} is ${pool.status.mode}${pool.status.needsCheck ? ' and needs_check' : ''}: not growing containers on it`,
         );
       }
-      const fsBeforeBytes = await fsSizeBytes(mountPath);
       journal.begin(intent);
       logger.info(
         { device: intent.deviceName, fromSectors: intent.fromSectors, toSectors },
@@ -750,7 +743,7 @@ export function createDevicemapperBackend(
         );
       }
       journal.record(intent.intentId, 'resumed');
-      await completeForward(intent, fsBeforeBytes, []);
+      await completeForward(intent, []);
       const fsAfterBytes = await fsSizeBytes(mountPath);
       logger.info({ device: intent.deviceName, toSectors, fsSizeBytes: fsAfterBytes }, 'thin device grown');
       return {
@@ -811,7 +804,7 @@ export function createDevicemapperBackend(
       return;
     }
     journal.record(intent.intentId, 'resumed', 'recovered');
-    await completeForward(intent, null, steps);
+    await completeForward(intent, steps);
   }
 
   async function replayPool(

@@ -39,6 +39,8 @@ export interface DeviceGrowIntent {
   toSectors: number;
   fsType: string;
   mountPath: string;
+  /** statfs size before the grow: verify (also after a crash) checks the filesystem grew past it. */
+  fsBeforeBytes: number;
   poolDevice: string;
 }
 

@@ -189,7 +189,14 @@ describeWith(
         writerOutput = `${failure.stdout ?? ''}${failure.stderr ?? ''}`;
       }
       const writerEndMs = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      let syncFailed = false;
+      try {
+        await dockerd.cli(['exec', 'race', 'sync'], 600_000);
+      } catch {
+        syncFailed = true;
+      }
+      const syncEndMs = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
       clearInterval(sampler);
 
       // crossings and grows from the samples

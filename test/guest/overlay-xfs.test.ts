@@ -1,0 +1,231 @@
+/**
+ * Runs INSIDE the test VM (environment overlay2-xfs; launched by test/vm/overlay-xfs.test.ts):
+ * the overlay2-on-XFS backend on a real kernel with XFS project quotas, real dockerd, real
+ * xfsprogs through the real ExecaRunner, Docker read through the real DockerClient.
+ *
+ * Flow: a 64 MiB container is filled past the threshold, grown online while a writer waits, the
+ * writer goes on without error; the grown limit persists over `docker restart` and over a dockerd
+ * restart. Doctor on the served mount, and on an XFS mounted without pquota. The real command
+ * outputs it sees are written to $AUTOGROW_ARTIFACTS_DIR/overlay-xfs/ (fixtures for unit tests).
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerClient } from '../../src/docker/client.js';
+import type { ContainerInfo } from '../../src/docker/model.js';
+import { ExecaRunner } from '../../src/exec/runner.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { createOverlayXfsBackend } from '../../src/storage/overlay-xfs/index.js';
+import type { BackendDeps, StorageBackend } from '../../src/storage/types.js';
+import { dockerdCtl, guestEnvironment } from '../vm/harness/guest.js';
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 ** 2;
+const env = guestEnvironment();
+const docker = env.docker;
+const xfs = env.xfs;
+if (!docker || !xfs) throw new Error('overlay-xfs guest test needs the overlay2-xfs environment');
+const recordDir = path.join(env.artifactsDir, 'overlay-xfs');
+mkdirSync(recordDir, { recursive: true });
+
+async function sh(file: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  const { stdout } = await execFileAsync(file, args, { timeout: timeoutMs, maxBuffer: 16 * MiB });
+  console.log(`$ ${[file, ...args].join(' ')}\n${stdout}`);
+  return stdout;
+}
+const dockerCli = (args: string[], timeoutMs?: number) => sh('/usr/bin/docker', args, timeoutMs);
+
+/** Records a real command's stdout for the unit tests, with a header naming command and date. */
+async function record(name: string, file: string, args: string[]): Promise<string> {
+  const stdout = await sh(file, args);
+  const version = (await execFileAsync('/usr/sbin/xfs_quota', ['-V'])).stdout.trim();
+  writeFileSync(
+    path.join(recordDir, `${name}.txt`),
+    `# command: ${[path.basename(file), ...args].join(' ')}\n# ${version}; kernel ${(await execFileAsync('/bin/uname', ['-r'])).stdout.trim()}\n# recorded: ${new Date().toISOString()} by test/guest/overlay-xfs.test.ts\n# exit: 0\n${stdout}`,
+  );
+  return stdout;
+}
+
+describe('overlay2 on XFS pquota backend (real kernel)', () => {
+  let client: DockerClient;
+  let backend: StorageBackend;
+  const measured: Record<string, number> = {};
+
+  beforeAll(async () => {
+    client = new DockerClient({ socketPath: docker.host.replace(/^unix:\/\//, ''), timeoutMs: 60_000 });
+    const deps: BackendDeps = {
+      runner: new ExecaRunner(),
+      docker: client,
+      dockerInfo: await client.info(),
+      logger: silentLogger(),
+      stateDir: mkdtempSync(path.join(tmpdir(), 'agstate-')),
+      commandTimeoutMs: 60_000,
+    };
+    expect(deps.dockerInfo.driver).toBe('overlay2');
+    backend = createOverlayXfsBackend(deps);
+  });
+
+  afterAll(() => {
+    writeFileSync(path.join(recordDir, 'measurements.json'), JSON.stringify(measured, null, 2));
+    console.log(`overlay-xfs measurements: ${JSON.stringify(measured)}`);
+  });
+
+  async function inspect(id: string): Promise<ContainerInfo> {
+    const info = await client.inspectContainer(id);
+    if (!info) throw new Error(`container ${id} is gone`);
+    return info;
+  }
+
+  it('grows a filling container online; the limit persists over docker restart and dockerd restart', async () => {
+    const image = docker.busyboxImage;
+    const id = (
+      await dockerCli([
+        'run',
+        '-d',
+        '--name',
+        'fill',
+        '--network',
+        'none',
+        '--storage-opt',
+        'size=64M',
+        image,
+        'sleep',
+        '1d',
+      ])
+    ).trim();
+    const freeId = (
+      await dockerCli(['run', '-d', '--name', 'free', '--network', 'none', image, 'sleep', '1d'])
+    ).trim();
+    let container = await inspect(id);
+    const free = await inspect(freeId);
+    const layerDir = path.dirname(container.graphDriverData.UpperDir ?? '');
+    const freeLayerDir = path.dirname(free.graphDriverData.UpperDir ?? '');
+    await record('xfs-io-stat-batch', '/usr/sbin/xfs_io', ['-r', '-c', 'stat', layerDir, freeLayerDir]);
+    await record('report-initial', '/usr/sbin/xfs_quota', ['-x', '-c', 'report -p -b -N -n', xfs.mountPoint]);
+
+    let started = performance.now();
+    let observation = await backend.observe([container, free], Date.now());
+    measured.firstObserveMs = Math.round(performance.now() - started);
+    expect(observation.errors).toEqual(new Map());
+    expect(observation.containers.get(id)?.sizeBytes).toBe(64 * MiB);
+    expect(observation.containers.get(freeId)?.sizeBytes).toBeNull();
+    const projectId = Number(observation.containers.get(id)?.detail.projectId);
+    expect(projectId).toBeGreaterThan(0);
+
+    const writer = dockerCli(
+      [
+        'exec',
+        'fill',
+        'sh',
+        '-c',
+        'dd if=/dev/zero of=/first bs=1M count=58 2>/tmp/dd1 || exit 11; touch /filled; ' +
+          'while [ ! -e /go ]; do sleep 0.1; done; ' +
+          'dd if=/dev/zero of=/second bs=1M count=40 2>/tmp/dd2 || { cat /tmp/dd2; exit 12; }; echo writer-ok',
+      ],
+      600_000,
+    );
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      try {
+        await execFileAsync('/usr/bin/docker', ['exec', 'fill', 'test', '-e', '/filled']);
+        break;
+      } catch {
+        if (Date.now() > deadline) throw new Error('the writer never filled the container');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    await record('report-filled', '/usr/sbin/xfs_quota', ['-x', '-c', 'report -p -b -N -n', xfs.mountPoint]);
+    started = performance.now();
+    observation = await backend.observe([container, free], Date.now());
+    measured.steadyObserveMs = Math.round(performance.now() - started);
+    const filled = observation.containers.get(id);
+    expect(filled?.usedBytes).toBeGreaterThan(0.85 * 64 * MiB);
+
+    const plan = await backend.grow({ container, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: true });
+    expect(plan.steps[0]?.argv).toEqual([
+      'xfs_quota',
+      '-x',
+      '-c',
+      `limit -p bsoft=0 bhard=${128 * MiB} ${projectId}`,
+      xfs.mountPoint,
+    ]);
+    started = performance.now();
+    const result = await backend.grow({ container, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false });
+    measured.growMs = Math.round(performance.now() - started);
+    expect(result).toMatchObject({ fromBytes: 64 * MiB, toBytes: 128 * MiB, noop: false });
+    await record('report-after-grow', '/usr/sbin/xfs_quota', [
+      '-x',
+      '-c',
+      'report -p -b -N -n',
+      xfs.mountPoint,
+    ]);
+    await dockerCli(['exec', 'fill', 'touch', '/go']);
+    expect((await writer).trim()).toBe('writer-ok');
+    expect(await dockerCli(['exec', 'fill', 'df', '-k', '/'])).toMatch(/\s131072\s/);
+
+    // never shrink
+    expect(
+      (await backend.grow({ container, fromBytes: 128 * MiB, toBytes: 96 * MiB, dryRun: false })).noop,
+    ).toBe(true);
+
+    // docker restart: Docker sets the limit only at create, so the grown one stays
+    await dockerCli(['restart', '-t', '1', 'fill']);
+    container = await inspect(id);
+    expect(container.running).toBe(true);
+    observation = await backend.observe([container, free], Date.now());
+    expect(observation.containers.get(id)?.sizeBytes).toBe(128 * MiB);
+
+    // dockerd restart (no live-restore: containers stop), then start the container again
+    await dockerdCtl('restart');
+    await dockerCli(['start', 'fill']);
+    container = await inspect(id);
+    expect(container.running).toBe(true);
+    observation = await backend.observe([container, free], Date.now());
+    expect(observation.containers.get(id)?.sizeBytes).toBe(128 * MiB);
+    expect((await dockerCli(['exec', 'fill', 'echo', 'alive'])).trim()).toBe('alive');
+    await record('report-after-dockerd-restart', '/usr/sbin/xfs_quota', [
+      '-x',
+      '-c',
+      'report -p -b -N -n',
+      xfs.mountPoint,
+    ]);
+
+    const checks = await backend.doctor();
+    const byName = new Map(checks.map((check) => [check.name, check]));
+    expect(byName.get('data root on XFS')?.ok).toBe(true);
+    expect(byName.get('XFS project quotas enforced')?.ok).toBe(true);
+    expect(byName.get('containers have a size limit')).toMatchObject({ ok: false, severity: 'warn' });
+    expect(byName.get('containers have a size limit')?.detail).toContain('free');
+    await dockerCli(['rm', '-f', 'fill', 'free']);
+  });
+
+  it('doctor says clearly that XFS mounted without pquota cannot be served', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'agnoq-'));
+    const image = path.join(dir, 'xfs.img');
+    const mountPoint = path.join(dir, 'mnt');
+    mkdirSync(mountPoint);
+    await sh('/usr/bin/truncate', ['-s', '512M', image]);
+    await sh('/sbin/mkfs.xfs', ['-q', image]);
+    await sh('/bin/mount', ['-o', 'loop', image, mountPoint]);
+    try {
+      const noQuota = createOverlayXfsBackend({
+        runner: new ExecaRunner(),
+        docker: client,
+        dockerInfo: { ...(await client.info()), dockerRootDir: mountPoint },
+        logger: silentLogger(),
+        stateDir: dir,
+        commandTimeoutMs: 60_000,
+      });
+      const checks = await noQuota.doctor();
+      const quota = checks.find((check) => check.name === 'XFS project quotas enforced');
+      expect(quota).toMatchObject({ ok: false, severity: 'error' });
+      expect(quota?.detail).toMatch(/without pquota\/prjquota/);
+      expect(quota?.fix).toMatch(/-o pquota/);
+    } finally {
+      await sh('/bin/umount', [mountPoint]);
+    }
+  });
+});

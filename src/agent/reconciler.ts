@@ -25,10 +25,11 @@
  *    the cooldowns and backoff the daemon recorded.
  *
  * Logging (fixed messages, fields as listed; tests and the fill-race harness parse them):
- *  - 'pass' once per pass {durationMs, containers, grown, failed, planned, skipped: {reason: n},
- *    pool, dryRun}: info when something happened (a grow, a failure, a plan, a pool action, a pass
- *    error, or a change in the skip counts since the last pass), debug otherwise, so a quiet host at
- *    1 pass/s logs nothing at the default level.
+ *  - 'pass' once per pass {durationMs, containers, grown, noop, failed, planned, skipped: {reason: n},
+ *    pool, dryRun}: info when something happened (a grow or a failure, a pool grown or failed) or
+ *    when the standing state changed since the last pass (skip counts by reason, planned count, pool
+ *    action, pass errors); debug otherwise, so a steady host at 1 pass/s logs nothing at the default
+ *    level, and a dry-run daemon logs its plan once, not every second.
  *  - 'threshold crossed' (info, once per crossing) {containerId, name, usedBytes, sizeBytes, thresholdRatio}
  *  - 'grow succeeded' (info) / 'grow failed' (error) {containerId, name, fromBytes, toBytes, durationMs, trigger}
  *  - 'pool grow succeeded' / 'pool grow failed', 'label ignored' (warn, once per container and text),
@@ -169,7 +170,7 @@ export class Reconciler {
   private stopped = false;
   private timer: unknown = null;
   private unsubscribe: (() => void) | null = null;
-  private previousSkipCounts = '';
+  private previousPassSignature = '';
   private poolFailures = 0;
   private poolBackoffUntilMs: number | null = null;
   private latest: PassReport | null = null;
@@ -886,26 +887,31 @@ export class Reconciler {
     let grown = 0;
     let failed = 0;
     let planned = 0;
+    let noop = 0;
     const skipped: Partial<Record<SkipReason, number>> = {};
     for (const container of report.containers) {
-      if (container.outcome?.kind === 'grown' || container.outcome?.kind === 'noop') grown += 1;
+      if (container.outcome?.kind === 'grown') grown += 1;
+      else if (container.outcome?.kind === 'noop') noop += 1;
       else if (container.outcome?.kind === 'failed') failed += 1;
-      if (container.outcome?.kind === 'planned') planned += 1;
+      else if (container.outcome?.kind === 'planned') planned += 1;
       if (container.decision.kind === 'skip') {
         skipped[container.decision.reason] = (skipped[container.decision.reason] ?? 0) + 1;
       }
     }
-    const skipCounts = JSON.stringify(skipped);
+    // Acting is always news; standing states (a plan repeated every second in dry-run mode, a pool
+    // that needs growth it may not get, a persistent probe error) are news only when they change.
+    const signature = JSON.stringify([skipped, planned, report.poolAction?.kind ?? null, report.errors]);
     const eventful =
-      grown + failed + planned > 0 ||
-      report.poolAction !== undefined ||
-      report.errors.length > 0 ||
-      skipCounts !== this.previousSkipCounts;
-    this.previousSkipCounts = skipCounts;
+      grown + noop + failed > 0 ||
+      report.poolAction?.kind === 'grown' ||
+      report.poolAction?.kind === 'failed' ||
+      signature !== this.previousPassSignature;
+    this.previousPassSignature = signature;
     const fields = {
       durationMs: report.durationMs,
       containers: report.containers.length,
       grown,
+      noop,
       failed,
       planned,
       skipped,

@@ -93,7 +93,10 @@ const containerArb = (index: number): fc.Arbitrary<ContainerCase> =>
           id,
           name: `c${index}`,
           image: 'busybox',
-          labels: fields.labelMaxSize ? { 'autogrow.max-size': fields.labelMaxSize } : {},
+          labels: (fields.labelMaxSize ? { 'autogrow.max-size': fields.labelMaxSize } : {}) as Record<
+            string,
+            string
+          >,
           state: 'running' as const,
           running: true,
           pid: 1,
@@ -194,7 +197,7 @@ function inputOf(host: Host): DecideInput {
 /** Grows and planned grows alike: both must respect every limit. */
 function growsOf(decisions: readonly Decision[]) {
   return decisions.flatMap((decision) => {
-    if (decision.kind === 'grow') return [{ containerId: decision.containerId, ...decision }];
+    if (decision.kind === 'grow') return [decision];
     if (decision.wouldGrow) return [{ containerId: decision.containerId, ...decision.wouldGrow }];
     return [];
   });

@@ -1,13 +1,22 @@
 import type { Command } from 'commander';
-import { CliError } from '../errors.js';
+import { buildAgent, loadCliConfig } from '../context.js';
+import { renderStatus, statusJson } from '../render-status.js';
 import type { CliContext } from '../program.js';
 
-export function registerStatusCommand(program: Command, _context: CliContext): void {
+export function registerStatusCommand(program: Command, context: CliContext): void {
   program
     .command('status')
     .description('show the pool and every container: size, used, used %, the rule that applies, next action')
     .option('--json', 'print as JSON')
-    .action(() => {
-      throw new CliError('status: not wired yet (no storage backend in this build)');
+    .action(async (options: { json?: boolean }) => {
+      // A dry-run pass: the same observation and policy the agent uses, and nothing changes.
+      const { config, logger } = loadCliConfig(context, { logsToStderr: true, overrides: { dryRun: true } });
+      const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
+      await agent.inventory.resync();
+      const report = await agent.reconciler.runPass({ dryRun: true });
+      const renderOptions = { nowMs: Date.now(), defaultThresholdRatio: config.defaults.threshold };
+      context.io.stdout.write(
+        options.json ? statusJson(report, renderOptions) : renderStatus(report, renderOptions),
+      );
     });
 }

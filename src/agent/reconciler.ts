@@ -7,6 +7,7 @@
  *
  *   const reconciler = new Reconciler({ inventory, backend, config, journal, clock, logger, onReport });
  *   await reconciler.start();        // replay journal, backend.recover(), subscribe, pass now + every interval
+ *                                    // (a container start event triggers a whole-host pass at once)
  *   await reconciler.runPass({ dryRun, onlyContainerId });   // one pass -> PassReport (`once`, `status`)
  *   await reconciler.growNow(container, { toBytes } | { byBytes }, { dryRun, force });  // `grow`
  *   await reconciler.stop();         // no new passes; waits for running grows to finish
@@ -183,7 +184,7 @@ export class Reconciler {
     deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
   }
 
-  /** The latest pass report, or null before the first pass. */
+  /** The latest whole-host pass report, or null before the first one. */
   get lastReport(): PassReport | null {
     return this.latest;
   }
@@ -228,9 +229,12 @@ export class Reconciler {
       }
     }
     this.unsubscribe = this.deps.inventory.subscribe({
+      // A start is evaluated at once with a whole-host pass, not a one-container pass: observation is
+      // batched (the same commands whatever the container count), the report stays complete for the
+      // metrics, and a burst of starts (a resync) coalesces into one follow-up pass.
       onStart: (container) => {
         if (this.stopped) return;
-        this.track(this.runPass({ onlyContainerId: container.id })).catch((error: unknown) =>
+        this.track(this.runPass()).catch((error: unknown) =>
           this.deps.logger.error(
             { err: errorMessage(error), containerId: container.id },
             'event pass failed',
@@ -544,9 +548,10 @@ export class Reconciler {
       containers,
       probes,
       errors,
+      ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
     };
     this.logPass(report, decided.pool);
-    this.latest = report;
+    if (scope === 'all') this.latest = report;
     try {
       this.deps.onReport?.(report);
     } catch (error) {

@@ -56,4 +56,11 @@ export interface PassReport {
   probes: readonly ProbeReport[];
   /** Pass-level problems (the pass went on). */
   errors: readonly string[];
+  /**
+   * Set when the pass covered only these containers (`runPass({ onlyContainerId })`); consumers
+   * must not treat containers missing from `containers` as gone. Absent for whole-host passes (the
+   * daemon only runs those: start events trigger a whole-host pass, which costs the same batched
+   * commands).
+   */
+  onlyContainerIds?: readonly string[];
 }

@@ -456,6 +456,20 @@ describe('single flight, locks and concurrency', () => {
     expect(reports[2]).toBe(reports[3]);
     expect(reports[0]).not.toBe(reports[1]);
     expect(reports[1]!.containers).toHaveLength(2);
+    expect(reports[1]!.onlyContainerIds).toBeUndefined();
+  });
+
+  it('marks a one-container pass as partial and keeps lastReport whole', async () => {
+    const h = harness();
+    const a = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 1 * GiB });
+    h.add({}, { sizeBytes: 10 * GiB, usedBytes: 1 * GiB });
+    const whole = await h.reconciler.runPass();
+
+    const partial = await h.reconciler.runPass({ onlyContainerId: a.id });
+
+    expect(partial.onlyContainerIds).toEqual([a.id]);
+    expect(partial.containers.map((container) => container.containerId)).toEqual([a.id]);
+    expect(h.reconciler.lastReport).toBe(whole);
   });
 
   it('skips a container whose manual grow is running, and respects the concurrency limit', async () => {
@@ -538,7 +552,8 @@ describe('lifecycle and events', () => {
     h.inventory.emitStart(container);
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
-    expect(h.backend.observedIds).toEqual([[container.id]]);
+    expect(h.backend.observedIds).toEqual([[other.id, container.id]]);
+    expect(h.reports.at(-1)!.onlyContainerIds).toBeUndefined();
     expect(h.reconciler.containerHistory(container.id)?.consecutiveFailures).toBe(1);
 
     h.inventory.emitStop(container.id);

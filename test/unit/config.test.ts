@@ -125,6 +125,34 @@ describe('config/example.yaml', () => {
   });
 });
 
+describe('README configuration reference', () => {
+  it('names every key of the schema', () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('<!-- config:start -->'),
+      readme.indexOf('<!-- config:end -->'),
+    );
+    const missingKeys: string[] = [];
+    const walk = (shape: Record<string, unknown>, prefix: string) => {
+      for (const [key, child] of Object.entries(shape)) {
+        const keyPath = prefix ? `${prefix}.${key}` : key;
+        const inner = objectShapeOf(child);
+        const element = arrayElementShapeOf(child);
+        if (inner) walk(inner, keyPath);
+        else if (element) {
+          if (!section.includes(`\`${keyPath}[]\``)) missingKeys.push(`${keyPath}[]`);
+          // rule fields repeat the defaults; the reference names the rule-only ones
+          walk({ name: element.name, match: element.match }, `${keyPath}[]`);
+        } else if (keyPath === 'binaries') {
+          if (!section.includes('`binaries.<tool>`')) missingKeys.push(keyPath);
+        } else if (!section.includes(`\`${keyPath}\``)) missingKeys.push(keyPath);
+      }
+    };
+    walk(configSchema.shape as Record<string, unknown>, '');
+    expect(missingKeys).toEqual([]);
+  });
+});
+
 describe('config/docker-autogrow.schema.json', () => {
   it('is in sync with the zod schema (run `npm run schema` to regenerate)', () => {
     const committed = readFileSync(path.join(repoRoot, 'config', 'docker-autogrow.schema.json'), 'utf8');

@@ -185,6 +185,8 @@ export interface EventStreamOptions {
 }
 
 export interface EventStreamStats {
+  /** Socket reads: fewer than events when several share a read, more when big events are split. */
+  chunksReceived: number;
   eventsDelivered: number;
   duplicatesDropped: number;
   ignoredEvents: number;
@@ -200,6 +202,7 @@ const RECENT_EVENT_KEYS = 512;
 /** One long-lived Docker event subscription that reconnects by itself until {@link stop}. */
 export class EventStream {
   private connectedNow = false;
+  private disconnectReason: string | null = null;
   private stopped = true;
   private reconnectCount = 0;
   private everConnected = false;
@@ -216,6 +219,7 @@ export class EventStream {
   private readonly nowMs: () => number;
   private readonly timers: TimerApi;
   private readonly counters: EventStreamStats = {
+    chunksReceived: 0,
     eventsDelivered: 0,
     duplicatesDropped: 0,
     ignoredEvents: 0,
@@ -240,6 +244,11 @@ export class EventStream {
   /** Successful connections after the first one. */
   get reconnects(): number {
     return this.reconnectCount;
+  }
+
+  /** Why the last established connection ended (`aborted` when dockerd stops), null before that. */
+  get lastDisconnectReason(): string | null {
+    return this.disconnectReason;
   }
 
   get stats(): Readonly<EventStreamStats> {
@@ -300,12 +309,14 @@ export class EventStream {
       if (this.stopped) return;
       this.connectedNow = false;
       if (this.nowMs() - connectedAtMs >= this.healthyAfterMs) this.attempt = 0;
+      this.disconnectReason = reason;
       this.options.logger.warn({ reason }, 'docker event stream lost; reconnecting');
       this.options.onDisconnected?.(reason);
       this.scheduleReconnect();
     };
     body.on('data', (chunk: Buffer | string) => {
       if (ended) return;
+      this.counters.chunksReceived += 1;
       for (const line of this.framer.push(chunk)) this.handleLine(line);
     });
     body.on('end', () => onEnd('end of stream'));

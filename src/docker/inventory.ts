@@ -32,6 +32,8 @@ const REINSPECT_VERBS: ReadonlySet<string> = new Set([
   'update',
   'oom',
 ]);
+const RESYNC_RETRY_INITIAL_MS = 1000;
+const RESYNC_RETRY_MAX_MS = 30_000;
 const START_VERBS: ReadonlySet<string> = new Set(['start', 'restart', 'unpause']);
 const STOP_VERBS: ReadonlySet<string> = new Set(['die', 'stop']);
 
@@ -109,6 +111,9 @@ export class DockerInventory implements Inventory {
   /** The resync waiting in the queue (not yet started), shared by everyone who asks for one. */
   private queuedResync: Deferred | null = null;
   private resyncTimer: ReturnType<typeof setInterval> | null = null;
+  /** A retry after a failed resync, sooner than the periodic one (the daemon may still be starting). */
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private failedResyncsInRow = 0;
   private running = false;
   private readonly stream: EventStream;
   private readonly inspectConcurrency: number;
@@ -150,6 +155,11 @@ export class DockerInventory implements Inventory {
 
   get stats(): InventoryStats {
     return { ...this.counters, stream: this.stream.stats };
+  }
+
+  /** Why the event stream last ended (for logs and `status`), null before it ever did. */
+  get lastDisconnectReason(): string | null {
+    return this.stream.lastDisconnectReason;
   }
 
   list(): readonly ContainerInfo[] {
@@ -201,6 +211,8 @@ export class DockerInventory implements Inventory {
   async stop(): Promise<void> {
     this.running = false;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.resyncTimer = null;
     await this.stream.stop();
     this.queue.length = 0;
@@ -249,9 +261,12 @@ export class DockerInventory implements Inventory {
           this.queuedResync = null;
           try {
             await this.runResync();
+            this.failedResyncsInRow = 0;
             waiting?.resolve();
           } catch (error) {
             this.counters.resyncFailures += 1;
+            this.failedResyncsInRow += 1;
+            this.scheduleResyncRetry();
             waiting?.reject(error);
           }
         } else {
@@ -270,6 +285,24 @@ export class DockerInventory implements Inventory {
       this.draining = null;
       if (this.queue.length > 0) this.drain();
     });
+  }
+
+  private scheduleResyncRetry(): void {
+    if (!this.running || this.retryTimer) return;
+    const delayMs = Math.min(
+      RESYNC_RETRY_MAX_MS,
+      this.options.resyncIntervalMs,
+      RESYNC_RETRY_INITIAL_MS * 2 ** Math.min(this.failedResyncsInRow - 1, 20),
+    );
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.resync().catch((error: unknown) =>
+        this.options.logger.warn(
+          { err: error, failures: this.failedResyncsInRow },
+          'docker resync retry failed',
+        ),
+      );
+    }, delayMs);
   }
 
   private async runResync(): Promise<void> {

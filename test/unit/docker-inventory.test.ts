@@ -272,6 +272,26 @@ describe('DockerInventory', () => {
     expect(failing.streamConnected).toBe(false);
   });
 
+  it('retries a failed resync soon instead of waiting for the periodic one', async () => {
+    const api = new FakeApi();
+    api.set(container(A, 'web', true));
+    const { inv, recorder } = await setup(api);
+    recorder.take();
+    api.failing = new Error('daemon starting');
+    await expect(inv.resync()).rejects.toThrow(/starting/);
+    api.failing = null;
+    api.set(container(B, 'late', true));
+    const started = performance.now();
+    for (let i = 0; i < 300 && !recorder.calls.includes('resync 2'); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const elapsedMs = performance.now() - started;
+    expect(recorder.take()).toEqual(['start late', 'resync 2']);
+    // first retry after 1 s (the periodic resync is an hour away here)
+    expect(elapsedMs).toBeGreaterThanOrEqual(900);
+    expect(elapsedMs).toBeLessThan(1500);
+  });
+
   it('keeps the last view of a container whose inspect it cannot read', async () => {
     const api = new FakeApi();
     api.set(container(A, 'web', true));

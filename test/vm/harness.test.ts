@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { describeWith } from '../support/prereqs.js';
 import {
   assertVmRunPassed,
@@ -24,7 +24,23 @@ function printImageDir(recipeRoot: string): string {
   return run.stdout.trim();
 }
 
+describe('VM run options are validated before anything boots', () => {
+  it.each([
+    [{ environment: 'nope' }, /unknown VM environment 'nope'/],
+    [{ environment: 'none', script: '../outside.sh' }, /plain checkout-relative path/],
+    [{ environment: 'none', script: '/etc/passwd' }, /plain checkout-relative path/],
+    [{ environment: 'none', vitestFiles: ['test/guest/missing.test.ts'] }, /does not exist/],
+    [{ environment: 'none', vitestFiles: ['a b.test.ts'] }, /plain checkout-relative path/],
+    [{ environment: 'none', env: { 'BAD-NAME': 'x' } }, /invalid guest environment variable name/],
+  ])('%o is refused', async (options, message) => {
+    await expect(runInVm(options as Parameters<typeof runInVm>[0])).rejects.toThrow(message);
+  });
+});
+
 describeWith(vmPrereqs, 'VM harness', () => {
+  // Wall time of a trivial boot-run-poweroff on this machine right now (TCG speed depends on load).
+  let trivialRunMs: number | undefined;
+
   beforeAll(async () => {
     const image = await ensureVmImage();
     console.log(`VM image ${image.dir}: ${image.built ? 'built' : 'reused'} in ${image.durationMs} ms`);
@@ -64,6 +80,7 @@ describeWith(vmPrereqs, 'VM harness', () => {
       timeoutMs: 5 * 60_000,
     });
 
+    trivialRunMs = result.durationMs;
     expect(result.timedOut).toBe(false);
     expect(result.exitCode).toBe(7);
     expect(result.consoleLog).toMatch(/hello from 6\.1\.\S+-amd64 on autogrow-vm/);
@@ -89,7 +106,9 @@ describeWith(vmPrereqs, 'VM harness', () => {
   });
 
   it('kills a guest that never powers off at the timeout and reports it as a failure', async () => {
-    const timeoutMs = 45_000;
+    // Long enough for the guest to boot and reach the hang (scaled from a trivial run just measured),
+    // short enough to keep CI fast.
+    const timeoutMs = Math.round(1.5 * (trivialRunMs ?? 80_000)) + 20_000;
     const result = await runInVm({
       environment: 'none',
       label: 'hang',

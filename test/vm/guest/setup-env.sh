@@ -58,7 +58,7 @@ EOT
 }
 
 start_docker() {
-  "$HERE/dockerd-ctl.sh" start
+  bash "$HERE/dockerd-ctl.sh" start
   export_env DOCKER_HOST unix:///var/run/docker.sock
   export_env AUTOGROW_DATA_ROOT "$DATA_ROOT"
   # An image without a registry: a busybox-static rootfs, imported.

@@ -251,7 +251,7 @@ describe('overlay-xfs backend', () => {
   });
 
   it('never shrinks, rounds targets up to 4 KiB, refuses unlimited containers', async () => {
-    const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
+    const { runner, backend, dirA, report, fx } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
     runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
     const noop = await backend.grow({
@@ -270,7 +270,6 @@ describe('overlay-xfs backend', () => {
       dryRun: true,
     });
     expect(plan.steps[0]?.argv?.[3]).toBe(`limit -p bsoft=0 bhard=${300 * MiB} 3`);
-    void dataRoot;
     await expect(
       backend.grow({ container: unlimited, fromBytes: 0, toBytes: 300 * MiB, dryRun: false }),
     ).rejects.toThrow(/without a size limit/);
@@ -286,6 +285,14 @@ describe('overlay-xfs backend', () => {
     expect(byName.get('XFS project quotas enforced')).toMatchObject({ ok: false, severity: 'error' });
     expect(byName.get('XFS project quotas enforced')?.fix).toMatch(/-o pquota/);
     expect(byName.get('containers have a size limit')?.detail).toContain('unlimited');
+  });
+
+  it('observe says for every container that XFS without pquota cannot be served', async () => {
+    const { backend } = track(setup('rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,noquota'));
+    const observation = await backend.observe([limited, unlimited], 0);
+    expect(observation.containers.size).toBe(0);
+    expect(observation.errors.get(unlimited.id)).toMatch(/without enforced project quotas.*-o pquota/);
+    expect(observation.pool?.kind).toBe('filesystem');
   });
 
   it('doctor: pquota mounted is served; pqnoenforce is not', async () => {

@@ -183,8 +183,24 @@ class OverlayXfsBackend implements StorageBackend {
       errors.set(container.id, `storage driver is ${container.storageDriver}, not overlay2`);
       return false;
     });
+    const fsUsage = await statfsUsage(this.dataRoot);
+    const mount = await this.xfsMount();
+    if (!hasOption(mount, 'prjquota', 'pquota') || hasOption(mount, 'pqnoenforce')) {
+      // The host cannot be served: say so for every container, keep the pool for status.
+      const why =
+        `XFS at ${mount.mountPoint} is mounted without enforced project quotas (${mount.superOptions.join(',')}): ` +
+        'Docker cannot limit container sizes, nothing can be observed or grown (fix: mount it with -o pquota)';
+      for (const container of overlay) errors.set(container.id, why);
+      return {
+        takenAtMs: nowMs,
+        driver: 'overlay2',
+        pool: filesystemPool(this.dataRoot, fsUsage, 0, false),
+        containers: usages,
+        errors,
+      };
+    }
     await this.resolveLayers(overlay, errors);
-    const [rows, fsUsage] = await Promise.all([this.report(), statfsUsage(this.dataRoot)]);
+    const rows = await this.report();
     // a project id shared by several containers cannot be grown for one of them
     const holders = new Map<number, number>();
     for (const container of overlay) {

@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
 import { describeWith, prereqs, type Prereq } from '../support/prereqs.js';
 import {
@@ -97,6 +98,7 @@ describeWith(
     let agent: ChildProcess | undefined;
     let agentPort = 0;
     const startedAtMs = Date.now();
+    let firstGrowAfterS = 0;
 
     const run = (name: string, script: string) =>
       dockerd!.cli([
@@ -119,13 +121,6 @@ describeWith(
       await dockerd.ensureBusyboxImage();
       await run('steady-1', 'dd if=/dev/zero of=/data/base bs=1M count=8 && sleep 3600');
       await run('doomed-1', 'dd if=/dev/zero of=/data/base bs=1M count=4 && sleep 3600');
-      // past 85% of 64M at once, then 256 KiB/s: grown by the agent and still filling afterwards
-      await run(
-        'filler-1',
-        'dd if=/dev/zero of=/data/big bs=1M count=56 && i=0; ' +
-          'while true; do dd if=/dev/zero of=/data/slow$i bs=64k count=4 2>/dev/null; i=$((i+1)); sleep 1; done',
-      );
-
       agentPort = await freePort();
       const configFile = path.join(work, 'config.yaml');
       writeFileSync(
@@ -148,6 +143,15 @@ describeWith(
 
       await prometheus.start({ target: `127.0.0.1:${agentPort}` });
       await prometheus.waitForHealthyTarget();
+      // Only now, with Prometheus watching, the container that needs grows: 40M of 64M at once, then
+      // 1 MiB/s, so it crosses 85% while scraped, is grown (and grown again) and is still filling.
+      const fillerStartedAtMs = Date.now();
+      await run(
+        'filler-1',
+        'dd if=/dev/zero of=/data/big bs=1M count=40 && i=0; ' +
+          'while true; do dd if=/dev/zero of=/data/slow$i bs=1M count=1 2>/dev/null; i=$((i+1)); sleep 1; done',
+      );
+
       const has = async (expr: string) =>
         sampleValues(await prometheus.query(expr)).some((value) => value > 0);
       await waitFor(
@@ -156,6 +160,7 @@ describeWith(
         120_000,
         agentLog,
       );
+      firstGrowAfterS = Math.round((Date.now() - fillerStartedAtMs) / 1000);
       await waitFor(
         'a time-to-full estimate for filler-1',
         () => has('docker_autogrow_container_time_to_full_seconds{container_name="filler-1"}'),
@@ -202,6 +207,33 @@ describeWith(
         startedAtMs,
       );
       expect(checks.length).toBeGreaterThan(35);
+      console.info(
+        `e2e: ${checks.length} dashboard queries answered with data; first grow seen in Prometheus ${firstGrowAfterS}s after the filler started`,
+      );
+    });
+
+    it('is healthy by its own alert rules: every probe succeeds and no alert expression matches', async () => {
+      const probes = await prometheus.query(
+        `docker_autogrow_probe_success{instance="127.0.0.1:${agentPort}"}`,
+      );
+      expect(probes.data.result.length).toBeGreaterThan(0);
+      expect(sampleValues(probes).every((value) => value === 1)).toBe(true);
+      const age = sampleValues(
+        await prometheus.query('time() - docker_autogrow_last_successful_pass_timestamp_seconds'),
+      );
+      expect(age[0]).toBeLessThan(10);
+      const rules = (
+        parse(readFileSync('deploy/prometheus/alerts.yml', 'utf8')) as {
+          groups: { rules: { alert: string; expr: string }[] }[];
+        }
+      ).groups.flatMap((group) => group.rules);
+      const firing: string[] = [];
+      for (const rule of rules) {
+        const result = await prometheus.query(rule.expr);
+        if (result.data.result.length > 0)
+          firing.push(`${rule.alert}: ${JSON.stringify(result.data.result)}`);
+      }
+      expect(firing).toEqual([]);
     });
 
     it('serves a scrape that `promtool check metrics` finds clean', async () => {

@@ -4,6 +4,10 @@
  * events arrives with none lost or mis-split.
  */
 import http from 'node:http';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { DockerClient } from '../../src/docker/client.js';
 import { DockerInventory } from '../../src/docker/inventory.js';
@@ -71,6 +75,55 @@ class Recorder {
   };
 }
 
+/**
+ * A unix-socket proxy in front of dockerd that can cut every connection and refuse new ones, like
+ * a socket proxy or a flaky link would: the daemon keeps running (and keeps changing) meanwhile.
+ */
+class CuttableProxy {
+  readonly dir = mkdtempSync(path.join(tmpdir(), 'agpx-'));
+  readonly socketPath = path.join(this.dir, 'proxy.sock');
+  private readonly sockets = new Set<net.Socket>();
+  private cut = false;
+  private readonly server: net.Server;
+
+  constructor(private readonly target: string) {
+    this.server = net.createServer((client) => {
+      if (this.cut) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(this.target);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.socketPath, resolve));
+  }
+
+  cutAll(): void {
+    this.cut = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.cut = false;
+  }
+
+  async close(): Promise<void> {
+    this.cutAll();
+    await new Promise((resolve) => this.server.close(resolve));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 const FOLLOW_BOUND_MS = 1000;
 
 describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'docker inventory on a real dockerd', () => {
@@ -93,8 +146,11 @@ describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'docker inventory
     await dockerd?.destroy();
   });
 
-  async function startInventory(recorder: Recorder): Promise<DockerInventory> {
-    const client = new DockerClient({ socketPath: dockerd.socketPath, timeoutMs: 10_000 });
+  async function startInventory(
+    recorder: Recorder,
+    socketPath = dockerd.socketPath,
+  ): Promise<DockerInventory> {
+    const client = new DockerClient({ socketPath, timeoutMs: 10_000 });
     inventory = new DockerInventory({
       api: client,
       events: client,
@@ -227,6 +283,70 @@ describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'docker inventory
       `burst: 500 events in ${Math.round(operationsMs)} ms of operations; all delivered ` +
         `${Math.round(deliveryMs)} ms after the last one; ${stats.chunksReceived} chunks`,
     );
+  });
+
+  it('recovers more than the 256 events the daemon keeps for `since` by resyncing after a cut', async () => {
+    const proxy = new CuttableProxy(dockerd.socketPath);
+    await proxy.listen();
+    try {
+      const wasRunning = await createContainer('gap-was-running');
+      await engine(dockerd.socketPath, 'POST', `/containers/${wasRunning}/start`);
+      const willVanish = await createContainer('gap-will-vanish');
+      const recorder = new Recorder();
+      const inv = await startInventory(recorder, proxy.socketPath);
+      recorder.started.length = 0;
+      // one event seen before the cut, so the reconnect asks the daemon to replay from there
+      const marker = await createContainer('gap-marker');
+      await waitFor(
+        'marker event',
+        () => recorder.events.some((event) => event.containerId === marker),
+        5000,
+      );
+
+      proxy.cutAll();
+      await waitFor('stream lost', () => !inv.streamConnected, 5000);
+      // While the agent is cut off: 300 creates, 2 starts, a stop, a removal (> 256 events).
+      const created: string[] = [];
+      for (let index = 0; index < 300; index += 1) created.push(await createContainer(`gap-${index}`));
+      const startedInGap = created.slice(0, 2);
+      for (const id of startedInGap) await engine(dockerd.socketPath, 'POST', `/containers/${id}/start`);
+      await engine(dockerd.socketPath, 'POST', `/containers/${wasRunning}/stop?t=0`);
+      await engine(dockerd.socketPath, 'DELETE', `/containers/${willVanish}`);
+      const deliveredBefore = inv.stats.stream.eventsDelivered;
+      const resyncsBefore = recorder.resyncs;
+
+      proxy.restore();
+      await waitFor(
+        'reconnect and resync',
+        () => inv.streamConnected && recorder.resyncs > resyncsBefore,
+        30_000,
+      );
+      // let the `since` replay finish arriving
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const replayed = inv.stats.stream.eventsDelivered - deliveredBefore;
+      // The daemon could not replay everything (it keeps 256 events); the resync made up for it.
+      expect(replayed).toBeGreaterThan(0);
+      expect(replayed).toBeLessThanOrEqual(256);
+      const truth = (await engine(dockerd.socketPath, 'GET', '/containers/json?all=1')) as Array<{
+        Id: string;
+        State: string;
+      }>;
+      expect(new Map(inv.list().map((info) => [info.id, info.state as string]))).toEqual(
+        new Map(truth.map((entry) => [entry.Id, entry.State])),
+      );
+      for (const id of created) expect(inv.get(id), id).toBeDefined();
+      expect(recorder.started.map((info) => info.id).sort()).toEqual([...startedInGap].sort());
+      expect(recorder.stopped.map((info) => info.id)).toEqual([wasRunning]);
+      expect(recorder.destroyed).toEqual([willVanish]);
+      console.info(
+        `cut: 305+ container events while disconnected; the daemon replayed ${replayed} from \`since\` ` +
+          `(${inv.stats.stream.duplicatesDropped} duplicates dropped); the resync filled the rest`,
+      );
+    } finally {
+      await inventory?.stop();
+      inventory = null;
+      await proxy.close();
+    }
   });
 
   it('reconnects and resyncs by itself across a dockerd restart, missing no container', async () => {

@@ -301,6 +301,11 @@ export class Reconciler {
     const force = options.force === true;
     const resolved = resolvePolicy(this.deps.config, container);
     const base = { containerId: container.id, name: container.name, warnings: [...resolved.warnings] };
+    if (!resolved.settings.enabled) {
+      base.warnings.push(
+        `autogrow is disabled for this container (${resolved.ruleName}); growing because asked`,
+      );
+    }
     const refuse = (
       why: string,
       reason?: SkipReason,

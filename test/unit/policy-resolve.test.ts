@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseConfigObject } from '../../src/config/load.js';
 import { estimateFillRate, timeToFullSeconds } from '../../src/policy/fill-rate.js';
@@ -24,9 +25,35 @@ describe('glob', () => {
     ${'a.b'}        | ${'axb'}                       | ${false}
     ${'(x)+[y]'}    | ${'(x)+[y]'}                   | ${true}
     ${'*'}          | ${''}                          | ${true}
+    ${'a**b'}       | ${'a/x/b'}                     | ${true}
   `('$glob vs $text: $matches', ({ glob, text, matches }) => {
     expect(globMatches(glob, text)).toBe(matches);
   });
+});
+
+it('agrees with an anchored regular expression on small inputs', () => {
+  const reference = (glob: string) =>
+    new RegExp(
+      `^${[...glob].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char)).join('')}$`,
+      's',
+    );
+  fc.assert(
+    fc.property(
+      fc.string({ unit: fc.constantFrom('a', 'b', '*', '?'), maxLength: 6 }),
+      fc.string({ unit: fc.constantFrom('a', 'b'), maxLength: 8 }),
+      (glob, text) => {
+        expect(globMatches(glob, text)).toBe(reference(glob).test(text));
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+it('matches a hostile many-star glob against a long name quickly', () => {
+  const startedMs = performance.now();
+
+  expect(globMatches('*a*a*a*a*a*a*a*b', 'a'.repeat(128))).toBe(false);
+  expect(performance.now() - startedMs).toBeLessThan(1000);
 });
 
 describe('resolvePolicy', () => {

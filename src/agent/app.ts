@@ -98,8 +98,13 @@ export async function createAgentContext(config: Config, logger: Logger): Promis
       metrics.incLabelWarnings(countNewLabelWarnings(report, labelWarningsSeen));
     },
   });
+  let reconnectsCounted = 0;
   inventory.subscribe({
-    onStreamState: (connected) => metrics.setEventStreamConnected(connected),
+    onStreamState: (connected) => {
+      metrics.setEventStreamConnected(connected);
+      for (; reconnectsCounted < inventory.reconnects; reconnectsCounted += 1)
+        metrics.incEventStreamReconnects();
+    },
     onDestroy: (containerId) => {
       metrics.forgetContainer(containerId);
       for (const key of [...labelWarningsSeen])

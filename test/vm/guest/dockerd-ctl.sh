@@ -3,7 +3,8 @@
 # The daemon reads /etc/docker/daemon.json, which the environment setup wrote (storage driver and its
 # options, live-restore). A test may rewrite that file and `restart`. The daemon log is appended to
 # $AUTOGROW_ARTIFACTS_DIR/dockerd.log (visible on the host even when the guest hangs).
-#   start    start dockerd unless running; wait until the API answers (fails after 180 s)
+#   start    start containerd (own daemon) and dockerd unless running; wait until the API answers
+#            (300 s; a dockerd that dies during start-up is retried once)
 #   stop     SIGTERM, wait until the process is gone (fails after 120 s); with live-restore,
 #            running containers keep running
 #   restart  stop + start
@@ -14,27 +15,58 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PIDFILE=/var/run/docker.pid
 CONFIG=${AUTOGROW_DOCKERD_CONFIG:-/etc/docker/daemon.json}
 
+CONTAINERD_SOCKET=/run/containerd/containerd.sock
+
 running_pid() {
   local pid
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-start() {
-  if running_pid >/dev/null; then
-    docker version >/dev/null 2>&1 && return 0
-  else
-    mkdir -p "$AUTOGROW_ARTIFACTS_DIR"
-    stamp "dockerd-ctl: starting dockerd ($(tr -d '\n ' <"$CONFIG" | cut -c1-300))"
-    # setsid: the daemon must outlive the shell (or vitest worker) that asked for it
-    setsid dockerd --config-file "$CONFIG" >>"$AUTOGROW_ARTIFACTS_DIR/dockerd.log" 2>&1 </dev/null &
-  fi
-  if ! wait_for 180 docker version; then
-    echo "dockerd-ctl: dockerd did not come up; log tail:" >&2
-    tail -n 30 "$AUTOGROW_ARTIFACTS_DIR/dockerd.log" >&2
+# containerd runs as its own daemon, as on a systemd host: dockerd's built-in one gives up after a
+# fixed timeout, which a loaded TCG guest can exceed; an independent containerd also keeps
+# live-restore containers alive across dockerd restarts. `stop` leaves it running.
+ensure_containerd() {
+  ctr --address "$CONTAINERD_SOCKET" version >/dev/null 2>&1 && return 0
+  setsid containerd >>"$AUTOGROW_ARTIFACTS_DIR/containerd.log" 2>&1 </dev/null &
+  if ! wait_for 300 ctr --address "$CONTAINERD_SOCKET" version; then
+    echo "dockerd-ctl: containerd did not come up; log tail:" >&2
+    tail -n 30 "$AUTOGROW_ARTIFACTS_DIR/containerd.log" >&2
     return 1
   fi
-  stamp "dockerd-ctl: dockerd up"
+  stamp "dockerd-ctl: containerd up"
+}
+
+start() {
+  mkdir -p "$AUTOGROW_ARTIFACTS_DIR"
+  if running_pid >/dev/null && docker version >/dev/null 2>&1; then return 0; fi
+  ensure_containerd || return 1
+  local attempt launcher i
+  for attempt in 1 2; do
+    launcher=""
+    if ! running_pid >/dev/null; then
+      stamp "dockerd-ctl: starting dockerd, attempt $attempt ($(tr -d '\n ' <"$CONFIG" | cut -c1-300))"
+      # setsid: the daemon must outlive the shell (or vitest worker) that asked for it
+      setsid dockerd --config-file "$CONFIG" --containerd "$CONTAINERD_SOCKET" \
+        >>"$AUTOGROW_ARTIFACTS_DIR/dockerd.log" 2>&1 </dev/null &
+      launcher=$!
+    fi
+    for ((i = 0; i < 300 * 4; i++)); do
+      docker version >/dev/null 2>&1 && {
+        stamp "dockerd-ctl: dockerd up"
+        return 0
+      }
+      # the daemon died (its launcher is gone and no live pid file): retry once, then give up
+      if [ -n "${launcher:-}" ] && ! kill -0 "$launcher" 2>/dev/null && ! running_pid >/dev/null; then
+        echo "dockerd-ctl: dockerd exited during start-up (attempt $attempt)" >&2
+        break
+      fi
+      sleep 0.25
+    done
+  done
+  echo "dockerd-ctl: dockerd did not come up; log tail:" >&2
+  tail -n 30 "$AUTOGROW_ARTIFACTS_DIR/dockerd.log" >&2
+  return 1
 }
 
 stop() {

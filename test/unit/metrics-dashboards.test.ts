@@ -23,7 +23,16 @@ describe('Grafana dashboards', () => {
       expect(new Set(ids).size).toBe(ids.length);
       const variables = dashboard.templating.list.map((variable) => variable.name);
       expect(variables.slice(0, 2)).toEqual(['datasource', 'instance']);
+      for (const annotation of dashboard.annotations.list) {
+        if (annotation.expr) {
+          expect(annotation.datasource, annotation.name).toEqual({
+            type: 'prometheus',
+            uid: '${datasource}',
+          });
+        }
+      }
       for (const panel of allPanels(dashboard)) {
+        expect(panel.gridPos.x + panel.gridPos.w, panel.title).toBeLessThanOrEqual(24);
         if (panel.type === 'row') continue;
         expect(panel.datasource, panel.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
         expect(panel.targets?.length ?? 0, panel.title).toBeGreaterThan(0);

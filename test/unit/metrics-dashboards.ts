@@ -30,6 +30,7 @@ export interface Panel {
   id: number;
   type: string;
   title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
   datasource?: { type?: string; uid?: string };
   targets?: Target[];
   panels?: Panel[];

@@ -6,25 +6,25 @@ import type { DockerInfo } from '../../docker/model.js';
 import { doctorJson, renderChecklist, runDoctor } from '../../doctor/run-doctor.js';
 import { ExecaRunner } from '../../exec/runner.js';
 import { silentLogger } from '../../log/logger.js';
-import { createBtrfsBackend } from '../../storage/btrfs/index.js';
-import { createDevicemapperBackend } from '../../storage/devicemapper/index.js';
+import { UnsupportedDriverError, createBackendFor } from '../../storage/select.js';
 import type { BackendDeps, StorageBackend } from '../../storage/types.js';
 import { CliError, EXIT_FAILURE } from '../errors.js';
 import type { CliContext } from '../program.js';
 
 /**
- * The backend whose `doctor()` adds the driver's own checks.
- * TODO(lead): replace with the driver→backend mapping of src/agent/app.ts once it lands (and add
- * overlay2 on XFS there); until then overlay2 gets the generic XFS/pquota checks only.
+ * The backend whose `doctor()` adds the driver's own checks, from the agent's one driver→backend
+ * mapping. An unsupported driver has no backend: the generic "storage driver supported" check
+ * already names it with a fix.
  */
-function backendFor(info: DockerInfo, deps: Omit<BackendDeps, 'dockerInfo'>): StorageBackend | null {
-  switch (info.driver) {
-    case 'btrfs':
-      return createBtrfsBackend({ ...deps, dockerInfo: info });
-    case 'devicemapper':
-      return createDevicemapperBackend({ ...deps, dockerInfo: info });
-    default:
-      return null;
+async function backendFor(
+  info: DockerInfo,
+  deps: Omit<BackendDeps, 'dockerInfo'>,
+): Promise<StorageBackend | null> {
+  try {
+    return await createBackendFor(info, { ...deps, dockerInfo: info });
+  } catch (error) {
+    if (error instanceof UnsupportedDriverError) return null;
+    throw error;
   }
 }
 

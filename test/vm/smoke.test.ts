@@ -27,7 +27,8 @@ async function smoke(environment: VmEnvironment, extra: Partial<VmRunOptions> = 
     environment,
     label: `smoke-${environment}`,
     script: 'test/vm/guest/smoke.sh',
-    timeoutMs: 10 * 60_000,
+    // generous: on a loaded 2-core machine a devicemapper guest has needed 10+ minutes
+    timeoutMs: 20 * 60_000,
     ...extra,
   });
   console.log(

@@ -28,10 +28,13 @@ _rec() { # <must: ok|fail> <file> <cmd...>
   else
     rm -f "$REC_DIR/$file.stderr.tmp"
   fi
+  # argv as a JSON array (not via `jq --args`: jq would take arguments like --noheadings as its own)
+  local argv_json
+  argv_json=$(printf '%s\n' "$@" | jq -R . | jq -cs .)
   jq -cn --arg file "$file" --argjson exitCode "$rc" --arg stderrFile "$stderr_file" \
-    --arg recordedAt "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    '{file: $file, command: $ARGS.positional, exitCode: $exitCode, recordedAt: $recordedAt}
-     + (if $stderrFile == "" then {} else {stderrFile: $stderrFile} end)' --args "$@" >>"$REC_INDEX"
+    --arg recordedAt "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson command "$argv_json" \
+    '{file: $file, command: $command, exitCode: $exitCode, recordedAt: $recordedAt}
+     + (if $stderrFile == "" then {} else {stderrFile: $stderrFile} end)' >>"$REC_INDEX"
   echo "rec: $file <- $* (exit $rc)"
   if [ "$must" = ok ] && [ $rc != 0 ]; then
     echo "rec: '$*' failed (exit $rc):" >&2

@@ -48,7 +48,10 @@ const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>([
  * limit we cannot read must not be mistaken for "no limit".
  */
 export function parseStorageOptSizeBytes(storageOpt: unknown): number | null {
-  const size = asRecord(storageOpt)['size'];
+  // The graph drivers match the key case-insensitively (`--storage-opt Size=10G` works) and keep
+  // it as typed in HostConfig.StorageOpt.
+  const entry = Object.entries(asRecord(storageOpt)).find(([key]) => key.toLowerCase() === 'size');
+  const size = entry?.[1];
   if (size === undefined || size === null || size === '') return null;
   if (typeof size !== 'string')
     throw new DockerDataError(`StorageOpt.size is not a string: ${JSON.stringify(size)}`);

@@ -99,6 +99,11 @@ describe('parseStorageOptSizeBytes', () => {
     expect(parseStorageOptSizeBytes({ size: '10GiB' })).toBe(10 * 1024 ** 3);
     expect(parseStorageOptSizeBytes({ size: '512mb' })).toBe(512 * 1024 ** 2);
     expect(parseStorageOptSizeBytes({ size: '1073741824' })).toBe(1073741824);
+    expect(parseStorageOptSizeBytes({ size: '1.5g' })).toBe(1.5 * 1024 ** 3);
+    expect(parseStorageOptSizeBytes({ size: '64 MB' })).toBe(64 * 1024 ** 2);
+    // drivers read the key case-insensitively; HostConfig keeps it as the user typed it
+    expect(parseStorageOptSizeBytes({ Size: '20G' })).toBe(20 * 1024 ** 3);
+    expect(parseStorageOptSizeBytes({ SIZE: '20G' })).toBe(20 * 1024 ** 3);
     expect(parseStorageOptSizeBytes({})).toBeNull();
     expect(parseStorageOptSizeBytes(null)).toBeNull();
     expect(parseStorageOptSizeBytes({ size: '' })).toBeNull();

@@ -54,7 +54,7 @@ case "$AUTOGROW_VM_ENV" in
     [ "$(jq -r '.report[0].lv[] | select(.lv_name == "thinpool") | .segtype' <<<"$OUT")" = thin-pool ] ||
       { echo "SMOKE FAIL: no thin-pool LV" >&2; exit 1; }
     show docker run --rm --network none "$AUTOGROW_BUSYBOX_IMAGE" df -k /
-    expect_match "$OUT" '^/dev/mapper/docker-[0-9]+:[0-9]+-[0-9]+-[0-9a-f]+ ' "container rootfs is a thin device"
+    expect_match "$OUT" '^/dev/mapper/docker-[0-9]+:[0-9]+-[0-9]+-[0-9a-f]+(\s|$)' "container rootfs is a thin device"
     show dmsetup status docker-thinpool
     expect_match "$OUT" "$POOL_STATUS" "docker-thinpool is live (rw)"
     ;;
@@ -64,7 +64,7 @@ case "$AUTOGROW_VM_ENV" in
     expect_match "$OUT" '"Data loop file","/var/lib/docker/devicemapper/devicemapper/data"' "loop-lvm data file"
     show losetup -l
     show docker run --rm --network none "$AUTOGROW_BUSYBOX_IMAGE" df -k /
-    expect_match "$OUT" '^/dev/mapper/docker-[0-9]+:[0-9]+-[0-9]+-[0-9a-f]+ ' "container rootfs is a thin device"
+    expect_match "$OUT" '^/dev/mapper/docker-[0-9]+:[0-9]+-[0-9]+-[0-9a-f]+(\s|$)' "container rootfs is a thin device"
     show dmsetup status "$AUTOGROW_THIN_POOL"
     expect_match "$OUT" "$POOL_STATUS" "Docker's loop pool $AUTOGROW_THIN_POOL is live (rw)"
     ;;

@@ -273,11 +273,12 @@ export class DockerInventory implements Inventory {
           try {
             await this.applyEvent(item.event);
           } catch (error) {
-            // The daemon may be going away; the resync after the reconnect repairs the state.
+            // A busy or departing daemon: a resync soon repairs what this event would have.
             this.options.logger.warn(
               { err: error, action: item.event.action, containerId: item.event.containerId },
-              'docker event could not be applied',
+              'docker event could not be applied; resyncing soon',
             );
+            this.scheduleResyncRetry();
           }
         }
       }
@@ -292,7 +293,7 @@ export class DockerInventory implements Inventory {
     const delayMs = Math.min(
       RESYNC_RETRY_MAX_MS,
       this.options.resyncIntervalMs,
-      RESYNC_RETRY_INITIAL_MS * 2 ** Math.min(this.failedResyncsInRow - 1, 20),
+      RESYNC_RETRY_INITIAL_MS * 2 ** Math.min(Math.max(this.failedResyncsInRow - 1, 0), 20),
     );
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

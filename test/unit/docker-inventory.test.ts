@@ -37,6 +37,8 @@ class FakeApi implements DockerApi {
   readonly truth = new Map<string, ContainerInfo>();
   inspects: string[] = [];
   failing: Error | null = null;
+  /** Fails only the next inspect (a daemon briefly too busy to answer). */
+  failNextInspect: Error | null = null;
   unreadable = new Set<string>();
   gate: Promise<void> | null = null;
   inFlight = 0;
@@ -65,6 +67,9 @@ class FakeApi implements DockerApi {
       await new Promise((resolve) => setImmediate(resolve));
       if (this.gate) await this.gate;
       if (this.failing) throw this.failing;
+      const once = this.failNextInspect;
+      this.failNextInspect = null;
+      if (once) throw once;
       if (this.unreadable.has(id)) throw new DockerDataError('StorageOpt.size unreadable');
       return answer;
     } finally {
@@ -290,6 +295,22 @@ describe('DockerInventory', () => {
     // first retry after 1 s (the periodic resync is an hour away here)
     expect(elapsedMs).toBeGreaterThanOrEqual(900);
     expect(elapsedMs).toBeLessThan(1500);
+  });
+
+  it('resyncs soon when an event could not be applied', async () => {
+    const api = new FakeApi();
+    api.set(container(A, 'web', false));
+    const { source, recorder } = await setup(api);
+    recorder.take();
+    api.set(container(A, 'web', true));
+    api.failNextInspect = new Error('socket hang up');
+    source.emit(A, 'start', 1);
+    const started = performance.now();
+    for (let i = 0; i < 300 && !recorder.calls.includes('resync 1'); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(recorder.take()).toEqual(['start web', 'resync 1']);
+    expect(performance.now() - started).toBeLessThan(1500);
   });
 
   it('keeps the last view of a container whose inspect it cannot read', async () => {

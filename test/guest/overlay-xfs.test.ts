@@ -41,7 +41,7 @@ const dockerCli = (args: string[], timeoutMs?: number) => sh('/usr/bin/docker', 
 /** Records a real command's stdout for the unit tests, with a header naming command and date. */
 async function record(name: string, file: string, args: string[]): Promise<string> {
   const stdout = await sh(file, args);
-  const version = (await execFileAsync('/usr/sbin/xfs_quota', ['-V'])).stdout.trim();
+  const version = `xfsprogs ${(await execFileAsync('/usr/sbin/xfs_io', ['-V'])).stdout.trim().replace(/^xfs_io version /, '')}`;
   writeFileSync(
     path.join(recordDir, `${name}.txt`),
     `# command: ${[path.basename(file), ...args].join(' ')}\n# ${version}; kernel ${(await execFileAsync('/bin/uname', ['-r'])).stdout.trim()}\n# recorded: ${new Date().toISOString()} by test/guest/overlay-xfs.test.ts\n# exit: 0\n${stdout}`,
@@ -209,7 +209,10 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     mkdirSync(mountPoint);
     await sh('/usr/bin/truncate', ['-s', '512M', image]);
     await sh('/sbin/mkfs.xfs', ['-q', image]);
-    await sh('/bin/mount', ['-o', 'loop', image, mountPoint]);
+    // the guest loads modules per environment: make sure loop is there, and attach explicitly
+    await execFileAsync('/sbin/modprobe', ['loop']).catch(() => undefined);
+    const loopDevice = (await sh('/sbin/losetup', ['-f', '--show', image])).trim();
+    await sh('/bin/mount', ['-t', 'xfs', '-o', 'noquota', loopDevice, mountPoint]);
     try {
       const noQuota = createOverlayXfsBackend({
         runner: new ExecaRunner(),
@@ -226,6 +229,7 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
       expect(quota?.fix).toMatch(/-o pquota/);
     } finally {
       await sh('/bin/umount', [mountPoint]);
+      await sh('/sbin/losetup', ['-d', loopDevice]);
     }
   });
 });

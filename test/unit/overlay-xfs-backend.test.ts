@@ -55,7 +55,7 @@ function container(id: string, name: string, sizeBytes: number | null): Containe
     storageOptSizeBytes: sizeBytes,
   };
 }
-const limited = container('a'.repeat(64), 'limited', 100 * MiB);
+const limited = container('a'.repeat(64), 'limited', 64 * MiB);
 const unlimited = container('b'.repeat(64), 'unlimited', null);
 
 function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,prjquota') {
@@ -133,6 +133,23 @@ describe('overlay-xfs parsers on real outputs', () => {
     expect(raised.get(3)?.usedBytes).toBe(101384 * 1024);
   });
 
+  it('reads the reports recorded in the XFS-pquota VM: live usage, grown limit, persistence', () => {
+    const initial = parseProjectQuotaReport(recorded('vm-report-initial').stdout);
+    expect(initial.get(3)).toMatchObject({ softLimitBytes: 64 * MiB, hardLimitBytes: 64 * MiB });
+    // 58 MiB written with dd, no sync: XFS counts delayed allocations at once
+    expect(parseProjectQuotaReport(recorded('vm-report-filled').stdout).get(3)?.usedBytes).toBe(59404 * 1024);
+    expect(parseProjectQuotaReport(recorded('vm-report-after-grow').stdout).get(3)).toMatchObject({
+      softLimitBytes: null,
+      hardLimitBytes: 128 * MiB,
+    });
+    // after docker restart and a dockerd restart the grown limit is still there
+    expect(
+      parseProjectQuotaReport(recorded('vm-report-after-dockerd-restart').stdout).get(3)?.hardLimitBytes,
+    ).toBe(128 * MiB);
+    // Docker's layer dirs: the limited container's has project 3, the unlimited one's 0
+    expect([...parseXfsIoStatProjectIds(recorded('vm-xfs-io-stat-batch').stdout).values()]).toEqual([3, 0]);
+  });
+
   it('refuses rows it does not understand (named projects, missing -b)', () => {
     expect(() => parseProjectQuotaReport('docker   8  0  0  00 [--------]\n')).toThrow(/unexpected line/);
   });
@@ -163,22 +180,22 @@ describe('overlay-xfs backend', () => {
   it('observes with one report per pass; project ids are looked up once, in one xfs_io', async () => {
     const { runner, backend, dirA, dirB, report, fx } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA, dirB], fx('host-xfs-io-stat-batch'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
     const first = await backend.observe([limited, unlimited], 5);
     expect(first.errors).toEqual(new Map());
     expect(first.containers.get(limited.id)).toMatchObject({
-      sizeBytes: 100 * MiB,
+      sizeBytes: 64 * MiB,
       usedBytes: 8 * 1024,
       detail: { projectId: 3, mountId: layerA },
     });
     expect(first.containers.get(unlimited.id)).toMatchObject({ sizeBytes: null, usedBytes: null });
-    expect(first.pool).toMatchObject({ kind: 'filesystem', committedBytes: 100 * MiB });
+    expect(first.pool).toMatchObject({ kind: 'filesystem', committedBytes: 64 * MiB });
 
-    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    runner.expect('xfs_quota', report, fx('vm-report-after-grow'));
     const callsBefore = runner.calls.length;
     const second = await backend.observe([limited, unlimited], 6);
     expect(runner.calls.length - callsBefore).toBe(1);
-    expect(second.containers.get(limited.id)?.sizeBytes).toBe(300 * MiB);
+    expect(second.containers.get(limited.id)?.sizeBytes).toBe(128 * MiB);
   });
 
   it('a directory removed meanwhile does not blind the pass', async () => {
@@ -186,42 +203,42 @@ describe('overlay-xfs backend', () => {
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA, dirB], fx('host-xfs-io-stat-missing'));
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirB], fx('host-xfs-io-stat-missing'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
     const observation = await backend.observe([limited, unlimited], 0);
-    expect(observation.containers.get(limited.id)?.sizeBytes).toBe(100 * MiB);
+    expect(observation.containers.get(limited.id)?.sizeBytes).toBe(64 * MiB);
     expect(observation.errors.get(unlimited.id)).toMatch(/project id lookup failed/);
   });
 
   it('grows with a computed limit command and verifies it in the report', async () => {
     const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
-    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {});
-    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=134217728 3', dataRoot], {});
+    runner.expect('xfs_quota', report, fx('vm-report-after-grow'));
     const result = await backend.grow({
       container: limited,
-      fromBytes: 100 * MiB,
-      toBytes: 300 * MiB,
+      fromBytes: 64 * MiB,
+      toBytes: 128 * MiB,
       dryRun: false,
     });
-    expect(result).toMatchObject({ fromBytes: 100 * MiB, toBytes: 300 * MiB, noop: false });
+    expect(result).toMatchObject({ fromBytes: 64 * MiB, toBytes: 128 * MiB, noop: false });
   });
 
   it('dry run: the exact plan, nothing changed', async () => {
     const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
     const plan = await backend.grow({
       container: limited,
-      fromBytes: 100 * MiB,
-      toBytes: 300 * MiB,
+      fromBytes: 64 * MiB,
+      toBytes: 128 * MiB,
       dryRun: true,
     });
     expect(plan.steps[0]?.argv).toEqual([
       'xfs_quota',
       '-x',
       '-c',
-      'limit -p bsoft=0 bhard=314572800 3',
+      'limit -p bsoft=0 bhard=134217728 3',
       dataRoot,
     ]);
   });
@@ -229,49 +246,49 @@ describe('overlay-xfs backend', () => {
   it('a limit that did not take is a failed grow', async () => {
     const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
-    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {});
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=134217728 3', dataRoot], {});
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
     await expect(
-      backend.grow({ container: limited, fromBytes: 100 * MiB, toBytes: 300 * MiB, dryRun: false }),
-    ).rejects.toThrow(/shows hard limit 104857600 instead of 314572800/);
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false }),
+    ).rejects.toThrow(/shows hard limit 67108864 instead of 134217728/);
   });
 
   it('a failed xfs_quota limit is a failed grow', async () => {
     const { runner, backend, dirA, report, fx, dataRoot } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
-    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=314572800 3', dataRoot], {
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=134217728 3', dataRoot], {
       exitCode: 1,
       stderr: 'xfs_quota: cannot set limits: Function not implemented',
     });
     await expect(
-      backend.grow({ container: limited, fromBytes: 100 * MiB, toBytes: 300 * MiB, dryRun: false }),
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false }),
     ).rejects.toThrow(/cannot set limits/);
   });
 
   it('never shrinks, rounds targets up to 4 KiB, refuses unlimited containers', async () => {
     const { runner, backend, dirA, report, fx } = track(setup());
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-after-limit'));
+    runner.expect('xfs_quota', report, fx('vm-report-after-grow'));
     const noop = await backend.grow({
       container: limited,
-      fromBytes: 300 * MiB,
-      toBytes: 200 * MiB,
+      fromBytes: 128 * MiB,
+      toBytes: 96 * MiB,
       dryRun: false,
     });
-    expect(noop).toMatchObject({ noop: true, toBytes: 300 * MiB });
+    expect(noop).toMatchObject({ noop: true, toBytes: 128 * MiB });
     runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
-    runner.expect('xfs_quota', report, fx('reference-report-initial'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
     const plan = await backend.grow({
       container: limited,
-      fromBytes: 100 * MiB,
-      toBytes: 300 * MiB - 1000,
+      fromBytes: 64 * MiB,
+      toBytes: 128 * MiB - 1000,
       dryRun: true,
     });
-    expect(plan.steps[0]?.argv?.[3]).toBe(`limit -p bsoft=0 bhard=${300 * MiB} 3`);
+    expect(plan.steps[0]?.argv?.[3]).toBe(`limit -p bsoft=0 bhard=${128 * MiB} 3`);
     await expect(
-      backend.grow({ container: unlimited, fromBytes: 0, toBytes: 300 * MiB, dryRun: false }),
+      backend.grow({ container: unlimited, fromBytes: 0, toBytes: 128 * MiB, dryRun: false }),
     ).rejects.toThrow(/without a size limit/);
   });
 

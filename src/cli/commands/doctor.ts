@@ -1,5 +1,5 @@
-import path from 'node:path';
 import type { Command } from 'commander';
+import { stateDirOf } from '../../agent/app.js';
 import { loadConfig } from '../../config/load.js';
 import { DockerClient } from '../../docker/client.js';
 import type { DockerInfo } from '../../docker/model.js';
@@ -40,8 +40,7 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
         socketPath: config.docker.socketPath,
         timeoutMs: config.docker.timeout,
       });
-      // The agent keeps its locks and intent logs next to its journal.
-      const stateDir = path.dirname(config.journal.path);
+      const stateDir = stateDirOf(config);
       const result = await runDoctor({
         docker,
         socketPath: config.docker.socketPath,

@@ -58,7 +58,9 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
           }),
       });
       context.io.stdout.write(options.json ? doctorJson(result) : renderChecklist(result));
-      if (!result.ok)
-        throw new CliError('doctor: this host cannot be served (see the fixes above)', EXIT_FAILURE);
+      if (!result.ok) {
+        const where = options.json ? 'see "checks"' : 'see the fixes above';
+        throw new CliError(`doctor: this host cannot be served (${where})`, EXIT_FAILURE);
+      }
     });
 }

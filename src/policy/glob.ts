@@ -9,8 +9,10 @@
  * matches, and names come from whoever can start a container. This runs in O(glob x text).
  */
 export function globMatches(glob: string, text: string): boolean {
-  const pattern = [...glob];
-  const input = [...text];
+  // Indexed by UTF-16 code unit: names and image references are ASCII, and not allocating arrays
+  // matters when every container is matched against every rule each second.
+  const pattern = glob;
+  const input = text;
   let patternIndex = 0;
   let inputIndex = 0;
   // Where the last `*` was seen, and the input position it currently absorbs up to.

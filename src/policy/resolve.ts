@@ -27,6 +27,18 @@ export const LABEL_KEYS = {
 
 const KNOWN_LABELS: ReadonlySet<string> = new Set(Object.values(LABEL_KEYS));
 
+/** The policy fields a rule may override (everything in `defaults`). */
+const POLICY_FIELDS = [
+  'enabled',
+  'threshold',
+  'inodeThreshold',
+  'step',
+  'minStep',
+  'maxStep',
+  'maxSize',
+  'cooldown',
+] as const satisfies ReadonlyArray<keyof PolicySettings>;
+
 /** Rule name shown when labels changed at least one setting. */
 export const LABEL_RULE_NAME = 'label';
 /** Rule name shown when no rule matched and no label applied. */
@@ -111,7 +123,8 @@ function labelProblem(error: unknown): string {
  */
 export function resolvePolicy(config: Config, subject: PolicySubject): ResolvedPolicy {
   const warnings: string[] = [];
-  let settings: PolicySettings = { ...config.defaults };
+  // A fresh object per call, mutated locally only: this runs for every container every pass.
+  const settings: PolicySettings = { ...config.defaults };
   let ruleName = DEFAULTS_RULE_NAME;
   let matchedRuleName: string | null = null;
 
@@ -120,48 +133,53 @@ export function resolvePolicy(config: Config, subject: PolicySubject): ResolvedP
   if (rule) {
     matchedRuleName = ruleDisplayName(rule, ruleIndex);
     ruleName = matchedRuleName;
-    const { name: _name, match: _match, ...overrides } = rule;
-    for (const [key, value] of Object.entries(overrides)) {
-      if (value !== undefined) settings = { ...settings, [key]: value };
+    for (const field of POLICY_FIELDS) {
+      const value = rule[field];
+      if (value !== undefined) (settings as Record<string, unknown>)[field] = value;
     }
   }
 
-  let labelApplied = false;
-  const applyLabel = <K extends keyof PolicySettings>(
-    labelKey: string,
-    field: K,
-    parse: (text: string) => PolicySettings[K],
-    hint: string,
-  ): void => {
-    const raw = subject.labels[labelKey];
-    if (raw === undefined) return;
-    try {
-      settings = { ...settings, [field]: parse(raw) };
-      labelApplied = true;
-    } catch (error) {
-      warnings.push(
-        `label ${labelKey}=${JSON.stringify(raw)} ignored: ${labelProblem(error)} (expected ${hint}); using ${ruleName}`,
-      );
+  const labelKeys = Object.keys(subject.labels).filter((key) => key.startsWith(LABEL_PREFIX));
+  if (labelKeys.length > 0) {
+    let labelApplied = false;
+    const applyLabel = <K extends keyof PolicySettings>(
+      labelKey: string,
+      field: K,
+      parse: (text: string) => PolicySettings[K],
+      hint: string,
+    ): void => {
+      const raw = subject.labels[labelKey];
+      if (raw === undefined) return;
+      try {
+        settings[field] = parse(raw);
+        labelApplied = true;
+      } catch (error) {
+        warnings.push(
+          `label ${labelKey}=${JSON.stringify(raw)} ignored: ${labelProblem(error)} (expected ${hint}); using ${ruleName}`,
+        );
+      }
+    };
+    applyLabel(LABEL_KEYS.enable, 'enabled', parseBooleanLabel, 'true or false');
+    applyLabel(LABEL_KEYS.threshold, 'threshold', parseThresholdLabel, 'a percentage such as 90%');
+    applyLabel(LABEL_KEYS.step, 'step', parseStepLabel, 'a percentage such as 20% or a size such as 5G');
+    applyLabel(LABEL_KEYS.maxSize, 'maxSize', parseMaxSizeLabel, 'a size such as 200G');
+    applyLabel(LABEL_KEYS.cooldown, 'cooldown', parseDurationMs, 'a duration such as 5m');
+    for (const key of labelKeys.sort()) {
+      if (!KNOWN_LABELS.has(key)) {
+        warnings.push(
+          `label ${key} ignored: unknown autogrow label (known: ${[...KNOWN_LABELS].join(', ')})`,
+        );
+      }
     }
-  };
-  applyLabel(LABEL_KEYS.enable, 'enabled', parseBooleanLabel, 'true or false');
-  applyLabel(LABEL_KEYS.threshold, 'threshold', parseThresholdLabel, 'a percentage such as 90%');
-  applyLabel(LABEL_KEYS.step, 'step', parseStepLabel, 'a percentage such as 20% or a size such as 5G');
-  applyLabel(LABEL_KEYS.maxSize, 'maxSize', parseMaxSizeLabel, 'a size such as 200G');
-  applyLabel(LABEL_KEYS.cooldown, 'cooldown', parseDurationMs, 'a duration such as 5m');
-  for (const key of Object.keys(subject.labels).sort()) {
-    if (key.startsWith(LABEL_PREFIX) && !KNOWN_LABELS.has(key)) {
-      warnings.push(`label ${key} ignored: unknown autogrow label (known: ${[...KNOWN_LABELS].join(', ')})`);
-    }
+    if (labelApplied) ruleName = LABEL_RULE_NAME;
   }
-  if (labelApplied) ruleName = LABEL_RULE_NAME;
 
   // A rule can set minStep above a default maxStep (or the reverse); the cap wins, loudly.
   if (settings.minStep > settings.maxStep) {
     warnings.push(
       `minStep (${settings.minStep} bytes) is above maxStep (${settings.maxStep} bytes) for ${ruleName}; using maxStep as the minimum`,
     );
-    settings = { ...settings, minStep: settings.maxStep };
+    settings.minStep = settings.maxStep;
   }
   return { settings, ruleName, matchedRuleName, warnings };
 }

@@ -214,6 +214,21 @@ export class ExecaRunner implements CommandRunner {
       this.options.onCommand?.({ tool: spec.tool, args: spec.args, durationMs: 0, error });
       throw error;
     }
+    if (spec.args.some((arg) => arg.includes('\0'))) {
+      // The kernel cannot pass a NUL inside an argument; refuse here with the typed error, not execa's TypeError.
+      const error = new CommandError({
+        tool: spec.tool,
+        args: spec.args.map((arg) => arg.replaceAll('\0', '\\0')),
+        exitCode: null,
+        signal: null,
+        stderr: '',
+        timedOut: false,
+        spawnFailed: true,
+        detail: 'an argument contains a NUL byte',
+      });
+      this.options.onCommand?.({ tool: spec.tool, args: spec.args, durationMs: 0, error });
+      throw error;
+    }
     const timeoutMs = spec.timeoutMs ?? this.defaultTimeoutMs;
     const killOnTimeout = spec.killOnTimeout ?? true;
     const result = await execa(binary, [...spec.args], {

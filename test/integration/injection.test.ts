@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerClient } from '../../src/docker/client.js';
 import { DockerInventory } from '../../src/docker/inventory.js';
-import { ExecaRunner } from '../../src/exec/runner.js';
+import { CommandError, ExecaRunner } from '../../src/exec/runner.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { TestDockerd } from '../support/dockerd.js';
 import { describeWith, prereqs } from '../support/prereqs.js';
@@ -160,7 +160,10 @@ describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'hostile names an
   it('refuses an argument with a NUL byte instead of truncating it', async () => {
     const runner = new ExecaRunner({ binaries: { btrfs: path.join(work, 'record-argv') } });
     rmSync(path.join(work, 'argv.json'), { force: true });
-    await expect(runner.run({ tool: 'btrfs', args: ['before\u0000after'] })).rejects.toThrow(/null bytes/);
+    const attempt = runner.run({ tool: 'btrfs', args: ['before\u0000after'] });
+    await expect(attempt).rejects.toBeInstanceOf(CommandError);
+    await expect(attempt).rejects.toMatchObject({ spawnFailed: true, kind: 'spawn' });
+    await expect(attempt).rejects.toThrow(/NUL byte/);
     expect(existsSync(path.join(work, 'argv.json'))).toBe(false);
   });
 });

@@ -77,7 +77,7 @@ describeWith(vmPrereqs, 'VM harness', () => {
       environment: 'none',
       label: 'exit-code',
       shell: 'echo "hello from $(uname -r) on $(hostname)"; exit 7',
-      timeoutMs: 5 * 60_000,
+      timeoutMs: 15 * 60_000,
     });
 
     trivialRunMs = result.durationMs;
@@ -94,7 +94,7 @@ describeWith(vmPrereqs, 'VM harness', () => {
       label: 'failing-assertion',
       vitestFiles: ['test/guest/harness-probe.test.ts'],
       env: { AUTOGROW_PROBE_EXPECTED: 'grown', AUTOGROW_PROBE_ACTUAL: 'not grown' },
-      timeoutMs: 8 * 60_000,
+      timeoutMs: 20 * 60_000, // vitest start-up under TCG took 8+ min on a machine at load 30
     });
 
     expect(result.timedOut).toBe(false);

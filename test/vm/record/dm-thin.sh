@@ -45,13 +45,6 @@ rec all/findmnt.json findmnt -J -b -o TARGET,SOURCE,FSTYPE,OPTIONS,SIZE,USED,AVA
 rec all/blkid-thin0.txt blkid -o export /dev/mapper/agvm-thin0
 rec all/lsblk.json lsblk -J -b -o NAME,KNAME,TYPE,SIZE,MAJ:MIN,MOUNTPOINT "$DEV"
 
-# thin_ls needs a metadata snapshot while the pool is live
-dmsetup message "$POOL" 0 reserve_metadata_snap
-rec pool/status-held-metadata-snap.txt dmsetup status "$POOL"
-rec pool/thin-ls.txt thin_ls --metadata-snap -o DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_BYTES \
-  "/dev/mapper/$AUTOGROW_THIN_POOL_META"
-dmsetup message "$POOL" 0 release_metadata_snap
-
 # ---- online grow of a thin device (1 GiB -> 3 GiB) + xfs_growfs -----------------------------------
 NEW_TABLE=$(dmsetup table agvm-thin0 | awk -v n=$((3072 * SECTORS_PER_MIB)) '{$2=n; print}')
 dmsetup load agvm-thin0 --table "$NEW_TABLE"
@@ -137,3 +130,11 @@ else
 fi
 rec thin/status-on-failed-pool.txt dmsetup status agvm-fail-thin
 rec pool/dmesg-modes.txt sh -c "dmesg | grep -E 'device-mapper|thin' | sed -E 's/^\[ *[0-9.]+\] //'"
+
+# last, because it is the step most likely to block: a metadata snapshot for thin_ls on the live pool
+dmsetup message "$POOL" 0 reserve_metadata_snap
+rec pool/status-held-metadata-snap.txt dmsetup status "$POOL"
+rec pool/thin-ls.txt thin_ls --metadata-snap -o DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_BYTES \
+  "/dev/mapper/$AUTOGROW_THIN_POOL_META"
+dmsetup message "$POOL" 0 release_metadata_snap
+

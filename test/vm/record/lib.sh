@@ -21,7 +21,8 @@ _rec() { # <must: ok|fail> <file> <cmd...>
   local must=$1 file=$2 rc=0 stderr_file=""
   shift 2
   mkdir -p "$(dirname "$REC_DIR/$file")"
-  "$@" >"$REC_DIR/$file" 2>"$REC_DIR/$file.stderr.tmp" || rc=$?
+  # a command that blocks fails the recording after 5 minutes instead of hanging the VM to its timeout
+  timeout --kill-after=10 300 "$@" >"$REC_DIR/$file" 2>"$REC_DIR/$file.stderr.tmp" || rc=$?
   if [ -s "$REC_DIR/$file.stderr.tmp" ]; then
     stderr_file="${file%.*}.stderr.txt"
     mv "$REC_DIR/$file.stderr.tmp" "$REC_DIR/$stderr_file"

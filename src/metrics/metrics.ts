@@ -477,8 +477,10 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       if (report.driver) initDriver(report.driver);
       const present = new Set<string>();
       for (const container of report.containers) present.add(applyContainer(container));
+      // A partial pass (one container's start event) says nothing about the others: keep their series.
+      const wholeHost = report.onlyContainerIds === undefined;
       for (const [id, labels] of [...exportedContainers]) {
-        if (present.has(id)) continue;
+        if (present.has(id) || !wholeHost) continue;
         removeContainerSeries(labels);
         exportedContainers.delete(id);
       }

@@ -84,6 +84,12 @@ describe('docker-autogrow CLI', () => {
     expect(stdout).toContain('configuration OK');
   });
 
+  it('config check warns about valid but suspicious settings', () => {
+    const { code, stdout } = cli(['config', 'check', configFile('defaults:\n  minStep: 60G\n')]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/warning: defaults: minStep is above maxStep/);
+  });
+
   it('says clearly when Docker cannot be reached (exit 1)', () => {
     const file = configFile('docker: { socketPath: /nonexistent/docker.sock, timeout: 2s }\n');
     const { code, stderr } = cli(['--config', file, 'status']);

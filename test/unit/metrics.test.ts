@@ -108,6 +108,22 @@ describe('metrics from pass reports', () => {
     expect(forgotten.filter((sample) => sample.labels.container_name === 'logs-1').length).toBeGreaterThan(3);
   });
 
+  it("keeps the other containers' series on a partial pass (one container's start event)", async () => {
+    const metrics = newMetrics();
+    const report = samplePassReport(T0);
+    metrics.applyPassReport(report);
+    const web = report.containers.find((container) => container.name === 'web-1')!;
+    metrics.applyPassReport({
+      ...report,
+      startedAtMs: T0 + 1000,
+      containers: [web],
+      onlyContainerIds: [web.containerId],
+    });
+    const after = containerSamples(await scrape(metrics));
+    expect(after.filter((sample) => sample.labels.container_name === 'db-1').length).toBeGreaterThan(3);
+    expect(after.filter((sample) => sample.labels.container_name === 'web-1').length).toBeGreaterThan(3);
+  });
+
   it('drops the old series when a container is renamed', async () => {
     const metrics = newMetrics();
     const id = containerId('renamed');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { lintPolicyConfig } from '../../policy/resolve.js';
 import type { CliContext } from '../program.js';
 
 export function registerConfigCommand(program: Command, context: CliContext): void {
@@ -11,6 +12,8 @@ export function registerConfigCommand(program: Command, context: CliContext): vo
     .action((file: string | undefined, options: { print?: boolean }) => {
       const loaded = loadConfig({ flagPath: file ?? context.globals().config, env: context.io.env });
       context.io.stdout.write(`configuration OK (${loaded.source})\n`);
+      // Valid but suspicious: rules that can never apply, minStep above maxStep, ...
+      for (const warning of lintPolicyConfig(loaded.config)) context.io.stdout.write(`warning: ${warning}\n`);
       if (options.print) context.io.stdout.write(`${JSON.stringify(loaded.config, null, 2)}\n`);
     });
 }

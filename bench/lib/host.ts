@@ -1,0 +1,221 @@
+/**
+ * The real-Docker fixture of the benchmarks: a loop-mounted btrfs with quotas and a private dockerd
+ * on it (test/support/dockerd.ts), busybox containers created with `--storage-opt size=`, the
+ * qgroup of each container found from Docker's layer store, and the shipped agent run as a child
+ * process (`node dist/src/main.js run --config <tmp.yaml>`) whose JSON log lines are collected.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { LoopBtrfs, TestDockerd } from '../../test/support/dockerd.js';
+import { REPO_ROOT } from './paths.js';
+import { sleep } from './measure.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface BenchContainer {
+  id: string;
+  name: string;
+  qgroupDir: string;
+}
+
+export class DockerHost {
+  readonly btrfs: LoopBtrfs;
+  dockerd!: TestDockerd;
+  image = '';
+  fsUuid = '';
+  readonly workDir = mkdtempSync(path.join(tmpdir(), 'agbw-'));
+
+  constructor(sizeBytes: number) {
+    this.btrfs = new LoopBtrfs(sizeBytes);
+  }
+
+  async start(): Promise<void> {
+    await this.btrfs.create();
+    this.dockerd = new TestDockerd({ storageDriver: 'btrfs', dataRoot: this.btrfs.mountPoint });
+    await this.dockerd.start();
+    this.image = await this.dockerd.ensureBusyboxImage();
+    const { stdout } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', this.btrfs.mountPoint]);
+    this.fsUuid = /uuid: (\S+)/.exec(stdout)?.[1] ?? '';
+  }
+
+  get dockerdPid(): number {
+    return Number(readFileSync(this.dockerd.pidFile, 'utf8').trim());
+  }
+
+  docker(args: string[], timeoutMs = 120_000): Promise<string> {
+    return this.dockerd.cli(args, timeoutMs);
+  }
+
+  /** Creates running containers `sleep 1d` with a size limit, `concurrency` at a time. */
+  async createContainers(
+    prefix: string,
+    count: number,
+    size: string,
+    concurrency = 4,
+  ): Promise<BenchContainer[]> {
+    const names = Array.from({ length: count }, (_, index) => `${prefix}${index}`);
+    const ids = new Map<string, string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++] as string;
+        const id = (
+          await this.docker([
+            'run',
+            '-d',
+            '--name',
+            name,
+            '--storage-opt',
+            `size=${size}`,
+            this.image,
+            'sleep',
+            '1d',
+          ])
+        ).trim();
+        ids.set(name, id);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return this.resolveQgroups(names.map((name) => ({ name, id: ids.get(name) ?? '' })));
+  }
+
+  /** mount-id (layer store) -> subvolume id (`btrfs subvolume list`) -> sysfs qgroup directory. */
+  async resolveQgroups(containers: Array<{ name: string; id: string }>): Promise<BenchContainer[]> {
+    const { stdout } = await execFileAsync('/bin/btrfs', ['subvolume', 'list', this.btrfs.mountPoint], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const byPath = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const match = /^ID (\d+) .* path (\S+)$/.exec(line);
+      if (match) byPath.set(match[2] ?? '', match[1] ?? '');
+    }
+    return containers.map(({ name, id }) => {
+      const mountId = readFileSync(
+        path.join(this.btrfs.mountPoint, 'image', 'btrfs', 'layerdb', 'mounts', id, 'mount-id'),
+        'utf8',
+      );
+      const subvolumeId = byPath.get(`btrfs/subvolumes/${mountId}`);
+      if (!subvolumeId) throw new Error(`no subvolume for ${name}`);
+      return { id, name, qgroupDir: `/sys/fs/btrfs/${this.fsUuid}/qgroups/0_${subvolumeId}` };
+    });
+  }
+
+  async removeAll(): Promise<void> {
+    const ids = (await this.docker(['ps', '-aq'])).trim().split('\n').filter(Boolean);
+    for (let index = 0; index < ids.length; index += 25) {
+      await this.docker(['rm', '-f', ...ids.slice(index, index + 25)], 300_000);
+    }
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.dockerd?.destroy();
+    } finally {
+      await this.btrfs.destroy();
+      rmSync(this.workDir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Live usage (referenced + reservations) and limit of a container's qgroup, from sysfs. */
+export function qgroupLive(container: BenchContainer): { usedBytes: number; limitBytes: number } {
+  const counter = (name: string) => Number(readFileSync(path.join(container.qgroupDir, name), 'utf8'));
+  return {
+    usedBytes:
+      counter('referenced') +
+      counter('rsv_data') +
+      counter('rsv_meta_pertrans') +
+      counter('rsv_meta_prealloc'),
+    limitBytes: counter('max_referenced'),
+  };
+}
+
+export interface LogLine {
+  msg?: string;
+  time?: string;
+  containerId?: string;
+  receivedAtMs: number;
+  [key: string]: unknown;
+}
+
+/** The shipped agent as a child process. */
+export class AgentProcess {
+  readonly lines: LogLine[] = [];
+  private child: ChildProcess | null = null;
+  stderr = '';
+
+  constructor(
+    private readonly host: DockerHost,
+    private readonly name: string,
+    private readonly extraConfig: string[] = [],
+  ) {}
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const dir = path.join(this.host.workDir, this.name);
+    const configFile = path.join(this.host.workDir, `${this.name}.yaml`);
+    writeFileSync(
+      configFile,
+      [
+        'docker:',
+        `  socketPath: ${this.host.dockerd.socketPath}`,
+        'journal:',
+        `  path: ${path.join(dir, 'journal.jsonl')}`,
+        'metrics:',
+        '  enabled: false',
+        ...this.extraConfig,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', configFile],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    let pending = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const line of parts) {
+        try {
+          this.lines.push({ ...(JSON.parse(line) as Record<string, unknown>), receivedAtMs: Date.now() });
+        } catch {
+          this.lines.push({ msg: line, receivedAtMs: Date.now() });
+        }
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
+    const deadline = Date.now() + 120_000;
+    while (!this.lines.some((line) => line.msg === 'agent ready')) {
+      if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`agent not ready: ${this.stderr}`);
+      await sleep(100);
+    }
+  }
+
+  find(msg: string, containerId: string, afterMs = 0): LogLine | undefined {
+    return this.lines.find(
+      (line) =>
+        line.msg === msg && line.containerId === containerId && Date.parse(String(line.time)) >= afterMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -141,7 +141,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().prefault(true),
       horizon: durationMs()
         .prefault('30s')
-        .meta({ description: 'grow early when the predicted time to full is shorter than this' }),
+        .meta({ description: 'grow early when usage one horizon ahead, at the recent fill rate, would reach the threshold; a predicted step covers at least rate x horizon' }),
       window: durationMs().prefault('20s').meta({ description: 'samples used to estimate the fill rate' }),
     })
     .prefault({}),

@@ -18,6 +18,7 @@ import {
   recordedContainerInfos,
   recordedContainers,
   recordedSysfs,
+  removeFakeHosts,
 } from './btrfs-fixtures.js';
 
 const MiB = 1024 ** 2;
@@ -83,6 +84,7 @@ function setup(
 
 let runners: ScriptedRunner[] = [];
 afterEach(() => {
+  removeFakeHosts();
   for (const runner of runners) runner.assertDone();
   runners = [];
 });

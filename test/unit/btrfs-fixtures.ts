@@ -2,7 +2,7 @@
  * Reads the btrfs outputs recorded by test/fixtures/btrfs/record.sh: '# ' header lines (command,
  * versions, date, '# exit: N'), then stdout verbatim; stderr in <name>.stderr.txt.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ContainerInfo } from '../../src/docker/model.js';
@@ -86,6 +86,13 @@ export function recordedSysfs(name: string): Map<string, string> {
 /** The recorded filesystem's uuid (names its sysfs directory). */
 export const FS_UUID = parseFilesystemUuid(recorded('filesystem-show').stdout);
 
+const fakeHostDirs: string[] = [];
+
+/** Removes every directory fakeHost() made (call from afterEach). */
+export function removeFakeHosts(): void {
+  for (const dir of fakeHostDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /**
  * A throwaway data root laid out like Docker's (layer store mount ids, quota files) and a sysfs
  * tree holding the recorded qgroup counters, for the backend's unit tests.
@@ -97,6 +104,7 @@ export function fakeHost(options: { sysfs?: string; limitedSubvolumeId: number }
 } {
   const ids = recordedContainers();
   const base = mkdtempSync(path.join(tmpdir(), 'agbunit-'));
+  fakeHostDirs.push(base);
   const dataRoot = path.join(base, 'docker');
   for (const [id, mountId] of [
     [ids.limitedId, ids.limitedMountId],

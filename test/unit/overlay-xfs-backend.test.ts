@@ -4,7 +4,7 @@
  * a real XFS-pquota VM (test/fixtures/overlay-xfs/*report*.txt; headers say where each came from).
  * The data root is a temp dir laid out like Docker's; the fixtures' /var/lib/docker is replaced by it.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +60,7 @@ const unlimited = container('b'.repeat(64), 'unlimited', null);
 
 function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,prjquota') {
   const base = mkdtempSync(path.join(tmpdir(), 'agxunit-'));
+  tempDirs.push(base);
   const dataRoot = path.join(base, 'docker');
   for (const [id, mountId] of [
     [limited.id, layerA],
@@ -108,8 +109,10 @@ function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,
   return { runner, backend, dataRoot, dirA, dirB, report, fx };
 }
 
+const tempDirs: string[] = [];
 let runners: ScriptedRunner[] = [];
 afterEach(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   for (const runner of runners) runner.assertDone();
   runners = [];
 });

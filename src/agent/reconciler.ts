@@ -541,6 +541,8 @@ export class Reconciler {
         ...(result.outcome ? { outcome: result.outcome } : {}),
         labelWarnings: plan.labelWarnings,
         backoffUntilMs: result.backoffUntilMs ?? plan.backoffUntilMs,
+        thresholdRatio: plan.settings.threshold,
+        cooldownUntilMs: this.cooldownUntilMs(plan.containerId, plan.settings.cooldown, clock.nowMs()),
       };
     });
     const report: PassReport = {
@@ -934,6 +936,14 @@ export class Reconciler {
   }
 
   /** Recent failure/cooldown state of one container (status, tests). */
+  /** End of the running cooldown after the last successful grow, or null. */
+  private cooldownUntilMs(containerId: string, cooldownMs: number, nowMs: number): number | null {
+    const lastGrowAtMs = this.history.get(containerId)?.lastGrowAtMs ?? null;
+    if (lastGrowAtMs === null) return null;
+    const untilMs = lastGrowAtMs + cooldownMs;
+    return untilMs > nowMs ? untilMs : null;
+  }
+
   containerHistory(containerId: string) {
     return this.history.get(containerId);
   }

@@ -36,6 +36,10 @@ export interface ContainerReport {
   labelWarnings: readonly string[];
   /** Active failure backoff: when it ends (ms since epoch) or null. */
   backoffUntilMs: number | null;
+  /** Effective grow threshold (0..1) after labels, rules and defaults. */
+  thresholdRatio: number;
+  /** When the cooldown after the last successful grow ends (ms since epoch), or null when none runs. */
+  cooldownUntilMs: number | null;
 }
 
 export interface PoolAction {

@@ -9,22 +9,12 @@ import type { ContainerReport, PassReport } from '../agent/report.js';
 import type { PoolUsage } from '../storage/types.js';
 import { formatBytes, formatDurationMs } from '../util/units.js';
 
-/**
- * Fields `status` uses when the report carries them (the reconciler knows the resolved settings);
- * without them the NEXT column falls back to the configured default threshold and no countdown.
- */
-export type StatusContainerReport = ContainerReport & {
-  /** The threshold that applies to this container (0..1). */
-  thresholdRatio?: number;
-  /** End of the current cooldown (ms since epoch), or null. */
-  cooldownUntilMs?: number | null;
-};
+/** A container row of `status`: the reconciler's report carries the resolved threshold and cooldown. */
+export type StatusContainerReport = ContainerReport;
 
 export interface RenderStatusOptions {
   /** "Now" for countdowns (cooldown, backoff): the caller's clock. */
   nowMs: number;
-  /** Threshold shown for containers whose report does not carry one (config defaults.threshold). */
-  defaultThresholdRatio?: number;
   /** Width of the usage bar in characters (default 10). */
   barWidth?: number;
 }
@@ -65,16 +55,14 @@ export function nextAction(container: StatusContainerReport, options: RenderStat
   }
   const decision = container.decision;
   if (decision.kind === 'grow') return `grow to ${formatBytes(decision.toBytes)}`;
-  const threshold = container.thresholdRatio ?? options.defaultThresholdRatio;
+  const threshold = container.thresholdRatio;
   const fullIn =
     container.timeToFullSeconds !== null
       ? `, full in ${formatDurationMs(container.timeToFullSeconds * 1000)}`
       : '';
   switch (decision.reason) {
     case 'below-threshold':
-      return threshold !== undefined
-        ? `grow at ${percentText(threshold)}${fullIn}`
-        : `below threshold${fullIn}`;
+      return `grow at ${percentText(threshold)}${fullIn}`;
     case 'cooldown': {
       const left = remaining(container.cooldownUntilMs, nowMs);
       return left ? `cooldown ${left}` : 'cooldown';

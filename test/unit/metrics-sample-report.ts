@@ -34,6 +34,8 @@ export function containerReport(overrides: Partial<ContainerReport> & { name: st
     timeToFullSeconds: null,
     labelWarnings: [],
     backoffUntilMs: null,
+    thresholdRatio: 0.85,
+    cooldownUntilMs: null,
     ...overrides,
   };
 }

@@ -39,6 +39,8 @@ function container(name: string, overrides: Partial<StatusContainerReport>): Sta
     timeToFullSeconds: null,
     labelWarnings: [],
     backoffUntilMs: null,
+    thresholdRatio: 0.85,
+    cooldownUntilMs: null,
     ...overrides,
   };
 }
@@ -108,7 +110,7 @@ describe('usageBar', () => {
 });
 
 describe('nextAction', () => {
-  const options = { nowMs: NOW_MS, defaultThresholdRatio: 0.85 };
+  const options = { nowMs: NOW_MS };
   it('says what happens next for each decision', () => {
     const byName = new Map(report.containers.map((c) => [c.name, nextAction(c, options)]));
     expect(Object.fromEntries(byName)).toEqual({
@@ -121,7 +123,7 @@ describe('nextAction', () => {
     });
   });
   it('falls back to the default threshold and to no countdown when the report lacks them', () => {
-    expect(nextAction(container('a', {}), { nowMs: NOW_MS, defaultThresholdRatio: 0.9 })).toBe('grow at 90%');
+    expect(nextAction(container('a', { thresholdRatio: 0.9 }), { nowMs: NOW_MS })).toBe('grow at 90%');
     expect(nextAction(container('a', { decision: skip('cooldown') }), { nowMs: NOW_MS })).toBe('cooldown');
   });
   it('shows dry-run plans as "would grow"', () => {
@@ -140,7 +142,7 @@ describe('nextAction', () => {
 
 describe('renderStatus', () => {
   it('renders the pool on top and one sorted row per container', () => {
-    expect(renderStatus(report, { nowMs: NOW_MS, defaultThresholdRatio: 0.85 })).toMatchInlineSnapshot(`
+    expect(renderStatus(report, { nowMs: NOW_MS })).toMatchInlineSnapshot(`
       "docker-autogrow status: btrfs, pass at 2026-11-27T11:59:58.000Z took 37ms
       POOL /var/lib/docker (filesystem, rw)
         data      30GiB / 50GiB  [######....]  60%

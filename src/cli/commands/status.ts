@@ -14,7 +14,7 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
       const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
       await agent.inventory.resync();
       const report = await agent.reconciler.runPass({ dryRun: true });
-      const renderOptions = { nowMs: Date.now(), defaultThresholdRatio: config.defaults.threshold };
+      const renderOptions = { nowMs: Date.now() };
       context.io.stdout.write(
         options.json ? statusJson(report, renderOptions) : renderStatus(report, renderOptions),
       );

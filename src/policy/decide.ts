@@ -96,6 +96,8 @@ interface Candidate {
   why: string;
   timeToFullSeconds: number | null;
   usedRatio: number;
+  /** Limit minus used before the grow: room the container was already promised. */
+  headroomBytes: number;
 }
 
 export function decide(input: DecideInput): DecideOutput {
@@ -224,6 +226,7 @@ export function decide(input: DecideInput): DecideOutput {
       why: `${triggerWhy}; grow to ${formatBytes(target.toBytes)} (${target.limitedBy})`,
       timeToFullSeconds: ttf,
       usedRatio,
+      headroomBytes: Math.max(0, sizeBytes - usedBytes),
     });
   });
 
@@ -241,7 +244,7 @@ export function decide(input: DecideInput): DecideOutput {
     const containerId = plan.containerId;
     const wantedBytes = candidate.toBytes - candidate.fromBytes;
     // A trimmed grow must still be worth a step (1 MiB); a grow smaller than that is admitted whole.
-    const admission = budget.admit(wantedBytes, Math.min(MIB, wantedBytes));
+    const admission = budget.admit(wantedBytes, Math.min(MIB, wantedBytes), candidate.headroomBytes);
     if ('refused' in admission) {
       plan.decision = { kind: 'skip', containerId, reason: admission.refused, why: admission.why };
       continue;

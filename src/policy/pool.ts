@@ -9,7 +9,8 @@
  *    spends from that budget (pool-overcommit when it is spent).
  * Filesystems (btrfs, XFS project quotas): a quota limit is a promise on the filesystem and the
  * container can fill it at once, so each grow spends its increment from the free space above the
- * reserve (pool-reserve when it is spent). The overcommit ratio does NOT apply: Docker hosts
+ * reserve (pool-reserve when it is spent), and the container's own unused limit counts as already
+ * promised: a limit is never raised past used + free space, where the filesystem would fill first. The overcommit ratio does NOT apply: Docker hosts
  * routinely set `--storage-opt size=` far above the disk size per container, and limiting that sum
  * would block growth on healthy hosts; the free-space budget is the real protection there.
  * Unknown pool (the backend reports none): nothing to check, nothing is blocked.
@@ -131,6 +132,8 @@ export class PoolBudget {
   admit(
     wantedBytes: number,
     minimumBytes: number,
+    /** Filesystem pools: the container's unused limit, already a claim on the free space. */
+    headroomBytes = 0,
   ):
     | { granted: number; limited: boolean }
     | { refused: 'pool-unhealthy' | 'pool-reserve' | 'pool-overcommit'; why: string } {
@@ -154,7 +157,9 @@ export class PoolBudget {
       this.overcommitRemainingBytes -= granted;
       return { granted, limited: granted < wantedBytes };
     }
-    const granted = Math.min(wantedBytes, this.freeAboveReserveBytes);
+    // A limit beyond used + free space could never be honoured (the filesystem fills first), so the
+    // container's existing headroom counts against the free space it may be promised.
+    const granted = Math.min(wantedBytes, this.freeAboveReserveBytes - Math.max(0, headroomBytes));
     if (granted < minimumBytes) {
       return {
         refused: 'pool-reserve',

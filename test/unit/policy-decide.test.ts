@@ -317,11 +317,12 @@ describe('decide: grow sizing', () => {
     expect(decision).toMatchObject({ kind: 'grow', trigger: 'inodes', toBytes: 12 * GiB });
   });
 
-  it('limits a filesystem grow to the free space above the reserve', () => {
-    // 1000G total, 15% reserve = 150G; used 849G leaves 1G above the reserve.
+  it('limits a filesystem grow to the free space above the reserve, less the headroom already promised', () => {
+    // 1000G total, 15% reserve = 150G; used 848G leaves 2G above the reserve, of which the
+    // container's unused 1G (10G limit, 9G used) is already promised: 1G may be added.
     const { decision } = run({
       usage: usage(10 * GiB, 9 * GiB),
-      pool: { ...roomyFilesystem, dataUsedBytes: 849 * GiB },
+      pool: { ...roomyFilesystem, dataUsedBytes: 848 * GiB },
     });
 
     expect(decision).toMatchObject({ kind: 'grow', toBytes: 11 * GiB });
@@ -335,10 +336,12 @@ describe('decide: grow sizing', () => {
     const observation: Observation = {
       takenAtMs: NOW,
       driver: 'btrfs',
-      // 1000G, reserve 150G, used 847G: 3G above the reserve, each container wants 2G.
-      pool: { ...roomyFilesystem, dataUsedBytes: 847 * GiB },
+      // 1000G, reserve 150G, used 845.5G: 4.5G above the reserve, each container wants 2G. The
+      // fuller one (0.1G headroom) gets its 2G; 2.5G are left, 1.5G of which the emptier one was
+      // already promised (10G limit, 8.5G used): it gets 1G.
+      pool: { ...roomyFilesystem, dataUsedBytes: 845.5 * GiB },
       containers: new Map([
-        [emptier, { ...usage(10 * GiB, 8.6 * GiB), containerId: emptier }],
+        [emptier, { ...usage(10 * GiB, 8.5 * GiB), containerId: emptier }],
         [fuller, { ...usage(10 * GiB, 9.9 * GiB), containerId: fuller }],
       ]),
       errors: new Map(),

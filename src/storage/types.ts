@@ -86,10 +86,25 @@ export interface DoctorCheck {
   fix?: string;
 }
 
+/** One container's usage read on the fill guard's fast path (no process started). */
+export interface LiveUsage {
+  usedBytes: number;
+  /** The limit the kernel enforces right now; null when there is none. */
+  sizeBytes: number | null;
+}
+
 export interface StorageBackend {
   readonly driver: StorageDriverName;
   /** Observe every given container plus the pool in a fixed number of commands. */
   observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation>;
+  /**
+   * The fill guard's fast path (src/agent/guard.ts): live usage of containers that the last
+   * observe() resolved, read WITHOUT starting a process (sysfs counters, statfs), so it can run
+   * every few tens of milliseconds. Containers it cannot read that way are simply absent from the
+   * result; never throws for one container. Optional: a backend without it is guarded only by
+   * the regular passes.
+   */
+  readLiveUsage?(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>>;
   /** Grow one container to `toBytes` (never shrinks; re-reads after acting). */
   grow(request: GrowRequest): Promise<GrowResult>;
   /** Called at agent start: finish or roll back grows a crash interrupted; re-apply persistence. */

@@ -113,15 +113,66 @@ describe('metrics from pass reports', () => {
     const report = samplePassReport(T0);
     metrics.applyPassReport(report);
     const web = report.containers.find((container) => container.name === 'web-1')!;
+    const writes = metrics.containerSeriesWrites();
     metrics.applyPassReport({
       ...report,
       startedAtMs: T0 + 1000,
       containers: [web],
       onlyContainerIds: [web.containerId],
     });
+    expect(metrics.containerSeriesWrites()).toBe(writes); // web-1 unchanged, the others untouched
     const after = containerSamples(await scrape(metrics));
     expect(after.filter((sample) => sample.labels.container_name === 'db-1').length).toBeGreaterThan(3);
     expect(after.filter((sample) => sample.labels.container_name === 'web-1').length).toBeGreaterThan(3);
+  });
+
+  it('writes only the series that changed: unchanged values are not re-set, changes and removals are', async () => {
+    const metrics = newMetrics();
+    const report = samplePassReport(T0);
+    metrics.applyPassReport(report);
+    const firstPassWrites = metrics.containerSeriesWrites();
+    // the first pass writes every series it exports
+    expect(firstPassWrites).toBe(containerSamples(await scrape(metrics)).length);
+
+    // the same values again: nothing is written, and every per-container sample is as before
+    const before = containerSamples(await scrape(metrics));
+    metrics.applyPassReport({ ...report, startedAtMs: T0 + 1000 });
+    expect(metrics.containerSeriesWrites()).toBe(firstPassWrites);
+    expect(containerSamples(await scrape(metrics))).toEqual(before);
+
+    // one value changes: one write, and the scrape shows it
+    const web = report.containers.find((container) => container.name === 'web-1')!;
+    const webUsed = { ...web, usage: { ...web.usage!, usedBytes: 41 * MIB } };
+    const others = report.containers.filter((container) => container !== web);
+    metrics.applyPassReport({ ...report, startedAtMs: T0 + 2000, containers: [webUsed, ...others] });
+    expect(metrics.containerSeriesWrites()).toBe(firstPassWrites + 1);
+    let samples = await scrape(metrics);
+    expect(valueOf(samples, 'docker_autogrow_container_used_bytes', { container_name: 'web-1' })).toBe(
+      41 * MIB,
+    );
+
+    // a value becomes unknown: its series goes (one write), the container's other series stay
+    const webNotFilling = { ...webUsed, timeToFullSeconds: null };
+    metrics.applyPassReport({ ...report, startedAtMs: T0 + 3000, containers: [webNotFilling, ...others] });
+    expect(metrics.containerSeriesWrites()).toBe(firstPassWrites + 2);
+    samples = await scrape(metrics);
+    expect(
+      find(samples, 'docker_autogrow_container_time_to_full_seconds', { container_name: 'web-1' }),
+    ).toEqual([]);
+    expect(valueOf(samples, 'docker_autogrow_container_size_bytes', { container_name: 'web-1' })).toBe(
+      64 * MIB,
+    );
+
+    // a container disappears: each of its series is removed once, in that pass only
+    const dbSeries = containerSamples(samples).filter((sample) => sample.labels.container_name === 'db-1');
+    const withoutDb = others.filter((container) => container.name !== 'db-1');
+    metrics.applyPassReport({ ...report, startedAtMs: T0 + 4000, containers: [webNotFilling, ...withoutDb] });
+    expect(metrics.containerSeriesWrites()).toBe(firstPassWrites + 2 + dbSeries.length);
+    samples = await scrape(metrics);
+    expect(containerSamples(samples).filter((sample) => sample.labels.container_name === 'db-1')).toEqual([]);
+    metrics.applyPassReport({ ...report, startedAtMs: T0 + 5000, containers: [webNotFilling, ...withoutDb] });
+    metrics.forgetContainer(containerId('db-1')); // its destroy event after the pass removed it
+    expect(metrics.containerSeriesWrites()).toBe(firstPassWrites + 2 + dbSeries.length);
   });
 
   it('drops the old series when a container is renamed', async () => {

@@ -4,7 +4,7 @@
  * of steps and recovered by a fresh backend, persistence on stop and at agent start, pool grows.
  * The real kernel runs these paths in test/guest/devicemapper-*.test.ts.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GrowJournal } from '../../src/storage/devicemapper/journal.js';
 import { DevicemapperGrowError } from '../../src/storage/devicemapper/index.js';
@@ -17,16 +17,24 @@ import {
   NEW_TABLE_3G,
   OLD_TABLE,
   POOL,
+  clearStep,
   container,
+  createStep,
+  expectSteps,
+  happyGrowSteps,
   host,
-  reply,
+  loadStep,
+  noEffect,
+  restoreSteps,
+  resumeStep,
+  stuckResumeStep,
+  xfsGrowStep,
   xfsSizeFor,
   type Host,
+  type Step,
 } from './dm-sim.js';
-import type { ScriptedRunner } from '../support/scripted-runner.js';
 import path from 'node:path';
 
-const MOUNT_ARG = (h: Host) => ['-d', h.mountPath];
 const request = (toBytes = 3 * GIB, dryRun = false) => ({
   container: container(),
   fromBytes: GIB,
@@ -65,30 +73,11 @@ function expectGrown(h: Host): void {
   expect(metadataSize(h)).toBe(3 * GIB);
 }
 
-function scriptHappyGrow(h: Host, runner: ScriptedRunner): void {
-  runner
-    .expect(
-      'dmsetup',
-      ['load', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-    )
-    .expect(
-      'dmsetup',
-      ['resume', DEVICE],
-      reply(() => h.sim.resume(DEVICE)),
-    )
-    .expect(
-      'xfs_growfs',
-      MOUNT_ARG(h),
-      reply(() => h.sim.xfsGrow()),
-    );
-}
-
 describe('grow a container device', () => {
   it('runs the manual procedure: load, resume, re-read, xfs_growfs, verify, patch metadata', async () => {
     const h = host();
     const runner = h.sim.runner();
-    scriptHappyGrow(h, runner);
+    expectSteps(runner, ...happyGrowSteps(h));
     const result = await h.backend(runner).grow(request());
     runner.assertDone();
     expect(result).toMatchObject({
@@ -185,9 +174,7 @@ describe('each grow step failing in turn leaves the device usable', () => {
     const h = host();
     const runner = h.sim.runner();
     runner.expect(
-      'dmsetup',
-      ['load', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => undefined, 'fail', 'device-mapper: reload ioctl failed'),
+      ...loadStep(h.sim, { effect: noEffect, outcome: 'fail', stderr: 'device-mapper: reload ioctl failed' }),
     );
     const backend = h.backend(runner);
     const error = await backend.grow(request()).catch((caught: unknown) => caught);
@@ -201,17 +188,7 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('load fails after leaving a table in the inactive slot: it is cleared', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G), 'fail'),
-      )
-      .expect(
-        'dmsetup',
-        ['clear', DEVICE],
-        reply(() => h.sim.clear(DEVICE)),
-      );
+    expectSteps(runner, loadStep(h.sim, { outcome: 'fail' }), clearStep(h.sim));
     await expect(h.backend(runner).grow(request())).rejects.toThrow(/dmsetup load failed/);
     runner.assertDone();
     expectRolledBack(h);
@@ -220,36 +197,15 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('resume fails with the new table live and the device suspended (preresume failure): the saved table is restored and resumed', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(
-          () => {
-            const device = h.sim.device();
-            device.live = NEW_TABLE_3G;
-            device.inactive = null;
-            device.suspended = true;
-          },
-          'fail',
-          'device-mapper: resume ioctl failed: Invalid argument',
-        ),
-      )
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', OLD_TABLE],
-        reply(() => h.sim.load(DEVICE, OLD_TABLE)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE)),
-      );
+    expectSteps(
+      runner,
+      loadStep(h.sim),
+      stuckResumeStep(h.sim, {
+        outcome: 'fail',
+        stderr: 'device-mapper: resume ioctl failed: Invalid argument',
+      }),
+      ...restoreSteps(h.sim, DEVICE, OLD_TABLE),
+    );
     const backend = h.backend(runner);
     const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
     runner.assertDone();
@@ -263,27 +219,13 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('resume fails with the old table live, suspended, new table still inactive: cleared and resumed', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => (h.sim.device().suspended = true), 'fail'),
-      )
-      .expect(
-        'dmsetup',
-        ['clear', DEVICE],
-        reply(() => h.sim.clear(DEVICE)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE)),
-      );
+    expectSteps(
+      runner,
+      loadStep(h.sim),
+      resumeStep(h.sim, { effect: () => (h.sim.device().suspended = true), outcome: 'fail' }),
+      clearStep(h.sim),
+      resumeStep(h.sim),
+    );
     await expect(h.backend(runner).grow(request())).rejects.toThrow(/dmsetup resume failed/);
     runner.assertDone();
     expectRolledBack(h);
@@ -292,22 +234,12 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('resume reports an error but the kernel made the new table live: the grow continues', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE), 'fail', 'udev cookie wait failed'),
-      )
-      .expect(
-        'xfs_growfs',
-        MOUNT_ARG(h),
-        reply(() => h.sim.xfsGrow()),
-      );
+    expectSteps(
+      runner,
+      loadStep(h.sim),
+      resumeStep(h.sim, { outcome: 'fail', stderr: 'udev cookie wait failed' }),
+      xfsGrowStep(h),
+    );
     await h.backend(runner).grow(request());
     runner.assertDone();
     expectGrown(h);
@@ -316,22 +248,16 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('xfs_growfs fails: the device stays grown (never shrunk under a filesystem), recover() finishes the grow', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE)),
-      )
-      .expect(
-        'xfs_growfs',
-        MOUNT_ARG(h),
-        reply(() => undefined, 'fail', 'xfs_growfs: XFS_IOC_FSGROWFSDATA xfsctl failed'),
-      );
+    expectSteps(
+      runner,
+      loadStep(h.sim),
+      resumeStep(h.sim),
+      xfsGrowStep(h, {
+        effect: noEffect,
+        outcome: 'fail',
+        stderr: 'xfs_growfs: XFS_IOC_FSGROWFSDATA xfsctl failed',
+      }),
+    );
     const backend = h.backend(runner);
     const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
     expect(error.step).toBe('xfs_growfs');
@@ -342,12 +268,7 @@ describe('each grow step failing in turn leaves the device usable', () => {
     expect(metadataSize(h)).toBe(GIB);
     expect(pendingIntents(h)).toHaveLength(1);
 
-    const restart = h.sim.runner();
-    restart.expect(
-      'xfs_growfs',
-      MOUNT_ARG(h),
-      reply(() => h.sim.xfsGrow()),
-    );
+    const restart = expectSteps(h.sim.runner(), xfsGrowStep(h));
     await h.backend(restart).recover([container()]);
     restart.assertDone();
     expectGrown(h);
@@ -357,34 +278,15 @@ describe('each grow step failing in turn leaves the device usable', () => {
   it('verify fails (the filesystem did not grow): reported and counted; recover() retries', async () => {
     const h = host();
     const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE)),
-      )
-      .expect(
-        'xfs_growfs',
-        MOUNT_ARG(h),
-        reply(() => undefined),
-      );
+    // xfs_growfs exits 0 but the filesystem keeps its size.
+    expectSteps(runner, loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h, { effect: noEffect }));
     const backend = h.backend(runner);
     const error = (await backend.grow(request()).catch((caught: unknown) => caught)) as DevicemapperGrowError;
     expect(error.step).toBe('verify');
     expect(backend.failureCounts().get('verify')).toBe(1);
     expectUsable(h);
 
-    const restart = h.sim.runner();
-    restart.expect(
-      'xfs_growfs',
-      MOUNT_ARG(h),
-      reply(() => h.sim.xfsGrow()),
-    );
+    const restart = expectSteps(h.sim.runner(), xfsGrowStep(h));
     await h.backend(restart).recover([container()]);
     expectGrown(h);
   });
@@ -397,121 +299,58 @@ describe('each grow step failing in turn leaves the device usable', () => {
 describe('agent killed between steps, then recover()', () => {
   type KillPoint = {
     name: string;
-    script: (h: Host, runner: ScriptedRunner) => void;
+    /** What the agent ran before it died: the last step never returns (outcome 'hang'). */
+    script: (h: Host) => Step[];
     /** What recover() must run on the restarted agent. */
-    recovery: (h: Host, runner: ScriptedRunner) => void;
+    recovery: (h: Host) => Step[];
     outcome: 'rolled-back' | 'grown';
   };
-  const load = (h: Host, outcome: 'ok' | 'hang' = 'ok') =>
-    [
-      'dmsetup',
-      ['load', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => h.sim.load(DEVICE, NEW_TABLE_3G), outcome),
-    ] as const;
-  const resume = (h: Host, outcome: 'ok' | 'hang' = 'ok') =>
-    ['dmsetup', ['resume', DEVICE], reply(() => h.sim.resume(DEVICE), outcome)] as const;
-  const hangWithout = (tool: string, args: string[]) => [tool, args, reply(() => undefined, 'hang')] as const;
+  const killed = { outcome: 'hang' } as const;
+  /** Killed before the command reached the kernel. */
+  const killedBefore = { outcome: 'hang', effect: noEffect } as const;
 
   const killPoints: KillPoint[] = [
     {
       name: 'after the intent, before load ran',
-      script: (h, r) => r.expect(...hangWithout('dmsetup', ['load', DEVICE, '--table', NEW_TABLE_3G])),
-      recovery: () => undefined,
+      script: (h) => [loadStep(h.sim, killedBefore)],
+      recovery: () => [],
       outcome: 'rolled-back',
     },
     {
       name: 'load ran in the kernel, agent killed before recording it',
-      script: (h, r) => r.expect(...load(h, 'hang')),
-      recovery: (h, r) =>
-        r.expect(
-          'dmsetup',
-          ['clear', DEVICE],
-          reply(() => h.sim.clear(DEVICE)),
-        ),
+      script: (h) => [loadStep(h.sim, killed)],
+      recovery: (h) => [clearStep(h.sim)],
       outcome: 'rolled-back',
     },
     {
       name: 'after load was recorded, before resume ran',
-      script: (h, r) => r.expect(...load(h)).expect(...hangWithout('dmsetup', ['resume', DEVICE])),
-      recovery: (h, r) =>
-        r.expect(
-          'dmsetup',
-          ['clear', DEVICE],
-          reply(() => h.sim.clear(DEVICE)),
-        ),
+      script: (h) => [loadStep(h.sim), resumeStep(h.sim, killedBefore)],
+      recovery: (h) => [clearStep(h.sim)],
       outcome: 'rolled-back',
     },
     {
       name: 'mid-resume: new table live, device still suspended',
-      script: (h, r) =>
-        r.expect(...load(h)).expect(
-          'dmsetup',
-          ['resume', DEVICE],
-          reply(() => {
-            const device = h.sim.device();
-            device.live = NEW_TABLE_3G;
-            device.inactive = null;
-            device.suspended = true;
-          }, 'hang'),
-        ),
-      recovery: (h, r) =>
-        r
-          .expect(
-            'dmsetup',
-            ['load', DEVICE, '--table', OLD_TABLE],
-            reply(() => h.sim.load(DEVICE, OLD_TABLE)),
-          )
-          .expect(
-            'dmsetup',
-            ['resume', DEVICE],
-            reply(() => h.sim.resume(DEVICE)),
-          ),
+      script: (h) => [loadStep(h.sim), stuckResumeStep(h.sim, killed)],
+      recovery: (h) => restoreSteps(h.sim, DEVICE, OLD_TABLE),
       outcome: 'rolled-back',
     },
     {
       name: 'resume finished in the kernel, agent killed before recording it',
-      script: (h, r) => r.expect(...load(h)).expect(...resume(h, 'hang')),
-      recovery: (h, r) =>
-        r.expect(
-          'xfs_growfs',
-          MOUNT_ARG(h),
-          reply(() => h.sim.xfsGrow()),
-        ),
+      script: (h) => [loadStep(h.sim), resumeStep(h.sim, killed)],
+      recovery: (h) => [xfsGrowStep(h)],
       outcome: 'grown',
     },
     {
       name: 'after resume was recorded, before xfs_growfs ran',
-      script: (h, r) =>
-        r
-          .expect(...load(h))
-          .expect(...resume(h))
-          .expect(...hangWithout('xfs_growfs', MOUNT_ARG(h))),
-      recovery: (h, r) =>
-        r.expect(
-          'xfs_growfs',
-          MOUNT_ARG(h),
-          reply(() => h.sim.xfsGrow()),
-        ),
+      script: (h) => [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h, killedBefore)],
+      recovery: (h) => [xfsGrowStep(h)],
       outcome: 'grown',
     },
     {
       name: 'xfs_growfs finished, agent killed before recording it',
-      script: (h, r) =>
-        r
-          .expect(...load(h))
-          .expect(...resume(h))
-          .expect(
-            'xfs_growfs',
-            MOUNT_ARG(h),
-            reply(() => h.sim.xfsGrow(), 'hang'),
-          ),
+      script: (h) => [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h, killed)],
       // Growing an XFS that already fills its device is harmless ("data size unchanged").
-      recovery: (h, r) =>
-        r.expect(
-          'xfs_growfs',
-          MOUNT_ARG(h),
-          reply(() => h.sim.xfsGrow()),
-        ),
+      recovery: (h) => [xfsGrowStep(h)],
       outcome: 'grown',
     },
   ];
@@ -519,15 +358,13 @@ describe('agent killed between steps, then recover()', () => {
   for (const point of killPoints) {
     it(`${point.name} → ${point.outcome}`, async () => {
       const h = host();
-      const runner = h.sim.runner();
-      point.script(h, runner);
+      const runner = expectSteps(h.sim.runner(), ...point.script(h));
       void h.backend(runner).grow(request()); // never settles: the agent "died" here
       await new Promise((resolve) => setTimeout(resolve, 20));
       runner.assertDone();
       expect(h.sim.fsSizeBytes).toBeLessThanOrEqual(h.sim.deviceBytes()!);
 
-      const restarted = h.sim.runner();
-      point.recovery(h, restarted);
+      const restarted = expectSteps(h.sim.runner(), ...point.recovery(h));
       await h.backend(restarted).recover([container()]);
       restarted.assertDone();
       if (point.outcome === 'grown') expectGrown(h);
@@ -539,12 +376,11 @@ describe('agent killed between steps, then recover()', () => {
   it('killed after the metadata patch: recover() only closes the journal', async () => {
     const h = host();
     const runner = h.sim.runner();
-    scriptHappyGrow(h, runner);
+    expectSteps(runner, ...happyGrowSteps(h));
     await h.backend(runner).grow(request());
     // Re-open the last intent as if the 'done' record was lost (a torn last line).
     const journalFile = path.join(h.stateDir, 'devicemapper-intents.jsonl');
     const lines = readFileSync(journalFile, 'utf8').trimEnd().split('\n');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(journalFile, `${lines.slice(0, -1).join('\n')}\n{"step":"do`);
     expect(pendingIntents(h)).toHaveLength(1);
     const restarted = h.sim.runner();
@@ -555,33 +391,20 @@ describe('agent killed between steps, then recover()', () => {
 
   it('the container stopped (device removed) after the resume: the grown size is persisted', async () => {
     const h = host();
-    const runner = h.sim.runner();
-    runner
-      .expect(...load(h))
-      .expect(...resume(h))
-      .expect(...hangWithout('xfs_growfs', MOUNT_ARG(h)));
+    const runner = expectSteps(
+      h.sim.runner(),
+      loadStep(h.sim),
+      resumeStep(h.sim),
+      xfsGrowStep(h, { outcome: 'hang', effect: noEffect }),
+    );
     void h.backend(runner).grow(request());
     await new Promise((resolve) => setTimeout(resolve, 20));
     h.sim.devices.delete(DEVICE); // docker stop
     h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const restarted = h.sim.runner();
-    restarted.expect(
-      'dmsetup',
-      ['create', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => {
-        h.sim.devices.set(DEVICE, {
-          major: 253,
-          minor: 3,
-          uuid: '',
-          live: NEW_TABLE_3G,
-          inactive: null,
-          suspended: false,
-          open: 0,
-        });
-      }),
-    );
+    const restarted = expectSteps(h.sim.runner(), createStep(h.sim));
     await h.backend(restarted).recover([h.docker.current]);
     restarted.assertDone();
+    expect(h.sim.device().live).toBe(NEW_TABLE_3G);
     expect(metadataSize(h)).toBe(3 * GIB);
     expect(pendingIntents(h)).toEqual([]);
   });
@@ -591,7 +414,7 @@ describe('persistence: a grown container starts again at its grown size', () => 
   async function grownHost(): Promise<Host> {
     const h = host();
     const runner = h.sim.runner();
-    scriptHappyGrow(h, runner);
+    expectSteps(runner, ...happyGrowSteps(h));
     await h.backend(runner).grow(request());
     return h;
   }
@@ -600,26 +423,17 @@ describe('persistence: a grown container starts again at its grown size', () => 
     const h = await grownHost();
     h.sim.devices.delete(DEVICE); // Docker deactivates the device at `die`
     h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const runner = h.sim.runner();
-    runner.expect(
-      'dmsetup',
-      ['create', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => undefined),
-    );
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
     await h.backend(runner).onContainerStopped(h.docker.current);
     runner.assertDone();
+    expect(h.sim.device().live).toBe(NEW_TABLE_3G);
   });
 
   it('waits for Docker to remove the old-size device before re-creating it', async () => {
     const h = await grownHost();
     h.docker.current = container({ running: false, state: 'exited', pid: 0 });
     let waits = 0;
-    const runner = h.sim.runner();
-    runner.expect(
-      'dmsetup',
-      ['create', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => undefined),
-    );
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
     // The device is still there (deferred removal in progress) for two polls.
     h.sim.device().live = OLD_TABLE;
     await h
@@ -640,18 +454,7 @@ describe('persistence: a grown container starts again at its grown size', () => 
     h.sim.device().live = OLD_TABLE;
     h.sim.device().open = 0;
     let clock = 0;
-    const runner = h.sim.runner();
-    runner
-      .expect(
-        'dmsetup',
-        ['load', DEVICE, '--table', NEW_TABLE_3G],
-        reply(() => h.sim.load(DEVICE, NEW_TABLE_3G)),
-      )
-      .expect(
-        'dmsetup',
-        ['resume', DEVICE],
-        reply(() => h.sim.resume(DEVICE)),
-      );
+    const runner = expectSteps(h.sim.runner(), loadStep(h.sim), resumeStep(h.sim));
     await h
       .backend(runner, { nowMs: () => (clock += 1000), recreateWaitMs: 3000 })
       .onContainerStopped(h.docker.current);
@@ -663,7 +466,6 @@ describe('persistence: a grown container starts again at its grown size', () => 
     const h = await grownHost();
     h.sim.devices.delete(DEVICE);
     h.docker.current = null;
-    const { rmSync } = await import('node:fs');
     rmSync(h.metadataFile); // docker rm
     const runner = h.sim.runner(); // a create would fail: not scripted
     const backend = h.backend(runner);
@@ -676,14 +478,10 @@ describe('persistence: a grown container starts again at its grown size', () => 
     const h = await grownHost();
     h.sim.devices.delete(DEVICE);
     h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const runner = h.sim.runner();
-    runner.expect(
-      'dmsetup',
-      ['create', DEVICE, '--table', NEW_TABLE_3G],
-      reply(() => undefined),
-    );
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
     await h.backend(runner).recover([h.docker.current]);
     runner.assertDone();
+    expect(h.sim.device().live).toBe(NEW_TABLE_3G);
   });
 
   it('holds a grown device open (Docker then only defers its removal) and lets go once Docker deleted the container', async () => {
@@ -694,7 +492,6 @@ describe('persistence: a grown container starts again at its grown size', () => 
     // A fresh agent re-opens its hold on the next pass.
     await backend.observe([container()], 1);
     expect(h.held.size).toBe(2);
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(
       h.metadataFile,
       '{"device_id":4,"size":3221225472,"transaction_id":4,"initialized":false,"deleted":true}',
@@ -746,6 +543,28 @@ describe('observe', () => {
       needsCheck: false,
       committedBytes: GIB,
     });
+  });
+
+  it('takes the last mount on the container path (it hides the earlier ones) and checks it is the device', async () => {
+    const h = host();
+    const mountinfo = readFileSync(h.mountinfoPath, 'utf8');
+    // Something else mounted over the container's XFS (a later line): the backend must refuse.
+    const hidden = `${mountinfo}40 33 254:0 / ${h.mountPath} rw,relatime shared:9 - ext4 /dev/vda rw\n`;
+    writeFileSync(h.mountinfoPath, hidden);
+    const covered = await h.backend(h.sim.runner()).observe([container()], 1);
+    expect(covered.errors.get(CONTAINER_ID)).toBe(
+      `${h.mountPath} is mounted from 254:0, not from the container's device 253:3`,
+    );
+    // The same mounts in the other order: the container's XFS is on top and is observed.
+    const lines = hidden.trimEnd().split('\n');
+    writeFileSync(h.mountinfoPath, `${[lines[0], lines[2], lines[1]].join('\n')}\n`);
+    const onTop = await h.backend(h.sim.runner()).observe([container()], 2);
+    expect(onTop.errors.size).toBe(0);
+    expect(onTop.containers.get(CONTAINER_ID)?.fsType).toBe('xfs');
+    // Not mounted at all.
+    writeFileSync(h.mountinfoPath, `${lines[0]}\n`);
+    const unmounted = await h.backend(h.sim.runner()).observe([container()], 3);
+    expect(unmounted.errors.get(CONTAINER_ID)).toBe(`${h.mountPath} is not mounted`);
   });
 
   it('reports Fail and needs_check pools', async () => {

@@ -2,8 +2,10 @@
  * A device-mapper kernel in miniature for the devicemapper backend's fault-injection tests: it
  * holds each device's live and inactive tables, suspended flag and open count, and answers
  * `dmsetup table`, `dmsetup status --noflush` and `dmsetup info -c` in the exact formats of the
- * real captures (see dm-parse.test.ts). Mutating commands are scripted per test on a strict
- * ScriptedRunner with `effect` hooks that change this state, so a test can fail or "kill" any step.
+ * recorded outputs (test/support/dm-lines.ts). Mutating commands are scripted per test on a strict
+ * ScriptedRunner with `effect` hooks that change this state, so a test can fail or "kill" any step;
+ * the step builders below (`loadStep`, `resumeStep`, ...) give each command its argv and its kernel
+ * effect once, for dm-backend.test.ts and dm-pool.test.ts.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,10 +16,20 @@ import type { DockerApi } from '../../src/docker/inventory-port.js';
 import { silentLogger } from '../../src/log/logger.js';
 import {
   createDevicemapperBackend,
+  lvsPoolArgs,
+  vgsFreeArgs,
   type DevicemapperBackend,
   type DevicemapperOptions,
   type FsStats,
 } from '../../src/storage/devicemapper/index.js';
+import {
+  REFERENCE_LVM_POOL,
+  REFERENCE_THIN_MAPPED_SECTORS,
+  dmInfoLine,
+  dmTableLine,
+  thinPoolStatusLine,
+  thinStatusLine,
+} from '../support/dm-lines.js';
 
 export const HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b5';
 export const DEVICE = `docker-254:0-15931-${HASH}`;
@@ -97,31 +109,31 @@ export class DmSim {
   }
 
   tableText(): string {
-    // Real `dmsetup table` prints thin-pool lines with a trailing space.
-    return [...this.devices]
-      .map(([name, device]) => `${name}: ${device.live}${device.live.includes('thin-pool') ? ' ' : ''}\n`)
-      .join('');
+    return [...this.devices].map(([name, device]) => `${dmTableLine(name, device.live)}\n`).join('');
   }
 
   statusText(): string {
     return [...this.devices]
       .map(([name, device]) => {
-        const [start, length, target] = device.live.split(' ');
+        const [, length, target] = device.live.split(' ');
+        const lengthSectors = Number(length);
         if (target === 'thin-pool') {
-          if (this.poolMode === 'Fail') return `${name}: ${start} ${length} thin-pool Fail\n`;
-          return `${name}: ${start} ${length} thin-pool 6 2064/20480 210/${this.poolDataTotalBlocks} - ${this.poolMode} discard_passdown queue_if_no_space ${this.poolNeedsCheck ? 'needs_check' : '-'} 1024 \n`;
+          return `${thinPoolStatusLine(name, {
+            ...REFERENCE_LVM_POOL,
+            lengthSectors,
+            mode: this.poolMode,
+            needsCheck: this.poolNeedsCheck,
+            dataTotalBlocks: this.poolDataTotalBlocks,
+          })}\n`;
         }
-        return `${name}: ${start} ${length} thin 145408 ${Number(length) - 1}\n`;
+        return `${thinStatusLine(name, lengthSectors, REFERENCE_THIN_MAPPED_SECTORS, lengthSectors - 1)}\n`;
       })
       .join('');
   }
 
   infoText(): string {
     return [...this.devices]
-      .map(
-        ([name, device]) =>
-          `${name};${device.major};${device.minor};L${device.inactive ? 'I' : '-'}${device.suspended ? 's' : '-'}w;${device.open};${device.uuid}\n`,
-      )
+      .map(([name, device]) => `${dmInfoLine(name, { ...device, inactive: device.inactive !== null })}\n`)
       .join('');
   }
 
@@ -162,6 +174,25 @@ export class DmSim {
   clear(name: string): void {
     this.device(name).inactive = null;
   }
+  /** `dmsetup create`: a new, unopened device with one live table (Docker's container minor). */
+  create(name: string, table: string): void {
+    this.devices.set(name, {
+      major: 253,
+      minor: 3,
+      uuid: '',
+      live: table,
+      inactive: null,
+      suspended: false,
+      open: 0,
+    });
+  }
+  /** A resume that failed in preresume (or was killed there): the table is live, the device suspended. */
+  stuckInResume(name: string, table: string): void {
+    const device = this.device(name);
+    device.live = table;
+    device.inactive = null;
+    device.suspended = true;
+  }
   xfsGrow(): void {
     this.fsSizeBytes = xfsSizeFor(this.deviceBytes() ?? 0);
   }
@@ -182,12 +213,10 @@ export class DmSim {
   }
 }
 
+export type Outcome = 'ok' | 'fail' | 'hang';
+
 /** Replies for scripted commands: apply a kernel effect, optionally fail or hang (an agent kill). */
-export function reply(
-  effect: () => void,
-  outcome: 'ok' | 'fail' | 'hang' = 'ok',
-  stderr = '',
-): ScriptedReply {
+export function reply(effect: () => void, outcome: Outcome = 'ok', stderr = ''): ScriptedReply {
   return {
     effect: () => {
       effect();
@@ -238,6 +267,8 @@ export interface Host {
   dataRoot: string;
   mountPath: string;
   metadataFile: string;
+  /** The mountinfo file the backend reads (the container's XFS mount is on mountPath). */
+  mountinfoPath: string;
   /** What inspect returns for the container (null: removed). */
   docker: { current: ContainerInfo | null };
   /** Device paths the backend holds open (fake open/close). */
@@ -278,6 +309,7 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
     dataRoot,
     mountPath,
     metadataFile,
+    mountinfoPath,
     docker,
     held,
     backend: (runner, options = {}) =>
@@ -301,4 +333,173 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
         },
       ),
   };
+}
+
+/** One scripted command, to spread into `ScriptedRunner.expect(...)`. */
+export type Step = readonly [tool: string, args: readonly string[], reply: ScriptedReply];
+
+export interface StepOptions {
+  /** The device (default: the container's). */
+  name?: string;
+  /** The table to load or create (default: the container's device grown to 3 GiB). */
+  table?: string;
+  outcome?: Outcome;
+  stderr?: string;
+  /** Replaces the command's kernel effect, e.g. `noEffect` for a command that changed nothing. */
+  effect?: () => void;
+}
+
+/** The command did not reach the kernel (it failed early, or the agent was killed before it ran). */
+export const noEffect = (): void => undefined;
+
+function dmsetupStep(args: string[], effect: () => void, options: StepOptions): Step {
+  return ['dmsetup', args, reply(options.effect ?? effect, options.outcome, options.stderr)];
+}
+
+/** `dmsetup load <name> --table <table>`: the table lands in the inactive slot. */
+export function loadStep(sim: DmSim, options: StepOptions = {}): Step {
+  const { name = DEVICE, table = NEW_TABLE_3G } = options;
+  return dmsetupStep(['load', name, '--table', table], () => sim.load(name, table), options);
+}
+
+/** `dmsetup resume <name>`: the inactive table (if any) goes live and the device runs again. */
+export function resumeStep(sim: DmSim, options: StepOptions = {}): Step {
+  const { name = DEVICE } = options;
+  return dmsetupStep(['resume', name], () => sim.resume(name), options);
+}
+
+/** `dmsetup resume <name>` stuck in preresume: `table` is live, the device is still suspended. */
+export function stuckResumeStep(sim: DmSim, options: StepOptions & { outcome: 'fail' | 'hang' }): Step {
+  const { name = DEVICE, table = NEW_TABLE_3G } = options;
+  return dmsetupStep(['resume', name], () => sim.stuckInResume(name, table), options);
+}
+
+/** `dmsetup clear <name>`: the inactive slot is emptied. */
+export function clearStep(sim: DmSim, options: StepOptions = {}): Step {
+  const { name = DEVICE } = options;
+  return dmsetupStep(['clear', name], () => sim.clear(name), options);
+}
+
+/** `dmsetup create <name> --table <table>`: the device exists again, unopened. */
+export function createStep(sim: DmSim, options: StepOptions = {}): Step {
+  const { name = DEVICE, table = NEW_TABLE_3G } = options;
+  return dmsetupStep(['create', name, '--table', table], () => sim.create(name, table), options);
+}
+
+/** `xfs_growfs -d <mount>`: the filesystem fills its (possibly grown) device. */
+export function xfsGrowStep(h: Host, options: Omit<StepOptions, 'name' | 'table'> = {}): Step {
+  return [
+    'xfs_growfs',
+    ['-d', h.mountPath],
+    reply(options.effect ?? (() => h.sim.xfsGrow()), options.outcome, options.stderr),
+  ];
+}
+
+/** Scripts the steps in order on a strict runner. */
+export function expectSteps(runner: ScriptedRunner, ...steps: Step[]): ScriptedRunner {
+  for (const step of steps) runner.expect(...step);
+  return runner;
+}
+
+/** A grow that works: load the 3 GiB table, resume, xfs_growfs. */
+export function happyGrowSteps(h: Host): Step[] {
+  return [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h)];
+}
+
+/** The backend's rollback of a suspended device: load the saved table again, resume. */
+export function restoreSteps(sim: DmSim, name: string, savedTable: string): Step[] {
+  return [loadStep(sim, { name, table: savedTable }), resumeStep(sim, { name })];
+}
+
+// ---------------------------------------------------------------- pools
+
+/** Pool data block of the simulated pools: 1024 sectors (512 KiB), as the direct-lvm capture. */
+export const POOL_BLOCK_BYTES = 1024 * 512;
+
+/**
+ * `lvs` and `vgs` JSON in lvm2's `--reportformat json` layout for the simulated pool (LV
+ * docker/thinpool of 8184 blocks); the field values are the simulated ones, not a recording.
+ */
+function lvsReport(): string {
+  const lv = {
+    vg_name: 'docker',
+    lv_name: 'thinpool',
+    lv_size: String(8184 * POOL_BLOCK_BYTES),
+    lv_metadata_size: '83886080',
+    lv_attr: 'twi-aot---',
+  };
+  return JSON.stringify({ report: [{ lv: [lv] }] });
+}
+function vgsReport(freeBytes: number): string {
+  const vg = { vg_name: 'docker', vg_free: String(freeBytes), vg_extent_size: String(4 * 1024 * 1024) };
+  return JSON.stringify({ report: [{ vg: [vg] }] });
+}
+
+/**
+ * What a direct-lvm pool grow reads first: `lvs` (finds the pool LV) and `vgs` (free space), with
+ * the backend's own argv builders so the script is the command the backend runs.
+ */
+export function lvmReportSteps(vgFreeBytes: number): Step[] {
+  return [
+    ['lvs', lvsPoolArgs(), { stdout: lvsReport() }],
+    ['vgs', vgsFreeArgs('docker'), { stdout: vgsReport(vgFreeBytes) }],
+  ];
+}
+
+export const LOOP_DATA_FILE = '/var/lib/docker/devicemapper/devicemapper/data';
+export const LOOP_DOCKER_INFO: DockerInfo = {
+  ...LVM_DOCKER_INFO,
+  liveRestoreEnabled: false,
+  driverStatus: [
+    ['Pool Name', POOL],
+    ['Udev Sync Supported', 'true'],
+    ['Data file', '/dev/loop0'],
+    ['Metadata file', '/dev/loop1'],
+    ['Data loop file', LOOP_DATA_FILE],
+    ['Metadata loop file', '/var/lib/docker/devicemapper/devicemapper/metadata'],
+    ['Deferred Removal Enabled', 'false'],
+  ],
+};
+
+export interface LoopHost {
+  h: Host;
+  /** A /sys/block tree holding loop0 (7:0) backed by LOOP_DATA_FILE. */
+  sysBlockDir: string;
+  setLoopBytes: (bytes: number) => void;
+  /** The sparse data file's size, as the backend sees it. */
+  file: { sizeBytes: number };
+  /** Backend options that point the backend at this loop device and file. */
+  options: DevicemapperOptions;
+}
+
+/** A loop-lvm host: the simulated pool on loop devices 7:1 (metadata) and 7:0 (data). */
+export function loopHost(): LoopHost {
+  const h = host(LOOP_DOCKER_INFO);
+  const pool = h.sim.device(POOL);
+  pool.uuid = '';
+  pool.live = `0 ${8184 * 1024} thin-pool 7:1 7:0 1024 0 1 skip_block_zeroing`;
+  const sysBlockDir = mkdtempSync(path.join(os.tmpdir(), 'autogrow-sys-'));
+  mkdirSync(path.join(sysBlockDir, 'loop0', 'loop'), { recursive: true });
+  writeFileSync(path.join(sysBlockDir, 'loop0', 'dev'), '7:0\n');
+  writeFileSync(path.join(sysBlockDir, 'loop0', 'loop', 'backing_file'), `${LOOP_DATA_FILE}\n`);
+  const setLoopBytes = (bytes: number) =>
+    writeFileSync(path.join(sysBlockDir, 'loop0', 'size'), `${bytes / 512}\n`);
+  setLoopBytes(8184 * POOL_BLOCK_BYTES);
+  const file = { sizeBytes: 8184 * POOL_BLOCK_BYTES };
+  return {
+    h,
+    sysBlockDir,
+    setLoopBytes,
+    file,
+    options: { sysBlockDir, fileSizeBytes: () => file.sizeBytes },
+  };
+}
+
+/** The online loop-lvm grow up to the pool reload: extend the sparse file, refresh the loop device, load. */
+export function loopGrowSteps(loop: LoopHost, toBytes: number, newTable: string): Step[] {
+  return [
+    ['truncate', ['-s', `>${toBytes}`, LOOP_DATA_FILE], reply(() => (loop.file.sizeBytes = toBytes))],
+    ['losetup', ['-c', '/dev/loop0'], reply(() => loop.setLoopBytes(loop.file.sizeBytes))],
+    loadStep(loop.h.sim, { name: POOL, table: newTable }),
+  ];
 }

@@ -176,6 +176,32 @@ function segmentLine(segment: DmSegment): string {
   return [segment.startSector, segment.lengthSectors, segment.target, ...segment.args].join(' ');
 }
 
+/** LVM reports as JSON with sizes in bytes and no unit suffix: what parseLvsReport/parseVgsReport read. */
+const LVM_JSON_BYTES = ['--reportformat', 'json', '--units', 'b', '--nosuffix'] as const;
+
+/**
+ * `lvs` argv of a direct-lvm pool grow: every LV with the fields the backend reads. Exported so the
+ * tests script exactly the command the backend runs instead of a copy of it.
+ */
+export function lvsPoolArgs(): string[] {
+  return [...LVM_JSON_BYTES, '-o', 'vg_name,lv_name,lv_size,lv_metadata_size,lv_attr'];
+}
+
+/** `vgs` argv for the free space and extent size of one volume group. */
+export function vgsFreeArgs(vgName: string): string[] {
+  return [...LVM_JSON_BYTES, '-o', 'vg_name,vg_free,vg_extent_size', vgName];
+}
+
+/**
+ * Mounts by mount point. Of several mounts on one point the last wins: mountinfo lists in mount
+ * order and the last one hides the others.
+ */
+function mountsByPoint(mounts: readonly MountEntry[]): Map<string, MountEntry> {
+  const byPoint = new Map<string, MountEntry>();
+  for (const mount of mounts) byPoint.set(mount.mountPoint, mount);
+  return byPoint;
+}
+
 export function bytesToAlignedSectors(bytes: number): number {
   const sectors = Math.ceil(bytes / SECTOR_BYTES);
   return Math.ceil(sectors / DEVICE_ALIGN_SECTORS) * DEVICE_ALIGN_SECTORS;
@@ -342,13 +368,20 @@ export function createDevicemapperBackend(
     return { lengthSectors: only.lengthSectors, table, line: segmentLine(only), info };
   }
 
-  function readMounts(): MountEntry[] {
-    return parseMountinfo(readFileSync(mountinfoPath, 'utf8'));
+  /**
+   * Every mount by its mount point, read once per pass: each container's lookup is then O(1)
+   * instead of a scan of the whole table (quadratic with a mount per container).
+   */
+  function readMounts(): Map<string, MountEntry> {
+    return mountsByPoint(parseMountinfo(readFileSync(mountinfoPath, 'utf8')));
   }
 
-  function mountOf(mounts: readonly MountEntry[], mountPath: string, info: DmDeviceInfo): MountEntry | null {
-    // The last mount on the path wins (mountinfo lists in mount order); it must be our device.
-    const entry = [...mounts].reverse().find((mount) => mount.mountPoint === mountPath);
+  function mountOf(
+    mounts: ReadonlyMap<string, MountEntry>,
+    mountPath: string,
+    info: DmDeviceInfo,
+  ): MountEntry | null {
+    const entry = mounts.get(mountPath);
     if (!entry) return null;
     if (entry.majorMinor !== majorMinor(info)) {
       throw new Error(
@@ -1019,15 +1052,7 @@ export function createDevicemapperBackend(
           (
             await runner.run({
               tool: 'lvs',
-              args: [
-                '--reportformat',
-                'json',
-                '--units',
-                'b',
-                '--nosuffix',
-                '-o',
-                'vg_name,lv_name,lv_size,lv_metadata_size,lv_attr',
-              ],
+              args: lvsPoolArgs(),
               timeoutMs: deps.commandTimeoutMs,
             })
           ).stdout,
@@ -1040,16 +1065,7 @@ export function createDevicemapperBackend(
           (
             await runner.run({
               tool: 'vgs',
-              args: [
-                '--reportformat',
-                'json',
-                '--units',
-                'b',
-                '--nosuffix',
-                '-o',
-                'vg_name,vg_free,vg_extent_size',
-                lv.vgName,
-              ],
+              args: vgsFreeArgs(lv.vgName),
               timeoutMs: deps.commandTimeoutMs,
             })
           ).stdout,

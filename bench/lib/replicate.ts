@@ -7,13 +7,15 @@
  *   ids; the real `docker inspect` JSON is repeated with distinct container ids; the recorded sysfs
  *   qgroup counters are written once per container under a temporary sysfs root; Docker's layer
  *   store (`image/btrfs/layerdb/mounts/<id>/mount-id`) is a temporary directory tree.
- * - devicemapper: until the VM harness records test/fixtures/devicemapper/, the verbatim reference
- *   captures (/work/shared/reference/real-outputs/docker-dm-lvm/13-container.txt, the same lines
- *   test/unit/dm-parse.test.ts uses): `dmsetup table`, `dmsetup status`, the `dmsetup info -c`
- *   columns (re-printed in the `--separator ; -o name,major,minor,attr,open,uuid` form the backend
- *   asks for), the mountinfo line and the GraphDriver JSON of a running container, repeated with
- *   distinct device names, device ids and minor numbers. The per-container statfs is REAL: one
- *   statfs(2) per container on a directory of the temporary tree.
+ * - devicemapper: the reference captures (/work/shared/reference/real-outputs/docker-dm-lvm/
+ *   13-container.txt), kept so that results stay comparable with earlier runs (the project's own
+ *   recordings, test/fixtures/docker-dm-lvm, are what test/unit/dm-parse.test.ts reads):
+ *   `dmsetup table`, `dmsetup status`, the `dmsetup info -c` columns (in the `--separator ; -o
+ *   name,major,minor,attr,open,uuid` form the backend asks for), the mountinfo line and the
+ *   GraphDriver JSON of a running container, repeated with distinct device names, device ids and
+ *   minor numbers; the container lines are built by test/support/dm-lines.ts (shared with the unit
+ *   tests' simulated kernel). The per-container statfs is REAL: one statfs(2) per container on a
+ *   directory of the temporary tree.
  *
  * The fake runner answers from these texts and counts every process the agent would have started.
  */
@@ -24,6 +26,15 @@ import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
 import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { CommandResult, CommandRunner, CommandSpec } from '../../src/exec/runner.js';
 import { parseFilesystemUuid } from '../../src/storage/btrfs/parse-filesystem-show.js';
+import {
+  REFERENCE_LVM_DRIVER_STATUS,
+  REFERENCE_LVM_POOL,
+  REFERENCE_THIN_MAPPED_SECTORS,
+  dmInfoLine,
+  dmTableLine,
+  thinPoolStatusLine,
+  thinStatusLine,
+} from '../../test/support/dm-lines.js';
 import { REPO_ROOT } from './paths.js';
 
 /** 64 hex digits, distinct per (kind, index), stable across runs. */
@@ -212,21 +223,24 @@ export function btrfsWorld(n: number, baseDir: string): World {
 
 // ---------------------------------------------------------------- devicemapper
 
-/** docker-dm-lvm/13-container.txt (verbatim lines; see dm-parse.test.ts). */
+/**
+ * docker-dm-lvm/13-container.txt of the reference captures: the container's device (name, table,
+ * status, info) is built per replica with test/support/dm-lines.ts, the builders the unit tests'
+ * simulated kernel uses; the pool's lines (identical in every replica) stay verbatim.
+ */
 const DM_HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b5';
 const DM_DEVICE = `docker-254:0-15931-${DM_HASH}`;
-const DM_TABLE_LINE = `${DM_DEVICE}: 0 2097152 thin 253:2 4`;
-const DM_STATUS_LINE = `${DM_DEVICE}: 0 2097152 thin 145408 2097151`;
-const DM_POOL_TABLE = `docker-thinpool: 0 8380416 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing 
+/** Docker's thin device of the capture: 1 GiB, 2097152 sectors. */
+const DM_DEVICE_SECTORS = 2097152;
+const DM_POOL_TABLE = `${dmTableLine('docker-thinpool', '0 8380416 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing')}
 docker-thinpool_tdata: 0 8380416 linear 254:16 2048
 docker-thinpool_tmeta: 0 163840 linear 254:16 8382464
 `;
-const DM_POOL_STATUS = `docker-thinpool: 0 8380416 thin-pool 6 2064/20480 210/8184 - rw discard_passdown queue_if_no_space - 1024 
+const DM_POOL_STATUS = `${thinPoolStatusLine('docker-thinpool', REFERENCE_LVM_POOL)}
 docker-thinpool_tdata: 0 8380416 linear 
 docker-thinpool_tmeta: 0 163840 linear 
 `;
 /** `dmsetup info -c` columns of the capture, in the backend's `-o name,major,minor,attr,open,uuid` form. */
-const DM_INFO_LINE = `${DM_DEVICE};253;3;L--w;1;`;
 const DM_POOL_INFO = `docker-thinpool;253;2;L--w;2;LVM-LPTZpzC5p0fhkU3m9HPVFUVFpiWZIcycWK0R5SAPxR39WFvm0hIxkhtYI21rDxhN-tpool
 docker-thinpool_tdata;253;1;L--w;1;LVM-LPTZpzC5p0fhkU3m9HPVFUVFpiWZIcycokEkShjwHfYjW1UwJEFW7qbBgQ51UbpW-tdata
 docker-thinpool_tmeta;253;0;L--w;1;LVM-LPTZpzC5p0fhkU3m9HPVFUVFpiWZIcycm9HecltRM3m7huOHdrOrc7vjiaKiDMFO-tmeta
@@ -249,9 +263,11 @@ export function dmOutputs(
     const device = `docker-254:0-15931-${hash}`;
     const minor = 10 + index;
     const deviceId = 10 + index;
-    table.push(DM_TABLE_LINE.replace(DM_DEVICE, device).replace(/ 4$/, ` ${deviceId}`));
-    status.push(DM_STATUS_LINE.replace(DM_DEVICE, device));
-    info.push(DM_INFO_LINE.replace(DM_DEVICE, device).replace(';253;3;', `;253;${minor};`));
+    table.push(dmTableLine(device, `0 ${DM_DEVICE_SECTORS} thin 253:2 ${deviceId}`));
+    status.push(
+      thinStatusLine(device, DM_DEVICE_SECTORS, REFERENCE_THIN_MAPPED_SECTORS, DM_DEVICE_SECTORS - 1),
+    );
+    info.push(dmInfoLine(device, { major: 253, minor, open: 1, uuid: '' }));
     mounts.push(
       DM_MOUNTINFO_LINE.replaceAll(DM_HASH, hash)
         .replace('253:3', `253:${minor}`)
@@ -318,15 +334,7 @@ export function dmWorld(n: number, baseDir: string): World {
       serverVersion: '20.10.24+dfsg1',
       apiVersion: '1.41',
       driver: 'devicemapper',
-      driverStatus: [
-        ['Pool Name', 'docker-thinpool'],
-        ['Pool Blocksize', '524.3kB'],
-        ['Base Device Size', '1.074GB'],
-        ['Backing Filesystem', 'xfs'],
-        ['Udev Sync Supported', 'true'],
-        ['Deferred Removal Enabled', 'true'],
-        ['Deferred Deletion Enabled', 'true'],
-      ],
+      driverStatus: REFERENCE_LVM_DRIVER_STATUS,
       dockerRootDir: dataRoot,
       liveRestoreEnabled: true,
       containersRunning: n,

@@ -92,5 +92,15 @@ export const REFERENCE_LVM_POOL: ThinPoolStatusFields = {
   errorIfNoSpace: false,
   metadataLowWaterBlocks: 1024,
 };
+/** `docker info` DriverStatus of that capture's daemon (the fields the backend reads). */
+export const REFERENCE_LVM_DRIVER_STATUS: Array<[string, string]> = [
+  ['Pool Name', 'docker-thinpool'],
+  ['Pool Blocksize', '524.3kB'],
+  ['Base Device Size', '1.074GB'],
+  ['Backing Filesystem', 'xfs'],
+  ['Udev Sync Supported', 'true'],
+  ['Deferred Removal Enabled', 'true'],
+  ['Deferred Deletion Enabled', 'true'],
+];
 /** Mapped sectors of the running container's thin device in that capture. */
 export const REFERENCE_THIN_MAPPED_SECTORS = 145408;

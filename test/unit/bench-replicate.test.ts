@@ -14,7 +14,9 @@ import {
   parseSubvolumeList,
 } from '../../src/storage/btrfs/parse-subvolume-list.js';
 import {
+  DM_INFO_FIELDS,
   parseDmInfoColumns,
+  parseDockerDmDriverStatus,
   parseDmsetupAllDevices,
   parseMountinfo,
   parseThinStatus,
@@ -25,6 +27,14 @@ import { createDevicemapperBackend } from '../../src/storage/devicemapper/index.
 import { silentLogger } from '../../src/log/logger.js';
 import type { World } from '../../bench/lib/replicate.js';
 import type { DockerApi } from '../../src/docker/inventory-port.js';
+import {
+  REFERENCE_LVM_DRIVER_STATUS,
+  dmInfoLine,
+  dmTableLine,
+  thinPoolStatusLine,
+  thinStatusLine,
+} from '../support/dm-lines.js';
+import { infoColumnsAs, recordedDm, recordedDmJson, recordedDmText } from '../support/dm-fixtures.js';
 
 const N = 100;
 const dirs: string[] = [];
@@ -98,5 +108,123 @@ describe('bench replicated devicemapper outputs', () => {
     expect(world.runner.processes).toBe(3);
     expect(observation.errors.size).toBe(0);
     expect(observation.containers.size).toBe(N);
+  });
+});
+
+/**
+ * The dmsetup line builders shared by the bench and the unit tests' simulated kernel
+ * (test/support/dm-lines.ts) must print what the kernel prints: each is checked against a line the
+ * VM recorded, byte for byte (trailing spaces included).
+ */
+describe('dmsetup line builders reproduce recorded lines', () => {
+  const lvmLine = (file: string, name: string) => {
+    const line = recordedDmText('docker-dm-lvm', file)
+      .split('\n')
+      .find((candidate) => candidate.startsWith(`${name}: `));
+    if (!line) throw new Error(`${file} has no ${name}`);
+    return line;
+  };
+  const POOL_NAME = 'docker-thinpool';
+  const THIN = 'docker-254:0-15355-47c08b5a07330d401582022572adf3edfcae128aa50805710123d42eda99f969';
+  const pool = {
+    lengthSectors: 6701056,
+    mode: 'rw',
+    transactionId: 6,
+    metadataUsedBlocks: 2067,
+    metadataTotalBlocks: 20480,
+    dataUsedBlocks: 616,
+    dataTotalBlocks: 6544,
+    needsCheck: false,
+    errorIfNoSpace: false,
+    metadataLowWaterBlocks: 1024,
+  };
+
+  it('table lines, with the trailing space only on thin-pool tables', () => {
+    expect(dmTableLine(POOL_NAME, '0 6701056 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing')).toBe(
+      lvmLine('dm/table-all.txt', POOL_NAME),
+    );
+    expect(dmTableLine(THIN, '0 2097152 thin 253:2 4')).toBe(lvmLine('dm/table-all.txt', THIN));
+  });
+
+  it('thin status lines, written and on a read-only pool (no highest mapped sector)', () => {
+    expect(thinStatusLine(THIN, 2097152, 556032, 2097151)).toBe(lvmLine('dm/status-all.txt', THIN));
+    expect(thinStatusLine('agvm-nc-thin', 1048576, 256, null)).toBe(
+      `agvm-nc-thin: ${recordedDmText('dm-thin', 'thin/status-on-ro-pool.txt').trimEnd()}`,
+    );
+  });
+
+  it('thin-pool status lines in every recorded mode', () => {
+    expect(thinPoolStatusLine(POOL_NAME, pool)).toBe(lvmLine('dm/status-all.txt', POOL_NAME));
+    // dm-thin records `dmsetup status <pool>`: the line without the name, newline-terminated.
+    const small = { ...pool, lengthSectors: 131072, transactionId: 0, metadataTotalBlocks: 2048 };
+    const modes: Array<[string, typeof pool]> = [
+      [
+        'pool/status-out_of_data_space.txt',
+        {
+          ...small,
+          mode: 'out_of_data_space',
+          metadataUsedBlocks: 219,
+          dataUsedBlocks: 1024,
+          dataTotalBlocks: 1024,
+          errorIfNoSpace: true,
+          metadataLowWaterBlocks: 512,
+        },
+      ],
+      [
+        'pool/status-ro.txt',
+        {
+          ...small,
+          mode: 'ro',
+          metadataUsedBlocks: 214,
+          dataUsedBlocks: 128,
+          dataTotalBlocks: 1024,
+          metadataLowWaterBlocks: 512,
+        },
+      ],
+      [
+        'pool/status-needs_check.txt',
+        {
+          ...small,
+          mode: 'ro',
+          metadataUsedBlocks: 214,
+          dataUsedBlocks: 0,
+          dataTotalBlocks: 1024,
+          needsCheck: true,
+          metadataLowWaterBlocks: 512,
+        },
+      ],
+      ['pool/status-Fail.txt', { ...small, mode: 'Fail' }],
+    ];
+    for (const [file, fields] of modes) {
+      expect(thinPoolStatusLine('p', fields), file).toBe(
+        `p: ${recordedDmText('dm-thin', file).replace(/\n$/, '')}`,
+      );
+    }
+  });
+
+  it('info -c lines in the columns the backend asks for', () => {
+    const recorded = infoColumnsAs(recordedDm('docker-dm-lvm', 'dm/info-columns.txt'), DM_INFO_FIELDS).split(
+      '\n',
+    );
+    expect(dmInfoLine(THIN, { major: 253, minor: 3, open: 1, uuid: '' })).toBe(recorded[1]);
+    expect(
+      dmInfoLine(POOL_NAME, {
+        major: 253,
+        minor: 2,
+        open: 2,
+        uuid: 'LVM-0IVFumfYFQLmapEO30QUASpbK1YzNnlCqk1RgyTqJDKZ0CTzYfULed0qTKN5OsuG-tpool',
+      }),
+    ).toBe(recorded[2]);
+  });
+
+  it('the simulated direct-lvm DriverStatus is what the recorded daemon reports', () => {
+    const recorded = recordedDmJson<{ DriverStatus: Array<[string, string]> }>(
+      'docker-dm-lvm',
+      'docker/info.json',
+    ).DriverStatus;
+    for (const pair of REFERENCE_LVM_DRIVER_STATUS) expect(recorded).toContainEqual(pair);
+    expect(parseDockerDmDriverStatus(REFERENCE_LVM_DRIVER_STATUS)).toEqual(
+      parseDockerDmDriverStatus(recorded),
+    );
   });
 });

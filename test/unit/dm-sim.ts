@@ -23,6 +23,7 @@ import {
   type FsStats,
 } from '../../src/storage/devicemapper/index.js';
 import {
+  REFERENCE_LVM_DRIVER_STATUS,
   REFERENCE_LVM_POOL,
   REFERENCE_THIN_MAPPED_SECTORS,
   dmInfoLine,
@@ -247,15 +248,7 @@ export const LVM_DOCKER_INFO: DockerInfo = {
   serverVersion: '20.10.24+dfsg1',
   apiVersion: '1.41',
   driver: 'devicemapper',
-  driverStatus: [
-    ['Pool Name', 'docker-thinpool'],
-    ['Pool Blocksize', '524.3kB'],
-    ['Base Device Size', '1.074GB'],
-    ['Backing Filesystem', 'xfs'],
-    ['Udev Sync Supported', 'true'],
-    ['Deferred Removal Enabled', 'true'],
-    ['Deferred Deletion Enabled', 'true'],
-  ],
+  driverStatus: REFERENCE_LVM_DRIVER_STATUS,
   dockerRootDir: '/var/lib/docker',
   liveRestoreEnabled: true,
   containersRunning: 1,

@@ -79,7 +79,7 @@ interface Row {
 
 async function measureWorld(world: World, passes: number): Promise<Row> {
   const agent = await startBenchAgent(world, { dryRun: true });
-  const resyncApiCalls = agent.docker.calls;
+  const resyncApiCalls = agent.startApiCalls;
   // first passes: subvolume list / filesystem show (btrfs), mount-id reads, history warm-up
   const warmup = Math.min(5, passes);
   const processesBefore = world.runner.processes;

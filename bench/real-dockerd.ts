@@ -1,32 +1,29 @@
 /**
  * Real dockerd on btrfs with 100 running containers (`--storage-opt size=64M`, `sleep 1d`):
- *  - the agent's real path (the composition root's classes: ExecaRunner, dockerode client, inventory,
- *    btrfs backend, reconciler, metrics) with a counting runner and a counting Docker API: pass wall,
+ *  - the agent's real path (built by the composition root: ExecaRunner, dockerode client, inventory,
+ *    btrfs backend, reconciler, metrics) with the runner and the Docker client wrapped to count: pass wall,
  *    CPU (agent + its children + dockerd), processes and API calls; CPU per hour at the default 1 s;
  *  - `docker ps -s` and `docker system df` on the same daemon: wall, CLI CPU, dockerd CPU;
  *  - the naive way, run for real: per container `docker inspect` + `dmsetup table` + `dmsetup status`.
  */
 import path from 'node:path';
-import { Journal } from '../src/agent/journal.js';
-import { Reconciler } from '../src/agent/reconciler.js';
-import { createDockerClient } from '../src/docker/client.js';
-import type { DockerApi } from '../src/docker/inventory-port.js';
-import { createDockerInventory } from '../src/docker/inventory.js';
+import { createAgentContext } from '../src/agent/app.js';
 import { ExecaRunner, type CommandResult, type CommandRunner, type CommandSpec } from '../src/exec/runner.js';
 import { silentLogger } from '../src/log/logger.js';
-import { createMetrics } from '../src/metrics/metrics.js';
-import { createBackendFor } from '../src/storage/select.js';
 import { benchConfig } from './lib/agent.js';
 import type { BenchContainer, DockerHost } from './lib/host.js';
 import { childrenCpuMs, fmt, median, pidCpuMs, selfCpuMs } from './lib/measure.js';
 import type { ProcessCost } from './pass-cost.js';
 import type { PartResult } from './lib/report.js';
 
+/** Counts every process the agent starts. */
 class CountingRealRunner implements CommandRunner {
-  processes = 0;
-  constructor(private readonly inner: CommandRunner) {}
+  constructor(
+    private readonly inner: CommandRunner,
+    private readonly counter: { processes: number },
+  ) {}
   run(spec: CommandSpec): Promise<CommandResult> {
-    this.processes += 1;
+    this.counter.processes += 1;
     return this.inner.run(spec);
   }
 }
@@ -80,52 +77,18 @@ export async function runRealDockerd(
   // --- the agent's real path
   const stateDir = path.join(host.workDir, 'inproc-state');
   const config = benchConfig(stateDir, { docker: { socketPath: host.dockerd.socketPath } });
-  const logger = silentLogger();
-  const runner = new CountingRealRunner(
-    new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout }),
-  );
+  const spawned = { processes: 0 };
   const api = { calls: 0 };
-  const client = createDockerClient({
-    socketPath: config.docker.socketPath,
-    timeoutMs: config.docker.timeout,
-  });
-  const docker = countingDocker(client, api);
-  const dockerInfo = await docker.info();
-  const backend = createBackendFor(dockerInfo, {
-    runner,
-    docker: docker as DockerApi,
-    dockerInfo,
-    logger,
-    stateDir,
-    commandTimeoutMs: config.commandTimeout,
-  });
-  const metrics = createMetrics();
-  const journal = new Journal({
-    path: config.journal.path,
-    maxSizeBytes: config.journal.maxSize,
-    keep: config.journal.keep,
-  });
-  const inventory = createDockerInventory({
-    api: docker,
-    events: docker,
-    logger,
-    resyncIntervalMs: config.resyncInterval,
-  });
-  const reconciler = new Reconciler({
-    inventory,
-    backend,
-    config,
-    journal,
-    clock: { nowMs: () => Date.now() },
-    logger,
-    onReport: (report) => metrics.applyPassReport(report),
+  const { reconciler, inventory } = await createAgentContext(config, silentLogger(), {
+    wrapRunner: (execa) => new CountingRealRunner(execa, spawned),
+    wrapDocker: (client) => countingDocker(client, api),
   });
   const apiBeforeStart = api.calls;
   const startCost = await costOf(host, () => inventory.start());
   const resyncCalls = api.calls - apiBeforeStart;
   for (let index = 0; index < 3; index += 1) await reconciler.runPass({});
   const passCosts: Cost[] = [];
-  const p0 = runner.processes;
+  const p0 = spawned.processes;
   const a0 = api.calls;
   let seen = 0;
   for (let index = 0; index < options.passes; index += 1) {
@@ -136,7 +99,7 @@ export async function runRealDockerd(
       }),
     );
   }
-  const processesPerPass = (runner.processes - p0) / options.passes;
+  const processesPerPass = (spawned.processes - p0) / options.passes;
   const apiPerPass = (api.calls - a0) / options.passes;
   await reconciler.stop();
   await inventory.stop();

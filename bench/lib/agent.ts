@@ -1,22 +1,24 @@
 /**
- * The agent's real graph (backend, Docker inventory, journal, reconciler, metrics) built over a
- * replicated world: the same classes createAgentContext wires, with the runner and the Docker API
- * replaced by counting fakes. Only the process launcher and the daemon are fake; parsing,
- * observation, policy, history, journal and metrics are the shipped code.
+ * The agent's real graph (backend, Docker inventory, journal, reconciler, metrics) built by the
+ * composition root (createAgentContext) over a replicated world, with the runner and the Docker
+ * API replaced by counting fakes and the backend pointed at the world's files. Only the process
+ * launcher and the daemon are fake; parsing, observation, policy, history, journal and metrics are
+ * the shipped code, wired as the agent wires them.
  */
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
-import { Journal } from '../../src/agent/journal.js';
-import { Reconciler } from '../../src/agent/reconciler.js';
+import { createAgentContext } from '../../src/agent/app.js';
+import type { PassReport } from '../../src/agent/report.js';
+import type { Reconciler } from '../../src/agent/reconciler.js';
 import { parseConfigObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { DockerEventSource } from '../../src/docker/events.js';
 import type { DockerApi } from '../../src/docker/inventory-port.js';
-import { createDockerInventory, type DockerInventory } from '../../src/docker/inventory.js';
+import type { DockerInventory } from '../../src/docker/inventory.js';
 import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
+import type { Metrics } from '../../src/metrics/metrics.js';
 import { createBtrfsBackend } from '../../src/storage/btrfs/index.js';
 import { createDevicemapperBackend } from '../../src/storage/devicemapper/index.js';
 import type { StorageBackend } from '../../src/storage/types.js';
@@ -79,10 +81,12 @@ export interface BenchAgent {
   inventory: DockerInventory;
   backend: StorageBackend;
   docker: CountingDockerApi;
+  /** Docker API calls of the inventory start (list, inspect, the event stream; not the info call). */
+  startApiCalls: number;
   metrics: Metrics;
   clock: VirtualClock;
   /** One pass, the virtual clock advanced by the interval first. */
-  pass(): Promise<import('../../src/agent/report.js').PassReport>;
+  pass(): Promise<PassReport>;
   stop(): Promise<void>;
 }
 
@@ -114,42 +118,20 @@ export class VirtualClock {
 
 export async function startBenchAgent(world: World, options: { dryRun: boolean }): Promise<BenchAgent> {
   const config = benchConfig(world.stateDir, { dryRun: options.dryRun });
-  const logger = silentLogger();
   const docker = new CountingDockerApi(world.dockerInfo, world.inspectJson);
-  const deps = {
-    runner: world.runner,
-    docker,
-    dockerInfo: world.dockerInfo,
-    logger,
-    stateDir: world.stateDir,
-    commandTimeoutMs: config.commandTimeout,
-  };
-  const backend =
-    world.driver === 'btrfs'
-      ? createBtrfsBackend(deps, world.backendOptions as { sysfsRoot: string })
-      : createDevicemapperBackend(deps, world.backendOptions as { mountinfoPath: string });
-  const metrics = createMetrics();
   const clock = new VirtualClock();
-  const journal = new Journal({
-    path: config.journal.path,
-    maxSizeBytes: config.journal.maxSize,
-    keep: config.journal.keep,
-  });
-  const inventory = createDockerInventory({
-    api: docker,
-    events: docker,
-    logger,
-    resyncIntervalMs: config.resyncInterval,
-  });
-  const reconciler = new Reconciler({
-    inventory,
-    backend,
-    config,
-    journal,
+  const context = await createAgentContext(config, silentLogger(), {
+    // the client createAgentContext made is never called: the recorded world answers instead
+    wrapDocker: () => docker,
+    wrapRunner: () => world.runner,
+    createBackend: (_dockerInfo, deps) =>
+      world.driver === 'btrfs'
+        ? createBtrfsBackend(deps, world.backendOptions as { sysfsRoot: string })
+        : createDevicemapperBackend(deps, world.backendOptions as { mountinfoPath: string }),
     clock,
-    logger,
-    onReport: (report) => metrics.applyPassReport(report),
   });
+  const { reconciler, inventory, backend, metrics } = context;
+  const beforeStart = docker.calls;
   await inventory.start();
   return {
     config,
@@ -157,6 +139,7 @@ export async function startBenchAgent(world: World, options: { dryRun: boolean }
     inventory,
     backend,
     docker,
+    startApiCalls: docker.calls - beforeStart,
     metrics,
     clock,
     pass: () => {

@@ -8,17 +8,19 @@ import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createDockerClient, type DockerClient } from '../docker/client.js';
 import { createDockerInventory, type DockerInventory } from '../docker/inventory.js';
+import type { DockerEventSource } from '../docker/events.js';
+import type { DockerApi } from '../docker/inventory-port.js';
 import type { DockerInfo } from '../docker/model.js';
-import { ExecaRunner } from '../exec/runner.js';
+import { ExecaRunner, type CommandRunner } from '../exec/runner.js';
 import { startMetricsServer, type MetricsServer } from '../http/server.js';
 import type { Logger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { createBackendFor } from '../storage/select.js';
-import type { StorageBackend } from '../storage/types.js';
+import type { BackendDeps, StorageBackend } from '../storage/types.js';
 import { createSystemdNotifier } from '../systemd/notify.js';
 import { formatBytes } from '../util/units.js';
 import { Journal } from './journal.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler, type Clock } from './reconciler.js';
 import type { PassReport } from './report.js';
 
 /** Docker could not be reached or answered nonsense: the agent cannot serve this host. */
@@ -26,11 +28,14 @@ export class DockerUnavailableError extends Error {
   override readonly name = 'DockerUnavailableError';
 }
 
+/** What the agent needs from Docker: the daemon API and the raw event stream. */
+export type AgentDocker = DockerApi & DockerEventSource;
+
 export interface AgentContext {
   config: Config;
   logger: Logger;
-  runner: ExecaRunner;
-  docker: DockerClient;
+  runner: CommandRunner;
+  docker: AgentDocker;
   dockerInfo: DockerInfo;
   backend: StorageBackend;
   journal: Journal;
@@ -44,14 +49,20 @@ export function stateDirOf(config: Config): string {
   return path.dirname(config.journal.path);
 }
 
-/** Asks Docker for its info; a clear error when the daemon cannot be reached. */
+/**
+ * Connects to Docker and asks for its info; a clear error when the daemon cannot be reached.
+ * `wrap` gets the client before its first call and returns what the agent uses instead.
+ */
 export async function connectDocker(
   config: Config,
-): Promise<{ docker: DockerClient; dockerInfo: DockerInfo }> {
-  const docker = createDockerClient({
-    socketPath: config.docker.socketPath,
-    timeoutMs: config.docker.timeout,
-  });
+  wrap: (client: DockerClient) => AgentDocker = (client) => client,
+): Promise<{ docker: AgentDocker; dockerInfo: DockerInfo }> {
+  const docker = wrap(
+    createDockerClient({
+      socketPath: config.docker.socketPath,
+      timeoutMs: config.docker.timeout,
+    }),
+  );
   try {
     return { docker, dockerInfo: await docker.info() };
   } catch (error) {
@@ -60,12 +71,33 @@ export async function connectDocker(
   }
 }
 
+/**
+ * Where a caller may put its own parts into the real graph. The agent passes none: every
+ * default is what it runs with. The benchmarks use them to count Docker API calls and processes
+ * and to feed recorded outputs, without wiring the agent a second time.
+ */
+export interface AgentContextOptions {
+  /** Wraps or replaces the Docker client before its first call (default: the client itself). */
+  wrapDocker?: (client: DockerClient) => AgentDocker;
+  /** Wraps or replaces the command runner (default: the ExecaRunner itself). */
+  wrapRunner?: (runner: ExecaRunner) => CommandRunner;
+  /** Creates the storage backend (default: createBackendFor, by the daemon's storage driver). */
+  createBackend?: (dockerInfo: DockerInfo, deps: BackendDeps) => StorageBackend;
+  /** The reconciler's clock (default: Date.now). */
+  clock?: Clock;
+}
+
 /** Builds every part of the agent; starts nothing. */
-export async function createAgentContext(config: Config, logger: Logger): Promise<AgentContext> {
+export async function createAgentContext(
+  config: Config,
+  logger: Logger,
+  options: AgentContextOptions = {},
+): Promise<AgentContext> {
   const metrics = createMetrics();
-  const runner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
-  const { docker, dockerInfo } = await connectDocker(config);
-  const backend = createBackendFor(dockerInfo, {
+  const execaRunner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
+  const runner = options.wrapRunner ? options.wrapRunner(execaRunner) : execaRunner;
+  const { docker, dockerInfo } = await connectDocker(config, options.wrapDocker);
+  const backend = (options.createBackend ?? createBackendFor)(dockerInfo, {
     runner,
     docker,
     dockerInfo,
@@ -91,7 +123,7 @@ export async function createAgentContext(config: Config, logger: Logger): Promis
     backend,
     config,
     journal,
-    clock: { nowMs: () => Date.now() },
+    clock: options.clock ?? { nowMs: () => Date.now() },
     logger: logger.child({ component: 'reconciler' }),
     onReport: (report) => {
       metrics.applyPassReport(report);

@@ -48,6 +48,7 @@ import { roundUpToMiB } from '../policy/sizing.js';
 import type { Decision, PoolDecision, SkipReason } from '../policy/types.js';
 import type { GrowStep, Observation, StorageBackend } from '../storage/types.js';
 import { formatBytes } from '../util/units.js';
+import { FillGuard, type GuardStats } from './guard.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
 import type { ContainerReport, GrowOutcome, PassReport, PoolAction, ProbeReport } from './report.js';
@@ -170,6 +171,9 @@ export class Reconciler {
   private started = false;
   private stopped = false;
   private timer: unknown = null;
+  /** When the scheduled pass is due (null while a scheduled pass runs or before start). */
+  private nextPassAtMs: number | null = null;
+  private guard: FillGuard | null = null;
   private unsubscribe: (() => void) | null = null;
   private previousPassSignature = '';
   private poolFailures = 0;
@@ -182,6 +186,11 @@ export class Reconciler {
     this.timers = deps.timers ?? DEFAULT_TIMERS;
     // After a rotation the fresh journal file starts with the remembered cooldowns and backoff.
     deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
+  }
+
+  /** The fill guard's counters, or null when it is off (config, or a backend without a fast path). */
+  get guardStats(): GuardStats | null {
+    return this.guard?.stats ?? null;
   }
 
   /** The latest whole-host pass report, or null before the first one. */
@@ -246,6 +255,23 @@ export class Reconciler {
       },
       onDestroy: (containerId) => this.forget(containerId),
     });
+    const { backend, config, clock, logger } = this.deps;
+    if (config.guard.enabled && backend.readLiveUsage && !config.dryRun) {
+      this.guard = new FillGuard({
+        readLiveUsage: backend.readLiveUsage.bind(backend),
+        settings: {
+          peakWriteBytesPerSecond: config.guard.peakWriteRate,
+          minIntervalMs: config.guard.minInterval,
+          passIntervalMs: config.interval,
+        },
+        clock,
+        timers: this.timers,
+        logger,
+        evaluate: (containerId) => this.runPass({ onlyContainerId: containerId }),
+        untilNextPassMs: () =>
+          this.nextPassAtMs === null ? config.interval : Math.max(0, this.nextPassAtMs - clock.nowMs()),
+      });
+    }
     this.schedule(0);
   }
 
@@ -254,6 +280,7 @@ export class Reconciler {
     this.stopped = true;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.timer = null;
+    this.guard?.stop();
     this.unsubscribe?.();
     this.unsubscribe = null;
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
@@ -324,7 +351,9 @@ export class Reconciler {
     if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
     let observation: Observation;
     try {
-      observation = await this.deps.backend.observe([container], this.deps.clock.nowMs());
+      observation = await this.deps.backend.observe([container], this.deps.clock.nowMs(), {
+        partial: true,
+      });
     } catch (error) {
       return refuse(`usage could not be read: ${errorMessage(error)}`, 'usage-unknown');
     }
@@ -423,8 +452,10 @@ export class Reconciler {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
+    this.nextPassAtMs = this.deps.clock.nowMs() + delayMs;
     this.timer = this.timers.setTimeout(() => {
       this.timer = null;
+      this.nextPassAtMs = null;
       if (this.stopped) return;
       this.runPass()
         .catch((error: unknown) =>
@@ -466,7 +497,7 @@ export class Reconciler {
 
     let observation: Observation;
     try {
-      observation = await backend.observe(running, startedAtMs);
+      observation = await backend.observe(running, startedAtMs, { partial: scope !== 'all' });
       probes.push({ name: `${backend.driver} observe`, ok: true, durationMs: clock.nowMs() - startedAtMs });
     } catch (error) {
       const message = errorMessage(error);
@@ -559,6 +590,7 @@ export class Reconciler {
     };
     this.logPass(report, decided.pool);
     if (scope === 'all') this.latest = report;
+    this.guard?.noteReport(report);
     try {
       this.deps.onReport?.(report);
     } catch (error) {
@@ -838,6 +870,7 @@ export class Reconciler {
   private forget(containerId: string): void {
     const known = this.history.get(containerId);
     this.history.forget(containerId);
+    this.guard?.forget(containerId);
     this.aboveThreshold.delete(containerId);
     this.warnedLabels.delete(containerId);
     if (known && (known.lastGrowAtMs !== null || known.consecutiveFailures > 0)) {
@@ -912,13 +945,16 @@ export class Reconciler {
     }
     // Acting is always news; standing states (a plan repeated every second in dry-run mode, a pool
     // that needs growth it may not get, a persistent probe error) are news only when they change.
+    // A pass over some containers (a start, a guard look) only compares with whole-host passes
+    // when it acted: its skip counts cover a subset, so "changed" would be noise.
+    const partial = report.onlyContainerIds !== undefined;
     const signature = JSON.stringify([skipped, planned, report.poolAction?.kind ?? null, report.errors]);
     const eventful =
       grown + noop + failed > 0 ||
       report.poolAction?.kind === 'grown' ||
       report.poolAction?.kind === 'failed' ||
-      signature !== this.previousPassSignature;
-    this.previousPassSignature = signature;
+      (!partial && signature !== this.previousPassSignature);
+    if (!partial) this.previousPassSignature = signature;
     const fields = {
       durationMs: report.durationMs,
       containers: report.containers.length,

@@ -62,9 +62,8 @@ export interface PassReport {
   errors: readonly string[];
   /**
    * Set when the pass covered only these containers (`runPass({ onlyContainerId })`); consumers
-   * must not treat containers missing from `containers` as gone. Absent for whole-host passes (the
-   * daemon only runs those: start events trigger a whole-host pass, which costs the same batched
-   * commands).
+   * must not treat containers missing from `containers` as gone. Absent for whole-host passes
+   * (scheduled passes and start events); the fill guard asks for one-container passes.
    */
   onlyContainerIds?: readonly string[];
 }

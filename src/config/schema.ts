@@ -29,6 +29,23 @@ export const sizeBytes = () =>
     })
     .meta({ description: SIZE_HINT });
 
+/** A rate in bytes per second: `4G/s` (the `/s` may be left out), or a plain number of bytes. */
+export const bytesPerSecond = () =>
+  z
+    .union([z.string(), z.number()])
+    .transform((value, ctx): number => {
+      try {
+        const text = typeof value === 'number' ? value : value.trim().replace(/\/s$/, '');
+        const bytes = typeof text === 'number' ? text : parseSizeBytes(text);
+        if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new Error('not positive');
+        return bytes;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a rate such as 4G/s or 500M/s (above 0)' });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: 'a rate such as 4G/s or 500M/s' });
+
 /** A ratio in 0..1 written as a percentage: `85%`. */
 export const percentRatio = () =>
   z
@@ -146,6 +163,25 @@ export const configSchema = z.strictObject({
       window: durationMs().prefault('20s').meta({ description: 'samples used to estimate the fill rate' }),
     })
     .prefault({}),
+  guard: z
+    .strictObject({
+      enabled: z.boolean().prefault(true).meta({
+        description:
+          'between passes, re-read (without starting a process) the containers a writer at peakWriteRate could fill before the next pass, and evaluate one at once when it would fill first',
+      }),
+      peakWriteRate: bytesPerSecond().prefault('4G/s').meta({
+        description:
+          'the fastest one container on this host can write (page cache speed); a container is re-read every half of the time this rate needs to fill it',
+      }),
+      minInterval: durationMs()
+        .prefault('20ms')
+        .meta({ description: 'never re-read one container more often than this' }),
+    })
+    .prefault({})
+    .meta({
+      description:
+        'the fill guard: a writer can fill a small limit between two passes (2.8 GiB/s measured into a 512M container)',
+    }),
   pool: z
     .strictObject({
       reserve: percentRatio()

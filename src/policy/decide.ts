@@ -226,7 +226,8 @@ export function decide(input: DecideInput): DecideOutput {
       why: `${triggerWhy}; grow to ${formatBytes(target.toBytes)} (${target.limitedBy})`,
       timeToFullSeconds: ttf,
       usedRatio,
-      headroomBytes: Math.max(0, sizeBytes - usedBytes),
+      // in-flight bytes are not in the pool's used space yet: the pool still counts them as free
+      headroomBytes: Math.max(0, sizeBytes - usedBytes + (usage.inFlightBytes ?? 0)),
     });
   });
 

@@ -15,6 +15,12 @@ export interface ContainerUsage {
   sizeBytes: number | null;
   /** Bytes used inside that size (filesystem used for dm, qgroup referenced/exclusive or project usage). */
   usedBytes: number | null;
+  /**
+   * Part of usedBytes that the pool's free space does not show yet (btrfs: reservations for data
+   * still in the page cache). The pool budget counts it as headroom, not as used, so the reserve
+   * is not promised twice. Absent: 0.
+   */
+  inFlightBytes?: number;
   inodesUsed: number | null;
   inodesTotal: number | null;
   /** Filesystem inside a dm thin device (xfs, ext4); null for quota backends. */
@@ -86,6 +92,14 @@ export interface DoctorCheck {
   fix?: string;
 }
 
+export interface ObserveOptions {
+  /**
+   * True when `containers` is a subset of the running containers (a pass for one container, after a
+   * start or a guard look): per-container caches of the others must be kept, not pruned.
+   */
+  partial?: boolean;
+}
+
 /** One container's usage read on the fill guard's fast path (no process started). */
 export interface LiveUsage {
   usedBytes: number;
@@ -96,7 +110,11 @@ export interface LiveUsage {
 export interface StorageBackend {
   readonly driver: StorageDriverName;
   /** Observe every given container plus the pool in a fixed number of commands. */
-  observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation>;
+  observe(
+    containers: readonly ContainerInfo[],
+    nowMs: number,
+    options?: ObserveOptions,
+  ): Promise<Observation>;
   /**
    * The fill guard's fast path (src/agent/guard.ts): live usage of containers that the last
    * observe() resolved, read WITHOUT starting a process (sysfs counters, statfs), so it can run

@@ -11,6 +11,7 @@ import type {
   DoctorCheck,
   GrowRequest,
   GrowResult,
+  LiveUsage,
   Observation,
   PoolUsage,
   StorageBackend,
@@ -204,6 +205,20 @@ export class FakeBackend implements StorageBackend {
       else if (this.containers.has(container.id)) usages.set(container.id, this.usage(container.id));
     }
     return { takenAtMs: nowMs, driver: this.driver, pool: this.poolUsage(), containers: usages, errors };
+  }
+
+  /** Looks taken through readLiveUsage (the fill guard's fast path). */
+  liveReads = 0;
+
+  async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
+    const result = new Map<string, LiveUsage>();
+    for (const id of containerIds) {
+      if (!this.containers.has(id) || this.observeErrors.has(id)) continue;
+      this.liveReads += 1;
+      const usage = this.usage(id);
+      result.set(id, { usedBytes: usage.usedBytes ?? 0, sizeBytes: usage.sizeBytes });
+    }
+    return result;
   }
 
   async grow(request: GrowRequest): Promise<GrowResult> {

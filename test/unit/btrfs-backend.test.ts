@@ -3,7 +3,8 @@
  * data root laid out like Docker's in a temp dir, and recorded sysfs counters. Fault injection:
  * the qgroup limit fails, the re-read shows no change, the quota file write fails.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DockerApi } from '../../src/docker/inventory-port.js';
 import type { ContainerInfo } from '../../src/docker/model.js';
@@ -13,6 +14,7 @@ import { parseSubvolumeList } from '../../src/storage/btrfs/parse-subvolume-list
 import type { BackendDeps } from '../../src/storage/types.js';
 import { ScriptedRunner } from '../support/scripted-runner.js';
 import {
+  FS_UUID,
   fakeHost,
   recorded,
   recordedContainerInfos,
@@ -338,5 +340,118 @@ describe('btrfs backend recover and doctor', () => {
     expect(byName.get('data root on btrfs')?.ok).toBe(false);
     expect(byName.get('containers have a size limit')).toMatchObject({ ok: false, severity: 'warn' });
     expect(byName.get('containers have a size limit')?.detail).toContain(unlimited.name);
+  });
+});
+
+describe('btrfs backend fast path (the fill guard)', () => {
+  function observed() {
+    const context = track(setup({ sysfs: 'sysfs-qgroup-before-commit' }));
+    const { runner, show, list, fsShow } = context;
+    runner.expect('btrfs', list, ok('subvolume-list'));
+    runner.expect('btrfs', show, ok('qgroup-show-before-commit'));
+    runner.expect('btrfs', fsShow, ok('filesystem-show'));
+    return context;
+  }
+  const qgroupFile = (sysfsRoot: string, name: string) =>
+    path.join(sysfsRoot, FS_UUID, 'qgroups', `0_${limitedSubvolumeId}`, name);
+
+  it('reads live usage of limited containers from sysfs, with no process', async () => {
+    const { runner, backend, host } = observed();
+    await backend.observe([limited, unlimited], 1000);
+    const callsBefore = runner.calls.length;
+    const live = await backend.readLiveUsage!([limited.id, unlimited.id, 'f'.repeat(64)]);
+    expect(runner.calls.length).toBe(callsBefore);
+    const sysfs = recordedSysfs('sysfs-qgroup-before-commit');
+    expect(live.get(limited.id)).toEqual({
+      usedBytes:
+        Number(sysfs.get('referenced')) +
+        Number(sysfs.get('rsv_data')) +
+        Number(sysfs.get('rsv_meta_pertrans')) +
+        Number(sysfs.get('rsv_meta_prealloc')),
+      sizeBytes: 64 * MiB,
+    });
+    // no Docker limit: never guarded; unknown: absent
+    expect([...live.keys()]).toEqual([limited.id]);
+    // the counters are read afresh at every look
+    writeFileSync(qgroupFile(host.sysfsRoot, 'referenced'), `${60 * MiB}\n`);
+    writeFileSync(qgroupFile(host.sysfsRoot, 'rsv_data'), '0\n');
+    writeFileSync(qgroupFile(host.sysfsRoot, 'rsv_meta_pertrans'), '0\n');
+    writeFileSync(qgroupFile(host.sysfsRoot, 'rsv_meta_prealloc'), '0\n');
+    expect((await backend.readLiveUsage!([limited.id])).get(limited.id)?.usedBytes).toBe(60 * MiB);
+  });
+
+  it('a qgroup gone between two looks is left out, not an error', async () => {
+    const { backend, host } = observed();
+    await backend.observe([limited, unlimited], 1000);
+    rmSync(path.dirname(qgroupFile(host.sysfsRoot, 'referenced')), { recursive: true });
+    expect((await backend.readLiveUsage!([limited.id])).size).toBe(0);
+  });
+
+  it('a partial pass keeps the other containers guarded; a whole pass drops the gone ones', async () => {
+    const { runner, backend, show } = observed();
+    await backend.observe([limited, unlimited], 1000);
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    await backend.observe([unlimited], 2000, { partial: true });
+    expect((await backend.readLiveUsage!([limited.id])).has(limited.id)).toBe(true);
+    runner.expect('btrfs', show, ok('qgroup-show'));
+    await backend.observe([unlimited], 3000);
+    expect((await backend.readLiveUsage!([limited.id])).has(limited.id)).toBe(false);
+  });
+
+  it('a partial pass of guarded containers reads sysfs alone: no process, same usage', async () => {
+    const { runner, backend } = observed();
+    const whole = await backend.observe([limited, unlimited], 1000);
+    const callsBefore = runner.calls.length;
+    const partial = await backend.observe([limited], 1050, { partial: true });
+    expect(runner.calls.length).toBe(callsBefore);
+    expect(partial.errors).toEqual(new Map());
+    expect(partial.containers.get(limited.id)).toEqual(whole.containers.get(limited.id));
+    expect(partial.pool).toMatchObject({ kind: 'filesystem', committedBytes: 64 * MiB });
+  });
+
+  it('the in-flight reservations are reported, so the pool budget does not count them twice', async () => {
+    const { backend } = observed();
+    const observation = await backend.observe([limited, unlimited], 1000);
+    const sysfs = recordedSysfs('sysfs-qgroup-before-commit');
+    expect(observation.containers.get(limited.id)?.inFlightBytes).toBe(
+      Number(sysfs.get('rsv_data')) +
+        Number(sysfs.get('rsv_meta_pertrans')) +
+        Number(sysfs.get('rsv_meta_prealloc')),
+    );
+  });
+
+  it('after a pass, a grow is one process: the limit, read before and verified after in sysfs', async () => {
+    const { runner, backend, host, limit } = observed();
+    await backend.observe([limited, unlimited], 1000);
+    runner.expect('btrfs', limit(80 * MiB), {
+      ...ok('qgroup-limit'),
+      // what the kernel does: the new limit shows in sysfs at once
+      effect: () => writeFileSync(qgroupFile(host.sysfsRoot, 'max_referenced'), `${80 * MiB}\n`),
+    });
+    const callsBefore = runner.calls.length;
+    const result = await backend.grow({
+      container: limited,
+      fromBytes: 64 * MiB,
+      toBytes: 80 * MiB,
+      dryRun: false,
+    });
+    expect(runner.calls.length - callsBefore).toBe(1);
+    expect(result).toMatchObject({ fromBytes: 64 * MiB, toBytes: 80 * MiB, noop: false });
+    expect(result.steps.map((step) => step.name)).toEqual([
+      'btrfs qgroup limit',
+      `read ${qgroupFile(host.sysfsRoot, 'max_referenced')}`,
+      `write ${host.quotaFile} = ${80 * MiB}`,
+    ]);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(80 * MiB));
+  });
+
+  it('a limit that sysfs does not show is a failed grow and never persisted', async () => {
+    const { runner, backend, host, limit } = observed();
+    await backend.observe([limited, unlimited], 1000);
+    runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit'));
+    await expect(
+      backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
+    ).rejects.toThrow(/shows max referenced 67108864 instead of 83886080/);
+    expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
   });
 });

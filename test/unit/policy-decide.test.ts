@@ -329,6 +329,17 @@ describe('decide: grow sizing', () => {
     expect(decision.kind === 'grow' && decision.why).toMatch(/limited/);
   });
 
+  it('counts bytes still in flight (not in the pool yet) as headroom, not as used', () => {
+    // as above, but 0.5G of the 9G used are btrfs reservations the filesystem does not show yet:
+    // 1.5G of the 2G above the reserve are promised, 0.5G may be added
+    const { decision } = run({
+      usage: { ...usage(10 * GiB, 9 * GiB), inFlightBytes: 0.5 * GiB },
+      pool: { ...roomyFilesystem, dataUsedBytes: 848 * GiB },
+    });
+
+    expect(decision).toMatchObject({ kind: 'grow', toBytes: 10.5 * GiB });
+  });
+
   it('admits the container nearest to full first when the pool budget is short', () => {
     const config = parseConfigObject({}, 'test');
     const fuller = 'f'.repeat(64);

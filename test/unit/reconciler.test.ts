@@ -505,6 +505,71 @@ describe('single flight, locks and concurrency', () => {
   });
 });
 
+describe('fill guard: a writer faster than the pass interval', () => {
+  /** Timers on the simulated clock: callbacks run in time order as the clock moves. */
+  function simulatedTimers(clock: FakeClock) {
+    const queue = new Set<{ atMs: number; callback: () => void }>();
+    const timers: Timers = {
+      setTimeout: (callback, delayMs) => {
+        const entry = { atMs: clock.nowMs() + delayMs, callback };
+        queue.add(entry);
+        return entry;
+      },
+      clearTimeout: (handle) => {
+        queue.delete(handle as { atMs: number; callback: () => void });
+      },
+    };
+    const runUntil = async (endMs: number) => {
+      for (;;) {
+        const next = [...queue].sort((a, b) => a.atMs - b.atMs)[0];
+        if (!next || next.atMs > endMs) break;
+        queue.delete(next);
+        if (next.atMs > clock.nowMs()) clock.set(next.atMs);
+        next.callback();
+        for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+      }
+      clock.set(Math.max(clock.nowMs(), endMs));
+    };
+    return { timers, runUntil };
+  }
+
+  async function race(guardEnabled: boolean) {
+    const clock = new FakeClock();
+    const { timers, runUntil } = simulatedTimers(clock);
+    const h = harness({ clock, timers, config: { guard: { enabled: guardEnabled } } });
+    // each grow takes 60 ms of simulated time, as a real one can under a writer
+    h.backend.growDurationMs = 60;
+    const container = h.add({ name: 'race' }, { sizeBytes: 512 * MiB, usedBytes: 0 });
+    const startMs = clock.nowMs();
+    await h.reconciler.start();
+    await runUntil(startMs + 2_300);
+    // dd at the measured page-cache speed, starting between two passes
+    h.backend.setFillRate(container.id, 2.8 * GiB);
+    await runUntil(startMs + 3_300);
+    h.backend.setFillRate(container.id, 0);
+    await h.reconciler.stop();
+    return { h, container };
+  }
+
+  it('with the guard (the default), a 2.8 GiB/s writer never meets the 512 MiB limit', async () => {
+    const { h, container } = await race(true);
+    expect(h.backend.state(container.id).writeErrors).toBe(0);
+    expect(h.backend.grows.length).toBeGreaterThan(0);
+    expect(h.backend.grows[0]).toMatchObject({ fromBytes: 512 * MiB });
+    expect(h.logs('fill guard triggered').length).toBeGreaterThan(0);
+    // the looks cost no process: only reads through the fast path
+    expect(h.backend.liveReads).toBeGreaterThan(0);
+    expect(h.reconciler.guardStats).toMatchObject({ evaluations: h.logs('fill guard triggered').length });
+  });
+
+  it('without it, the 1 s passes lose the same race (so the test above can fail)', async () => {
+    const { h, container } = await race(false);
+    expect(h.backend.state(container.id).writeErrors).toBeGreaterThan(0);
+    expect(h.backend.liveReads).toBe(0);
+    expect(h.reconciler.guardStats).toBeNull();
+  });
+});
+
 describe('lifecycle and events', () => {
   function manualTimers() {
     const queue: Array<{ callback: () => void; delayMs: number }> = [];

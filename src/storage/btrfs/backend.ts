@@ -10,8 +10,13 @@
  *   - `btrfs subvolume list <dataRoot>` only when a mount id not seen before appears;
  *   - statfs of the data root for the pool.
  *
- * Grow: `btrfs qgroup limit <bytes> 0/<subvolid> <dataRoot>`, re-read and verify, then rewrite
- * Docker's quota file atomically so `docker restart` re-applies the grown limit.
+ * Between passes the fill guard reads the live counters of containers near their limit through
+ * `readLiveUsage` (sysfs file reads only, for the qgroups the last pass resolved).
+ *
+ * Grow: `btrfs qgroup limit <bytes> 0/<subvolid> <dataRoot>`, re-read and verify (sysfs
+ * max_referenced when live counters are available, else `qgroup show`), then rewrite Docker's
+ * quota file atomically so `docker restart` re-applies the grown limit. Two processes: the
+ * `qgroup show` that cross-checks the qgroup's path before acting, and the limit itself.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,14 +32,17 @@ import type {
   GrowRequest,
   GrowResult,
   GrowStep,
+  LiveUsage,
   Observation,
+  ObserveOptions,
   StorageBackend,
 } from '../types.js';
 import { parseFilesystemUuid } from './parse-filesystem-show.js';
 import { isQuotasDisabledError, parseQgroupShow, type QgroupRow } from './parse-qgroup-show.js';
 import { dockerSubvolumesByMountId, parseSubvolumeList } from './parse-subvolume-list.js';
 import { quotaFilePath, readQuotaFile, writeQuotaFile } from './quota-file.js';
-import { DEFAULT_BTRFS_SYSFS_ROOT, readLiveQgroup, readQuotaFlags } from './sysfs.js';
+import type { QgroupId } from './parse-qgroup-show.js';
+import { DEFAULT_BTRFS_SYSFS_ROOT, qgroupSysfsDir, readLiveQgroup, readQuotaFlags } from './sysfs.js';
 
 export interface BtrfsBackendOptions {
   /** sysfs root for live qgroup counters; null: use `qgroup show`'s committed numbers only. */
@@ -87,6 +95,8 @@ class BtrfsBackend implements StorageBackend {
   private missingMountIds = new Set<string>();
   /** undefined: not looked up yet; null: unavailable (sysfs live usage off). */
   private fsUuid: string | null | undefined;
+  /** Size-limited containers whose live counters the last observe() read: the guard's fast path. */
+  private liveQgroups = new Map<string, QgroupId>();
 
   constructor(
     private readonly deps: BackendDeps,
@@ -182,13 +192,20 @@ class BtrfsBackend implements StorageBackend {
     return this.fsUuid;
   }
 
-  async observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation> {
+  async observe(
+    containers: readonly ContainerInfo[],
+    nowMs: number,
+    options: ObserveOptions = {},
+  ): Promise<Observation> {
     const errors = new Map<string, string>();
     const usages = new Map<string, ContainerUsage>();
     const resolved: { container: ContainerInfo; mountId: string }[] = [];
+    const partial = options.partial === true;
 
-    const seen = new Set(containers.map((container) => container.id));
-    for (const id of this.mountIds.keys()) if (!seen.has(id)) this.mountIds.delete(id);
+    if (!partial) {
+      const seen = new Set(containers.map((container) => container.id));
+      for (const id of this.mountIds.keys()) if (!seen.has(id)) this.mountIds.delete(id);
+    }
 
     for (const container of containers) {
       if (container.storageDriver !== 'btrfs') {
@@ -203,6 +220,18 @@ class BtrfsBackend implements StorageBackend {
     }
 
     const fsUsage = await statfsUsage(this.dataRoot);
+    if (partial && errors.size === 0) {
+      const fromSysfs = await this.observeFromSysfs(resolved);
+      if (fromSysfs) {
+        return {
+          takenAtMs: nowMs,
+          driver: 'btrfs',
+          pool: filesystemPool(this.dataRoot, fsUsage, fromSysfs.committedBytes, false),
+          containers: fromSysfs.usages,
+          errors,
+        };
+      }
+    }
     let rows: Map<string, QgroupRow>;
     try {
       await this.ensureSubvolumes(resolved.map((entry) => entry.mountId));
@@ -222,6 +251,7 @@ class BtrfsBackend implements StorageBackend {
     const fsUuid = await this.resolveFsUuid();
 
     let committedBytes = 0;
+    const liveQgroups = new Map<string, QgroupId>();
     for (const { container, mountId } of resolved) {
       try {
         const subvolumeId = this.subvolumeIdOf(mountId);
@@ -243,6 +273,7 @@ class BtrfsBackend implements StorageBackend {
           usageSource: live ? 'sysfs' : 'qgroup-show',
         };
         if (live) detail.reservedBytes = live.reservedBytes;
+        if (live && dockerLimited) liveQgroups.set(container.id, row.qgroupId);
         if (!dockerLimited) {
           detail.limit = 'none: created without --storage-opt size, observed only';
           if (row.maxReferencedBytes !== null) detail.qgroupLimitBytes = row.maxReferencedBytes;
@@ -252,6 +283,7 @@ class BtrfsBackend implements StorageBackend {
           driver: 'btrfs',
           sizeBytes,
           usedBytes: live ? live.referencedBytes + live.reservedBytes : row.referencedBytes,
+          ...(live ? { inFlightBytes: live.reservedBytes } : {}),
           inodesUsed: null,
           inodesTotal: null,
           fsType: null,
@@ -262,6 +294,15 @@ class BtrfsBackend implements StorageBackend {
       }
     }
 
+    // A partial pass (one container, after a start or a guard look) updates its containers; a
+    // whole-host pass replaces the map, so containers that are gone drop out.
+    if (partial) {
+      for (const { container } of resolved) this.liveQgroups.delete(container.id);
+      for (const [id, qgroup] of liveQgroups) this.liveQgroups.set(id, qgroup);
+    } else {
+      this.liveQgroups = liveQgroups;
+    }
+
     return {
       takenAtMs: nowMs,
       driver: 'btrfs',
@@ -269,6 +310,95 @@ class BtrfsBackend implements StorageBackend {
       containers: usages,
       errors,
     };
+  }
+
+  /**
+   * A partial pass (the fill guard's, or a start's) of containers the last whole-host pass already
+   * matched to their qgroups (path cross-checked there; a layer's subvolume never changes): read
+   * from sysfs alone, no process, so the guard's urgent path costs one process (the grow). Null
+   * when any container is not matched that way; the caller then takes the full path.
+   */
+  private async observeFromSysfs(
+    resolved: readonly { container: ContainerInfo; mountId: string }[],
+  ): Promise<{ usages: Map<string, ContainerUsage>; committedBytes: number } | null> {
+    const fsUuid = this.fsUuid;
+    if (!fsUuid || this.sysfsRoot === null || resolved.length === 0) return null;
+    const usages = new Map<string, ContainerUsage>();
+    let committedBytes = 0;
+    for (const { container, mountId } of resolved) {
+      const qgroup = this.liveQgroups.get(container.id);
+      if (!qgroup || container.storageOptSizeBytes === null) return null;
+      const live = await readLiveQgroup(this.sysfsRoot, fsUuid, qgroup);
+      if (!live || live.maxReferencedBytes === null) return null;
+      committedBytes += live.maxReferencedBytes;
+      usages.set(container.id, {
+        containerId: container.id,
+        driver: 'btrfs',
+        sizeBytes: live.maxReferencedBytes,
+        usedBytes: live.referencedBytes + live.reservedBytes,
+        inFlightBytes: live.reservedBytes,
+        inodesUsed: null,
+        inodesTotal: null,
+        fsType: null,
+        detail: {
+          qgroup: `${qgroup.level}/${qgroup.id}`,
+          subvolume: pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId),
+          mountId,
+          committedReferencedBytes: live.referencedBytes,
+          usageSource: 'sysfs',
+          reservedBytes: live.reservedBytes,
+        },
+      });
+    }
+    return { usages, committedBytes };
+  }
+
+  async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
+    const result = new Map<string, LiveUsage>();
+    const fsUuid = this.fsUuid;
+    if (!fsUuid || this.sysfsRoot === null) return result;
+    for (const containerId of containerIds) {
+      const qgroup = this.liveQgroups.get(containerId);
+      if (!qgroup) continue;
+      try {
+        const live = await readLiveQgroup(this.sysfsRoot, fsUuid, qgroup);
+        if (!live || live.maxReferencedBytes === null) continue;
+        result.set(containerId, {
+          usedBytes: live.referencedBytes + live.reservedBytes,
+          sizeBytes: live.maxReferencedBytes,
+        });
+      } catch {
+        // a qgroup removed between two looks: the regular pass sees the container is gone
+      }
+    }
+    return result;
+  }
+
+  /** Where a grow reads the live limit: sysfs (no process) once the pass found it working. */
+  private limitSysfsPath(target: ResolvedContainer): string | null {
+    if (!this.fsUuid || this.sysfsRoot === null) return null;
+    return path.join(
+      qgroupSysfsDir(this.sysfsRoot, this.fsUuid, { level: 0, id: target.subvolumeId }),
+      'max_referenced',
+    );
+  }
+
+  /**
+   * The limit the kernel enforces now. From sysfs when the live counters work: no process, so a
+   * grow in a race with a fast writer costs one process (the limit itself); the qgroup's path was
+   * cross-checked by the pass that decided the grow, and a layer's subvolume never changes. Else
+   * from `qgroup show`, with the path cross-check.
+   */
+  private async readLimit(
+    target: ResolvedContainer,
+  ): Promise<{ qgroupKey: string; limitBytes: number | null }> {
+    const qgroupKey = `0/${target.subvolumeId}`;
+    if (this.fsUuid && this.sysfsRoot !== null) {
+      const live = await readLiveQgroup(this.sysfsRoot, this.fsUuid, { level: 0, id: target.subvolumeId });
+      if (live) return { qgroupKey, limitBytes: live.maxReferencedBytes };
+    }
+    const row = await this.readRow(target);
+    return { qgroupKey: row.qgroupKey, limitBytes: row.maxReferencedBytes };
   }
 
   /** Mount id, subvolume id, and a live check that the subvolume directory is a subvolume root. */
@@ -302,8 +432,8 @@ class BtrfsBackend implements StorageBackend {
       throw new Error(`container ${container.id} was created without a size limit: never grown`);
     }
     const target = await this.resolveForAction(container);
-    const before = await this.readRow(target);
-    const liveLimit = before.maxReferencedBytes;
+    const before = await this.readLimit(target);
+    const liveLimit = before.limitBytes;
     if (liveLimit === null) {
       throw new Error(
         `qgroup ${before.qgroupKey} of container ${container.id} has no referenced limit: never grown`,
@@ -340,9 +470,12 @@ class BtrfsBackend implements StorageBackend {
     }
 
     const limitArgs = ['qgroup', 'limit', String(toBytes), `0/${target.subvolumeId}`, this.dataRoot];
+    const sysfsLimit = this.limitSysfsPath(target);
     const steps: GrowStep[] = [
       { name: 'btrfs qgroup limit', argv: ['btrfs', ...limitArgs] },
-      { name: 'btrfs qgroup show', argv: ['btrfs', ...this.qgroupShowArgs()] },
+      sysfsLimit
+        ? { name: `read ${sysfsLimit}` }
+        : { name: 'btrfs qgroup show', argv: ['btrfs', ...this.qgroupShowArgs()] },
       { name: `write ${quotaFile} = ${toBytes}` },
     ];
     if (dryRun) {
@@ -352,11 +485,11 @@ class BtrfsBackend implements StorageBackend {
     // 1. the live limit (a single ioctl: it took or it did not)
     await this.btrfs(limitArgs);
     // 2. re-read: the limit must now be exactly what we asked for
-    const after = await this.readRow(target);
-    if (after.maxReferencedBytes !== toBytes) {
+    const { qgroupKey, limitBytes: limitAfterBytes } = await this.readLimit(target);
+    if (limitAfterBytes !== toBytes) {
       throw new Error(
-        `btrfs qgroup limit reported success but qgroup ${after.qgroupKey} shows max referenced ` +
-          `${after.maxReferencedBytes ?? 'none'} instead of ${toBytes}`,
+        `btrfs qgroup limit reported success but qgroup ${qgroupKey} shows max referenced ` +
+          `${limitAfterBytes ?? 'none'} instead of ${toBytes}`,
       );
     }
     // 3. persistence: only a limit that took is written for Docker to re-apply
@@ -364,7 +497,7 @@ class BtrfsBackend implements StorageBackend {
       this.writeQuota(this.dataRoot, target.mountId, toBytes);
     } catch (error) {
       throw new Error(
-        `qgroup ${after.qgroupKey} now limits container ${container.id} to ${toBytes} bytes, but writing ` +
+        `qgroup ${qgroupKey} now limits container ${container.id} to ${toBytes} bytes, but writing ` +
           `${quotaFile} failed (${(error as Error).message}): the next container start would reset the ` +
           `limit to ${fileBytes} bytes; the next grow or agent start repairs the file`,
       );
@@ -376,7 +509,7 @@ class BtrfsBackend implements StorageBackend {
     return {
       containerId: container.id,
       fromBytes: liveLimit,
-      toBytes: after.maxReferencedBytes,
+      toBytes: limitAfterBytes,
       steps,
       dryRun: false,
       noop: false,

@@ -1,0 +1,265 @@
+/**
+ * The fill guard: between two regular passes it re-reads, through the backend's process-free
+ * `readLiveUsage` (sysfs counters, statfs), the containers that a writer at the host's peak rate
+ * could fill before the next pass, each as often as its headroom requires (src/policy/guard.ts).
+ * When a look shows a container at its threshold, or filling fast enough to be full before the
+ * next pass, it asks the reconciler for a pass of that container at once: the ordinary policy
+ * decides, the ordinary grow path acts, nothing is decided here.
+ *
+ * Which containers are guarded comes from the pass reports: containers with a limit whose
+ * decision could still turn into a grow, and whose headroom is small against the peak rate. A
+ * look that finds plenty of headroom (after a grow) hands the container back to the passes.
+ *
+ * Cost: one timer, armed only while some container is guarded; per look, a few file reads for
+ * that container. A look starts no process; an urgent look costs one pass for one container.
+ */
+import type { Logger } from '../log/logger.js';
+import {
+  guardPeriodMs,
+  guardVerdict,
+  UNGUARDED_SKIPS,
+  type GuardSample,
+  type GuardSettings,
+} from '../policy/guard.js';
+import type { StorageBackend } from '../storage/types.js';
+import type { PassReport } from './report.js';
+
+export interface GuardClock {
+  nowMs(): number;
+}
+
+export interface GuardTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface FillGuardDeps {
+  readLiveUsage: NonNullable<StorageBackend['readLiveUsage']>;
+  settings: GuardSettings;
+  clock: GuardClock;
+  timers: GuardTimers;
+  logger: Logger;
+  /** Runs a pass for this one container (the reconciler's runPass with onlyContainerId). */
+  evaluate(containerId: string): Promise<PassReport>;
+  /** Milliseconds until the next regular pass starts (the interval when unknown). */
+  untilNextPassMs(): number;
+}
+
+interface GuardedContainer {
+  containerId: string;
+  name: string;
+  thresholdRatio: number;
+  last: GuardSample;
+  periodMs: number;
+  dueAtMs: number;
+  /** A pass for it was asked for and has not reported yet. */
+  evaluating: boolean;
+  /** No new pass is asked for before this (after a pass that decided not to grow). */
+  heldUntilMs: number;
+}
+
+export interface GuardStats {
+  /** Containers guarded now. */
+  guarded: number;
+  /** Process-free reads of one container, since start. */
+  looks: number;
+  /** Passes asked for, since start. */
+  evaluations: number;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class FillGuard {
+  private readonly guarded = new Map<string, GuardedContainer>();
+  private timer: unknown = null;
+  private looking = false;
+  private stopped = false;
+  private looks = 0;
+  private evaluations = 0;
+  private lastReadError: string | null = null;
+
+  constructor(private readonly deps: FillGuardDeps) {}
+
+  get stats(): GuardStats {
+    return { guarded: this.guarded.size, looks: this.looks, evaluations: this.evaluations };
+  }
+
+  /** Takes what a pass saw: which containers to guard, from which sample, against which threshold. */
+  noteReport(report: PassReport): void {
+    if (this.stopped || report.dryRun) return;
+    const seen = new Set<string>();
+    for (const container of report.containers) {
+      seen.add(container.containerId);
+      const usage = container.usage;
+      const unguarded = container.decision.kind === 'skip' && UNGUARDED_SKIPS.has(container.decision.reason);
+      if (!usage || usage.sizeBytes === null || usage.usedBytes === null || unguarded) {
+        this.guarded.delete(container.containerId);
+        continue;
+      }
+      const existing = this.guarded.get(container.containerId);
+      // The guard's own look may be newer than the pass's observation.
+      const sample: GuardSample =
+        existing && existing.last.atMs > report.startedAtMs
+          ? existing.last
+          : { atMs: report.startedAtMs, usedBytes: usage.usedBytes, sizeBytes: usage.sizeBytes };
+      const periodMs = guardPeriodMs(sample.usedBytes, sample.sizeBytes, this.deps.settings);
+      if (periodMs === null) {
+        if (!existing?.evaluating) this.guarded.delete(container.containerId);
+        continue;
+      }
+      const dueAtMs = Math.min(existing?.dueAtMs ?? Infinity, sample.atMs + periodMs);
+      if (existing) {
+        // updated in place: a pending evaluation holds this object
+        Object.assign(existing, { name: container.name, thresholdRatio: container.thresholdRatio });
+        Object.assign(existing, { last: sample, periodMs, dueAtMs });
+      } else {
+        this.guarded.set(container.containerId, {
+          containerId: container.containerId,
+          name: container.name,
+          thresholdRatio: container.thresholdRatio,
+          last: sample,
+          periodMs,
+          dueAtMs,
+          evaluating: false,
+          heldUntilMs: 0,
+        });
+      }
+    }
+    if (report.onlyContainerIds === undefined) {
+      // a whole-host pass: containers it did not see are stopped or gone
+      for (const id of this.guarded.keys()) if (!seen.has(id)) this.guarded.delete(id);
+    }
+    this.arm();
+  }
+
+  forget(containerId: string): void {
+    this.guarded.delete(containerId);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) this.deps.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.guarded.clear();
+  }
+
+  /** Sets the timer for the earliest due look (one timer; none while nothing is guarded). */
+  private arm(): void {
+    if (this.stopped || this.looking) return;
+    if (this.timer !== null) this.deps.timers.clearTimeout(this.timer);
+    this.timer = null;
+    let earliestMs = Infinity;
+    for (const entry of this.guarded.values()) {
+      if (!entry.evaluating) earliestMs = Math.min(earliestMs, entry.dueAtMs);
+    }
+    if (earliestMs === Infinity) return;
+    const delayMs = Math.max(0, earliestMs - this.deps.clock.nowMs());
+    this.timer = this.deps.timers.setTimeout(() => {
+      this.timer = null;
+      void this.look();
+    }, delayMs);
+  }
+
+  /** One round: reads every due container, asks for a pass where a look says so. */
+  async look(): Promise<void> {
+    if (this.stopped || this.looking) return;
+    this.looking = true;
+    try {
+      const startMs = this.deps.clock.nowMs();
+      const due = [...this.guarded.values()].filter((entry) => !entry.evaluating && entry.dueAtMs <= startMs);
+      if (due.length === 0) return;
+      let live;
+      try {
+        live = await this.deps.readLiveUsage(due.map((entry) => entry.containerId));
+        this.lastReadError = null;
+      } catch (error) {
+        // the passes still cover every container; say it once, not at every look
+        const message = errorMessage(error);
+        if (message !== this.lastReadError) this.deps.logger.warn({ err: message }, 'fill guard read failed');
+        this.lastReadError = message;
+        for (const entry of due) entry.dueAtMs = startMs + entry.periodMs;
+        return;
+      }
+      const readAtMs = this.deps.clock.nowMs();
+      for (const entry of due) {
+        if (this.guarded.get(entry.containerId) !== entry) continue;
+        const usage = live.get(entry.containerId);
+        if (!usage || usage.sizeBytes === null) {
+          // not readable without a process any more: the passes cover it
+          this.guarded.delete(entry.containerId);
+          continue;
+        }
+        this.looks += 1;
+        const sample: GuardSample = {
+          atMs: readAtMs,
+          usedBytes: usage.usedBytes,
+          sizeBytes: usage.sizeBytes,
+        };
+        const periodMs = guardPeriodMs(sample.usedBytes, sample.sizeBytes, this.deps.settings);
+        const verdict = guardVerdict(
+          entry.last,
+          sample,
+          entry.thresholdRatio,
+          this.deps.untilNextPassMs(),
+          periodMs ?? this.deps.settings.passIntervalMs,
+        );
+        entry.last = sample;
+        if (verdict.urgent && readAtMs >= entry.heldUntilMs) {
+          this.evaluate(entry, verdict);
+        } else if (periodMs === null) {
+          this.guarded.delete(entry.containerId);
+          continue;
+        }
+        entry.periodMs = periodMs ?? this.deps.settings.passIntervalMs;
+        entry.dueAtMs = readAtMs + entry.periodMs;
+      }
+    } finally {
+      this.looking = false;
+      this.arm();
+    }
+  }
+
+  private evaluate(
+    entry: GuardedContainer,
+    verdict: ReturnType<typeof guardVerdict> & { urgent: true },
+  ): void {
+    entry.evaluating = true;
+    this.evaluations += 1;
+    const { logger, clock } = this.deps;
+    logger.info(
+      {
+        containerId: entry.containerId,
+        name: entry.name,
+        usedBytes: entry.last.usedBytes,
+        sizeBytes: entry.last.sizeBytes,
+        reason: verdict.reason,
+        bytesPerSecond: verdict.bytesPerSecond === null ? null : Math.round(verdict.bytesPerSecond),
+        timeToFullMs: verdict.timeToFullMs === null ? null : Math.round(verdict.timeToFullMs),
+      },
+      'fill guard triggered',
+    );
+    this.deps
+      .evaluate(entry.containerId)
+      .then(
+        (report) => {
+          const decided = report.containers.find((container) => container.containerId === entry.containerId);
+          // A pass that chose not to grow is not asked again before the next look would be due:
+          // at most one extra pass per container per guard period, never a process storm.
+          entry.heldUntilMs = decided?.decision.kind === 'skip' ? clock.nowMs() + entry.periodMs : 0;
+        },
+        (error: unknown) => {
+          entry.heldUntilMs = clock.nowMs() + this.deps.settings.passIntervalMs;
+          logger.error(
+            { containerId: entry.containerId, err: errorMessage(error) },
+            'fill guard pass failed',
+          );
+        },
+      )
+      .finally(() => {
+        entry.evaluating = false;
+        this.arm();
+      });
+  }
+}

@@ -26,15 +26,7 @@ import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
 import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { CommandResult, CommandRunner, CommandSpec } from '../../src/exec/runner.js';
 import { parseFilesystemUuid } from '../../src/storage/btrfs/parse-filesystem-show.js';
-import {
-  REFERENCE_LVM_DRIVER_STATUS,
-  REFERENCE_LVM_POOL,
-  REFERENCE_THIN_MAPPED_SECTORS,
-  dmInfoLine,
-  dmTableLine,
-  thinPoolStatusLine,
-  thinStatusLine,
-} from '../../test/support/dm-lines.js';
+import * as dmLines from '../../test/support/dm-lines.js';
 import { REPO_ROOT } from './paths.js';
 
 /** 64 hex digits, distinct per (kind, index), stable across runs. */
@@ -232,11 +224,11 @@ const DM_HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b
 const DM_DEVICE = `docker-254:0-15931-${DM_HASH}`;
 /** Docker's thin device of the capture: 1 GiB, 2097152 sectors. */
 const DM_DEVICE_SECTORS = 2097152;
-const DM_POOL_TABLE = `${dmTableLine('docker-thinpool', '0 8380416 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing')}
+const DM_POOL_TABLE = `${dmLines.dmTableLine('docker-thinpool', '0 8380416 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing')}
 docker-thinpool_tdata: 0 8380416 linear 254:16 2048
 docker-thinpool_tmeta: 0 163840 linear 254:16 8382464
 `;
-const DM_POOL_STATUS = `${thinPoolStatusLine('docker-thinpool', REFERENCE_LVM_POOL)}
+const DM_POOL_STATUS = `${dmLines.thinPoolStatusLine('docker-thinpool', dmLines.REFERENCE_LVM_POOL)}
 docker-thinpool_tdata: 0 8380416 linear 
 docker-thinpool_tmeta: 0 163840 linear 
 `;
@@ -263,11 +255,16 @@ export function dmOutputs(
     const device = `docker-254:0-15931-${hash}`;
     const minor = 10 + index;
     const deviceId = 10 + index;
-    table.push(dmTableLine(device, `0 ${DM_DEVICE_SECTORS} thin 253:2 ${deviceId}`));
+    table.push(dmLines.dmTableLine(device, `0 ${DM_DEVICE_SECTORS} thin 253:2 ${deviceId}`));
     status.push(
-      thinStatusLine(device, DM_DEVICE_SECTORS, REFERENCE_THIN_MAPPED_SECTORS, DM_DEVICE_SECTORS - 1),
+      dmLines.thinStatusLine(
+        device,
+        DM_DEVICE_SECTORS,
+        dmLines.REFERENCE_THIN_MAPPED_SECTORS,
+        DM_DEVICE_SECTORS - 1,
+      ),
     );
-    info.push(dmInfoLine(device, { major: 253, minor, open: 1, uuid: '' }));
+    info.push(dmLines.dmInfoLine(device, { major: 253, minor, open: 1, uuid: '' }));
     mounts.push(
       DM_MOUNTINFO_LINE.replaceAll(DM_HASH, hash)
         .replace('253:3', `253:${minor}`)
@@ -334,7 +331,7 @@ export function dmWorld(n: number, baseDir: string): World {
       serverVersion: '20.10.24+dfsg1',
       apiVersion: '1.41',
       driver: 'devicemapper',
-      driverStatus: REFERENCE_LVM_DRIVER_STATUS,
+      driverStatus: dmLines.REFERENCE_LVM_DRIVER_STATUS,
       dockerRootDir: dataRoot,
       liveRestoreEnabled: true,
       containersRunning: n,

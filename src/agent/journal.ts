@@ -1,7 +1,9 @@
 /**
  * The journal: a durable JSON-lines audit log of every storage action, with before and after sizes.
  * Each record is appended with O_APPEND and fsync'd before `append` returns (src/util/jsonl-file.ts),
- * so an acknowledged action survives a crash. At start the agent replays it to rebuild cooldowns and
+ * so an acknowledged action survives a crash; the one exception is 'grow-started', written without
+ * waiting for the disk so it never delays the grow (it survives an agent kill, not a power cut,
+ * and its only use is to back off after an interrupted grow). At start the agent replays it to rebuild cooldowns and
  * failure backoff (src/agent/history.ts).
  *
  * Rotation: before an append that would find the file at or above `maxSizeBytes`, the file becomes
@@ -13,7 +15,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
+import { appendJsonLine, appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
 import type { GrowTrigger } from '../policy/types.js';
 
 export const JOURNAL_VERSION = 1;
@@ -134,7 +136,11 @@ export interface JournalReplay {
 
 /** What the reconciler needs from a journal (faked in tests). */
 export interface JournalPort {
-  append(entry: JournalEntry): boolean;
+  /**
+   * Appends one record, fsync'd unless `durable: false` (a record whose loss in a power cut costs
+   * nothing but a log line, written where waiting for the disk would delay a grow).
+   */
+  append(entry: JournalEntry, options?: { durable?: boolean }): boolean;
   replay(): JournalReplay;
   readonly writeErrors: number;
   /** Records to write first into a fresh file after rotation (the reconciler's remembered state). */
@@ -203,14 +209,18 @@ export class Journal implements JournalPort {
   }
 
   /** Appends one record durably. Returns false (and counts it) when the write failed; never throws. */
-  append(entry: JournalEntry): boolean {
+  append(entry: JournalEntry, options: { durable?: boolean } = {}): boolean {
     try {
       if (this.rotateIfNeeded()) {
         for (const state of this.stateProvider?.() ?? []) {
           appendJsonLineDurable(this.options.path, { v: JOURNAL_VERSION, ...state });
         }
       }
-      appendJsonLineDurable(this.options.path, { v: JOURNAL_VERSION, ...entry });
+      appendJsonLine(
+        this.options.path,
+        { v: JOURNAL_VERSION, ...entry },
+        { fsync: options.durable !== false },
+      );
       return true;
     } catch (error) {
       this.writeErrorCount += 1;

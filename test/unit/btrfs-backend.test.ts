@@ -11,6 +11,7 @@ import type { ContainerInfo } from '../../src/docker/model.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createBtrfsBackend, type BtrfsBackendOptions } from '../../src/storage/btrfs/index.js';
 import { parseSubvolumeList } from '../../src/storage/btrfs/parse-subvolume-list.js';
+import { LiveQgroupReader } from '../../src/storage/btrfs/sysfs.js';
 import type { BackendDeps } from '../../src/storage/types.js';
 import { ScriptedRunner } from '../support/scripted-runner.js';
 import {
@@ -378,6 +379,22 @@ describe('btrfs backend fast path (the fill guard)', () => {
     writeFileSync(qgroupFile(host.sysfsRoot, 'rsv_meta_pertrans'), '0\n');
     writeFileSync(qgroupFile(host.sysfsRoot, 'rsv_meta_prealloc'), '0\n');
     expect((await backend.readLiveUsage!([limited.id])).get(limited.id)?.usedBytes).toBe(60 * MiB);
+  });
+
+  it('the descriptor reader re-reads at every look, falls back past its cap, and closes what it drops', async () => {
+    const { host } = track(setup({ sysfs: 'sysfs-qgroup-before-commit' }));
+    const qgroup = { level: 0, id: limitedSubvolumeId };
+    const reader = new LiveQgroupReader(host.sysfsRoot, FS_UUID, 1);
+    const first = await reader.read(qgroup);
+    expect(first?.maxReferencedBytes).toBe(64 * MiB);
+    expect(reader.openQgroups).toBe(1);
+    writeFileSync(qgroupFile(host.sysfsRoot, 'max_referenced'), `${80 * MiB}\n`);
+    expect((await reader.read(qgroup))?.maxReferencedBytes).toBe(80 * MiB);
+    // over the cap: read without keeping descriptors (this qgroup does not exist: null)
+    expect(await reader.read({ level: 0, id: 99999 })).toBeNull();
+    expect(reader.openQgroups).toBe(1);
+    reader.retain([]);
+    expect(reader.openQgroups).toBe(0);
   });
 
   it('a qgroup gone between two looks is left out, not an error', async () => {

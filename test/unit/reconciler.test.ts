@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Journal } from '../../src/agent/journal.js';
 import { Reconciler, type Timers } from '../../src/agent/reconciler.js';
 import type { PassReport } from '../../src/agent/report.js';
@@ -502,6 +502,26 @@ describe('single flight, locks and concurrency', () => {
     expect(containerReport(report, containers[0]!.id).decision).toMatchObject({ reason: 'in-flight' });
     expect(report.containers.filter((container) => container.outcome?.kind === 'grown')).toHaveLength(3);
     expect(maxRunning).toBe(2);
+  });
+});
+
+describe('journal on the grow path', () => {
+  it('writes grow-started without waiting for the disk, and fsyncs the end record', async () => {
+    const h = harness();
+    const container = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 9 * GiB });
+    const append = vi.spyOn(h.journal, 'append');
+    await h.reconciler.runPass();
+    const calls = append.mock.calls.map(([entry, options]) => [entry.type, options?.durable ?? true]);
+    expect(calls).toEqual([
+      ['grow-started', false],
+      ['grow-succeeded', true],
+    ]);
+    // and the unsynced record is in the file for the replay
+    expect(h.journal.replay().records.map((record) => record.type)).toEqual([
+      'grow-started',
+      'grow-succeeded',
+    ]);
+    expect(h.backend.state(container.id).sizeBytes).toBeGreaterThan(10 * GiB);
   });
 });
 

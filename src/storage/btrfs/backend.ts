@@ -42,7 +42,13 @@ import { isQuotasDisabledError, parseQgroupShow, type QgroupRow } from './parse-
 import { dockerSubvolumesByMountId, parseSubvolumeList } from './parse-subvolume-list.js';
 import { quotaFilePath, readQuotaFile, writeQuotaFile } from './quota-file.js';
 import type { QgroupId } from './parse-qgroup-show.js';
-import { DEFAULT_BTRFS_SYSFS_ROOT, qgroupSysfsDir, readLiveQgroup, readQuotaFlags } from './sysfs.js';
+import {
+  DEFAULT_BTRFS_SYSFS_ROOT,
+  LiveQgroupReader,
+  qgroupSysfsDir,
+  readLiveQgroup,
+  readQuotaFlags,
+} from './sysfs.js';
 
 export interface BtrfsBackendOptions {
   /** sysfs root for live qgroup counters; null: use `qgroup show`'s committed numbers only. */
@@ -97,6 +103,8 @@ class BtrfsBackend implements StorageBackend {
   private fsUuid: string | null | undefined;
   /** Size-limited containers whose live counters the last observe() read: the guard's fast path. */
   private liveQgroups = new Map<string, QgroupId>();
+  /** Open descriptors for the guard's looks (created with the filesystem uuid). */
+  private liveReader: LiveQgroupReader | null = null;
 
   constructor(
     private readonly deps: BackendDeps,
@@ -301,6 +309,7 @@ class BtrfsBackend implements StorageBackend {
       for (const [id, qgroup] of liveQgroups) this.liveQgroups.set(id, qgroup);
     } else {
       this.liveQgroups = liveQgroups;
+      this.liveReader?.retain(liveQgroups.values());
     }
 
     return {
@@ -357,11 +366,12 @@ class BtrfsBackend implements StorageBackend {
     const result = new Map<string, LiveUsage>();
     const fsUuid = this.fsUuid;
     if (!fsUuid || this.sysfsRoot === null) return result;
+    this.liveReader ??= new LiveQgroupReader(this.sysfsRoot, fsUuid);
     for (const containerId of containerIds) {
       const qgroup = this.liveQgroups.get(containerId);
       if (!qgroup) continue;
       try {
-        const live = await readLiveQgroup(this.sysfsRoot, fsUuid, qgroup);
+        const live = await this.liveReader.read(qgroup);
         if (!live || live.maxReferencedBytes === null) continue;
         result.set(containerId, {
           usedBytes: live.referencedBytes + live.reservedBytes,

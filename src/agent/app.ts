@@ -128,6 +128,7 @@ export async function createAgentContext(
     onReport: (report) => {
       metrics.applyPassReport(report);
       metrics.incLabelWarnings(countNewLabelWarnings(report, labelWarningsSeen));
+      metrics.setGuardStats(reconciler.guardStats);
     },
   });
   let reconnectsCounted = 0;

@@ -82,6 +82,11 @@ export interface Metrics {
   setEventStreamConnected(connected: boolean): void;
   incEventStreamReconnects(): void;
   incJournalErrors(): void;
+  /**
+   * The fill guard's counters as they stand (src/agent/guard.ts); null when the guard is off.
+   * Totals are since agent start: the counters advance by the difference.
+   */
+  setGuardStats(stats: { guarded: number; looks: number; evaluations: number } | null): void;
   /** Count invalid autogrow label values that were ignored (call when labels are parsed, not per pass). */
   incLabelWarnings(count: number): void;
   /** A container was destroyed: remove its series now (full or short id). */
@@ -230,6 +235,23 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     help: 'Reconnections of the Docker event stream after it dropped.',
     registers,
   });
+  const guardContainers = new Gauge({
+    name: name('guard_containers'),
+    help: 'Containers the fill guard re-reads between passes (small headroom against guard.peakWriteRate); 0 when the guard is off.',
+    registers,
+  });
+  const guardLooks = new Counter({
+    name: name('guard_looks_total'),
+    help: 'Process-free reads of one container by the fill guard.',
+    registers,
+  });
+  const guardEvaluations = new Counter({
+    name: name('guard_evaluations_total'),
+    help: 'One-container passes the fill guard asked for (a container at its threshold or filling faster than the pass interval).',
+    registers,
+  });
+  let guardLooksCounted = 0;
+  let guardEvaluationsCounted = 0;
   const journalErrors = new Counter({
     name: name('journal_errors_total'),
     help: 'Failed writes to the action journal.',
@@ -583,6 +605,20 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
 
     incJournalErrors(): void {
       journalErrors.inc();
+    },
+
+    setGuardStats(stats): void {
+      if (!stats) {
+        guardContainers.set(0);
+        return;
+      }
+      guardContainers.set(stats.guarded);
+      if (stats.looks > guardLooksCounted) guardLooks.inc(stats.looks - guardLooksCounted);
+      if (stats.evaluations > guardEvaluationsCounted) {
+        guardEvaluations.inc(stats.evaluations - guardEvaluationsCounted);
+      }
+      guardLooksCounted = stats.looks;
+      guardEvaluationsCounted = stats.evaluations;
     },
 
     incLabelWarnings(count: number): void {

@@ -357,6 +357,19 @@ describe('metrics from pass reports', () => {
     expect(valueOf(samples, 'docker_autogrow_label_warnings_total')).toBe(3);
   });
 
+  it("exports the fill guard's counters as totals since start, and 0 guarded when the guard is off", async () => {
+    const metrics = newMetrics();
+    metrics.setGuardStats({ guarded: 2, looks: 40, evaluations: 1 });
+    metrics.setGuardStats({ guarded: 1, looks: 55, evaluations: 3 });
+    let samples = await scrape(metrics);
+    expect(valueOf(samples, 'docker_autogrow_guard_containers')).toBe(1);
+    expect(valueOf(samples, 'docker_autogrow_guard_looks_total')).toBe(55);
+    expect(valueOf(samples, 'docker_autogrow_guard_evaluations_total')).toBe(3);
+    metrics.setGuardStats(null);
+    samples = await scrape(metrics);
+    expect(valueOf(samples, 'docker_autogrow_guard_containers')).toBe(0);
+  });
+
   it('serves the same values on every scrape until the next pass (a scrape computes nothing)', async () => {
     const metrics = newMetrics();
     metrics.applyPassReport(samplePassReport(T0));

@@ -545,6 +545,26 @@ describe('observe', () => {
     });
   });
 
+  it('the fill guard reads usage with one statfs and no command, for the containers the pass saw', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    const backend = h.backend(runner);
+    const other = 'e'.repeat(64);
+    await backend.observe([container()], 1);
+    const commandsAfterPass = runner.calls.length;
+    h.sim.fsAvailableBytes -= 100 * 1024 * 1024;
+    const live = await backend.readLiveUsage!([CONTAINER_ID, other]);
+    expect(runner.calls.length).toBe(commandsAfterPass);
+    expect([...live.keys()]).toEqual([CONTAINER_ID]);
+    // the same arithmetic as the pass: device size minus what statfs says is available
+    expect(live.get(CONTAINER_ID)).toEqual({ usedBytes: GIB - h.sim.fsAvailableBytes, sizeBytes: GIB });
+    // a partial pass of another container keeps it; a whole pass without it drops it
+    await backend.observe([container({ id: other, running: false })], 2, { partial: true });
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(1);
+    await backend.observe([], 3);
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(0);
+  });
+
   it('takes the last mount on the container path (it hides the earlier ones) and checks it is the device', async () => {
     const h = host();
     const mountinfo = readFileSync(h.mountinfoPath, 'utf8');

@@ -25,7 +25,9 @@ import type {
   GrowRequest,
   GrowResult,
   GrowStep,
+  LiveUsage,
   Observation,
+  ObserveOptions,
   PoolUsage,
   StorageBackend,
 } from '../types.js';
@@ -416,7 +418,38 @@ export function createDevicemapperBackend(
     };
   }
 
-  async function observe(containers: readonly ContainerInfo[], takenAtMs: number): Promise<Observation> {
+  /**
+   * The fill guard's fast path: per container the last pass saw, its mount path and the device
+   * size then. A look is one statfs (no process); used = size - available, as in observe().
+   * A whole-host pass replaces the map; a partial one updates its containers.
+   */
+  let liveTargets = new Map<string, { mountPath: string; sizeBytes: number }>();
+
+  async function readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
+    const result = new Map<string, LiveUsage>();
+    for (const containerId of containerIds) {
+      const target = liveTargets.get(containerId);
+      if (!target) continue;
+      try {
+        const fs = await statfs(target.mountPath);
+        const availableBytes = fs.availableBlocks * fs.blockSizeBytes;
+        result.set(containerId, {
+          usedBytes: Math.max(0, target.sizeBytes - availableBytes),
+          sizeBytes: target.sizeBytes,
+        });
+      } catch {
+        // unmounted between two looks (a stop): the next pass sees it
+      }
+    }
+    return result;
+  }
+
+  async function observe(
+    containers: readonly ContainerInfo[],
+    takenAtMs: number,
+    options: ObserveOptions = {},
+  ): Promise<Observation> {
+    const seenTargets = new Map<string, { mountPath: string; sizeBytes: number }>();
     const usages = new Map<string, ContainerUsage>();
     const errors = new Map<string, string>();
     const state = await snapshot(true);
@@ -467,6 +500,7 @@ export function createDevicemapperBackend(
         const fsAvailableBytes = fs.availableBlocks * fs.blockSizeBytes;
         const thinStatus = state.statuses?.get(device.deviceName)?.[0];
         const mapped = thinStatus ? parseThinStatus(thinStatus) : null;
+        seenTargets.set(container.id, { mountPath, sizeBytes });
         usages.set(container.id, {
           containerId: container.id,
           driver: 'devicemapper',
@@ -491,6 +525,12 @@ export function createDevicemapperBackend(
       } catch (error) {
         errors.set(container.id, errorText(error));
       }
+    }
+    if (options.partial) {
+      for (const container of containers) liveTargets.delete(container.id);
+      for (const [id, target] of seenTargets) liveTargets.set(id, target);
+    } else {
+      liveTargets = seenTargets;
     }
     return {
       takenAtMs,
@@ -1294,6 +1334,7 @@ export function createDevicemapperBackend(
   return {
     driver: 'devicemapper',
     observe,
+    readLiveUsage,
     grow,
     recover,
     onContainerStopped,

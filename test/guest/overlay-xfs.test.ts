@@ -7,9 +7,14 @@
  * writer goes on without error; the grown limit persists over `docker restart` and over a dockerd
  * restart. Doctor on the served mount, and on an XFS mounted without pquota. The real command
  * outputs it sees are written to $AUTOGROW_ARTIFACTS_DIR/overlay-xfs/ (fixtures for unit tests).
+ *
+ * Along the way, the process-free fast path (`readLiveUsage`: statfs of the layer directory) is
+ * compared with the xfs_quota report: sampled while the writer fills the container, equal to it
+ * when nothing writes, sizeBytes the limit before and after the grow, and left out when a soft
+ * limit makes statfs show something else than the hard limit.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +24,8 @@ import type { ContainerInfo } from '../../src/docker/model.js';
 import { ExecaRunner } from '../../src/exec/runner.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createOverlayXfsBackend } from '../../src/storage/overlay-xfs/index.js';
-import type { BackendDeps, StorageBackend } from '../../src/storage/types.js';
+import { parseProjectQuotaReport } from '../../src/storage/overlay-xfs/parse-quota-report.js';
+import type { BackendDeps, LiveUsage, StorageBackend } from '../../src/storage/types.js';
 import { dockerdCtl, guestEnvironment } from '../vm/harness/guest.js';
 
 const execFileAsync = promisify(execFile);
@@ -49,10 +55,33 @@ async function record(name: string, file: string, args: string[]): Promise<strin
   return stdout;
 }
 
+/** The project's usage in the xfs_quota report (KiB, rounded down; a project without blocks is absent). */
+async function reportUsedBytes(mountPoint: string, projectId: number): Promise<number> {
+  const { stdout } = await execFileAsync('/usr/sbin/xfs_quota', [
+    '-x',
+    '-c',
+    'report -p -b -N -n',
+    mountPoint,
+  ]);
+  return parseProjectQuotaReport(stdout).get(projectId)?.usedBytes ?? 0;
+}
+
+/** statfs as the kernel answers it, for the record. */
+function rawStatfs(dir: string): Record<string, number> {
+  const stats = statfsSync(dir, { bigint: true });
+  return {
+    bsize: Number(stats.bsize),
+    blocks: Number(stats.blocks),
+    bfree: Number(stats.bfree),
+    bavail: Number(stats.bavail),
+  };
+}
+
 describe('overlay2 on XFS pquota backend (real kernel)', () => {
   let client: DockerClient;
   let backend: StorageBackend;
   const measured: Record<string, number> = {};
+  const liveRecord: Record<string, unknown> = {};
 
   beforeAll(async () => {
     client = new DockerClient({ socketPath: docker.host.replace(/^unix:\/\//, ''), timeoutMs: 60_000 });
@@ -71,6 +100,8 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
   afterAll(() => {
     writeFileSync(path.join(recordDir, 'measurements.json'), JSON.stringify(measured, null, 2));
     console.log(`overlay-xfs measurements: ${JSON.stringify(measured)}`);
+    writeFileSync(path.join(recordDir, 'live-usage.json'), JSON.stringify(liveRecord, null, 2));
+    console.log(`overlay-xfs live usage: ${JSON.stringify(liveRecord)}`);
   });
 
   async function inspect(id: string): Promise<ContainerInfo> {
@@ -115,27 +146,104 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     const projectId = Number(observation.containers.get(id)?.detail.projectId);
     expect(projectId).toBeGreaterThan(0);
 
+    // the fast path: statfs only, the limited container only
+    const readLiveUsage = backend.readLiveUsage?.bind(backend);
+    if (!readLiveUsage) throw new Error('the overlay2 backend has no readLiveUsage');
+    const live = async (): Promise<LiveUsage | undefined> => (await readLiveUsage([id])).get(id);
+    /**
+     * live, report, live back to back when nothing writes: equal. Written back first, since
+     * converting delayed allocations moves a block of reservation back and forth.
+     */
+    const quiet = async (label: string): Promise<LiveUsage> => {
+      await execFileAsync('/bin/sync', []);
+      const before = await live();
+      const reportBytes = await reportUsedBytes(xfs.mountPoint, projectId);
+      const after = await live();
+      liveRecord[label] = {
+        liveUsedBytes: before?.usedBytes,
+        reportUsedBytes: reportBytes,
+        liveUsedBytesAfter: after?.usedBytes,
+        liveSizeBytes: before?.sizeBytes,
+        statfs: rawStatfs(layerDir),
+      };
+      if (!before || !after) throw new Error(`readLiveUsage left the container out (${label})`);
+      expect(before.usedBytes).toBe(reportBytes);
+      expect(after.usedBytes).toBe(reportBytes);
+      return before;
+    };
+    const initialLive = await readLiveUsage([id, freeId]);
+    expect(initialLive.has(freeId)).toBe(false);
+    liveRecord.unlimitedLayerStatfs = rawStatfs(freeLayerDir);
+    expect((await quiet('initial')).sizeBytes).toBe(64 * MiB);
+    started = performance.now();
+    const liveCalls = 200;
+    for (let call = 0; call < liveCalls; call += 1) await live();
+    measured.readLiveUsageUs = Math.round(((performance.now() - started) * 1000) / liveCalls);
+
     const writer = dockerCli(
       [
         'exec',
         'fill',
         'sh',
         '-c',
-        'dd if=/dev/zero of=/first bs=1M count=58 2>/tmp/dd1 || exit 11; touch /filled; ' +
+        // 1 MiB appends with pauses: slow enough for the fast path to be sampled while it fills
+        'i=0; while [ $i -lt 58 ]; do dd if=/dev/zero bs=1M count=1 2>/tmp/dd1 >>/first || exit 11; ' +
+          'i=$((i+1)); sleep 0.05; done; touch /filled; ' +
           'while [ ! -e /go ]; do sleep 0.1; done; ' +
           'dd if=/dev/zero of=/second bs=1M count=40 2>/tmp/dd2 || { cat /tmp/dd2; exit 12; }; echo writer-ok',
       ],
       600_000,
     );
+    // sample live, report, live while the writer appends; /filled appears in the upper dir
+    const samples: { liveBeforeBytes: number; reportBytes: number; liveAfterBytes: number }[] = [];
     const deadline = Date.now() + 300_000;
-    for (;;) {
-      try {
-        await execFileAsync('/usr/bin/docker', ['exec', 'fill', 'test', '-e', '/filled']);
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('the writer never filled the container');
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+    while (!existsSync(path.join(layerDir, 'diff', 'filled'))) {
+      if (Date.now() > deadline) throw new Error('the writer never filled the container');
+      const liveBefore = await live();
+      const reportBytes = await reportUsedBytes(xfs.mountPoint, projectId);
+      const liveAfter = await live();
+      samples.push({
+        liveBeforeBytes: liveBefore?.usedBytes ?? -1,
+        reportBytes,
+        liveAfterBytes: liveAfter?.usedBytes ?? -1,
+      });
+    }
+    liveRecord.samplesWhileFilling = samples;
+    const initialUsedBytes = (liveRecord.initial as { reportUsedBytes: number }).reportUsedBytes;
+    const midFill = samples.filter(
+      (sample) => sample.reportBytes > initialUsedBytes + MiB && sample.reportBytes < 57 * MiB,
+    );
+    measured.liveSamplesWhileFilling = samples.length;
+    measured.liveSamplesMidFill = midFill.length;
+    // The report taken between two live reads lies between them: the same counter (the project
+    // dquot's reserved blocks). It is not monotonic: XFS reserves speculative preallocation
+    // beyond EOF against the quota (usage doubles 1, 4, 8, 16, 32 MiB... up to the limit while
+    // the file grows) and trims it when the writer is done, and converting a delayed allocation
+    // moves a block or so of reservation back and forth; the slack covers the latter only.
+    const slackBytes = 64 * 1024;
+    measured.liveBehindReportMaxBytes = Math.max(...samples.map((s) => s.reportBytes - s.liveAfterBytes));
+    measured.liveAheadOfReportMaxBytes = Math.max(...samples.map((s) => s.liveBeforeBytes - s.reportBytes));
+    measured.reportOutsideLiveBracketMaxBytes = Math.max(
+      ...samples.map((s) =>
+        Math.max(
+          Math.min(s.liveBeforeBytes, s.liveAfterBytes) - s.reportBytes,
+          s.reportBytes - Math.max(s.liveBeforeBytes, s.liveAfterBytes),
+          0,
+        ),
+      ),
+    );
+    measured.liveMaxWhileFillingBytes = Math.max(...samples.map((s) => s.liveAfterBytes));
+    expect(midFill.length).toBeGreaterThanOrEqual(2);
+    for (const sample of samples) {
+      // never left out while filling: the size stayed the project's hard limit
+      expect(sample.liveBeforeBytes).toBeGreaterThanOrEqual(0);
+      expect(sample.liveAfterBytes).toBeGreaterThanOrEqual(0);
+      expect(sample.reportBytes).toBeGreaterThanOrEqual(
+        Math.min(sample.liveBeforeBytes, sample.liveAfterBytes) - slackBytes,
+      );
+      expect(sample.reportBytes).toBeLessThanOrEqual(
+        Math.max(sample.liveBeforeBytes, sample.liveAfterBytes) + slackBytes,
+      );
     }
     await record('report-filled', '/usr/sbin/xfs_quota', ['-x', '-c', 'report -p -b -N -n', xfs.mountPoint]);
     started = performance.now();
@@ -143,6 +251,9 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     measured.steadyObserveMs = Math.round(performance.now() - started);
     const filled = observation.containers.get(id);
     expect(filled?.usedBytes).toBeGreaterThan(0.85 * 64 * MiB);
+    const filledLive = await quiet('filled');
+    expect(filledLive.usedBytes).toBeGreaterThan(0.85 * 64 * MiB);
+    expect(filledLive.sizeBytes).toBe(64 * MiB);
 
     const plan = await backend.grow({ container, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: true });
     expect(plan.steps[0]?.argv).toEqual([
@@ -156,6 +267,8 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     const result = await backend.grow({ container, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false });
     measured.growMs = Math.round(performance.now() - started);
     expect(result).toMatchObject({ fromBytes: 64 * MiB, toBytes: 128 * MiB, noop: false });
+    // the fast path expects the grown limit at once, before the next pass
+    expect((await quiet('afterGrow')).sizeBytes).toBe(128 * MiB);
     await record('report-after-grow', '/usr/sbin/xfs_quota', [
       '-x',
       '-c',
@@ -165,6 +278,15 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     await dockerCli(['exec', 'fill', 'touch', '/go']);
     expect((await writer).trim()).toBe('writer-ok');
     expect(await dockerCli(['exec', 'fill', 'df', '-k', '/'])).toMatch(/\s131072\s/);
+    expect((await quiet('secondWrite')).usedBytes).toBeGreaterThan(64 * MiB);
+
+    // a soft limit below the hard one: the kernel's statfs shows the soft limit, which is not
+    // the size the agent grows, so the fast path leaves the container out
+    await sh('/usr/sbin/xfs_quota', ['-x', '-c', `limit -p bsoft=${100 * MiB} ${projectId}`, xfs.mountPoint]);
+    liveRecord.softLimitStatfs = rawStatfs(layerDir);
+    expect((await readLiveUsage([id])).has(id)).toBe(false);
+    await sh('/usr/sbin/xfs_quota', ['-x', '-c', `limit -p bsoft=0 ${projectId}`, xfs.mountPoint]);
+    expect((await quiet('softLimitCleared')).sizeBytes).toBe(128 * MiB);
 
     // never shrink
     expect(
@@ -185,6 +307,7 @@ describe('overlay2 on XFS pquota backend (real kernel)', () => {
     expect(container.running).toBe(true);
     observation = await backend.observe([container, free], Date.now());
     expect(observation.containers.get(id)?.sizeBytes).toBe(128 * MiB);
+    expect((await quiet('afterDockerdRestart')).sizeBytes).toBe(128 * MiB);
     expect((await dockerCli(['exec', 'fill', 'echo', 'alive'])).trim()).toBe('alive');
     await record('report-after-dockerd-restart', '/usr/sbin/xfs_quota', [
       '-x',

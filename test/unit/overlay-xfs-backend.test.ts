@@ -10,7 +10,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ContainerInfo } from '../../src/docker/model.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { buildLimitCommand, createOverlayXfsBackend } from '../../src/storage/overlay-xfs/index.js';
+import { FS_MAGIC, type FilesystemUsage } from '../../src/storage/filesystem.js';
+import {
+  buildLimitCommand,
+  createOverlayXfsBackend,
+  isProjectView,
+} from '../../src/storage/overlay-xfs/index.js';
 import { parseProjectQuotaReport } from '../../src/storage/overlay-xfs/parse-quota-report.js';
 import { parseXfsIoStatProjectIds } from '../../src/storage/overlay-xfs/parse-xfs-io-stat.js';
 import type { BackendDeps } from '../../src/storage/types.js';
@@ -58,6 +63,27 @@ function container(id: string, name: string, sizeBytes: number | null): Containe
 const limited = container('a'.repeat(64), 'limited', 64 * MiB);
 const unlimited = container('b'.repeat(64), 'unlimited', null);
 
+/** statfs answers by directory; a directory not listed fails like a removed one (ENOENT). */
+type StatfsAnswers = Map<string, FilesystemUsage | Error>;
+
+/** What statfs reports: `blocks` and `bavail` in 4 KiB filesystem blocks, as the kernel counts. */
+function statfsView(
+  totalBytes: number,
+  usedBytes: number,
+  typeMagic: number = FS_MAGIC.xfs,
+): FilesystemUsage {
+  return {
+    typeMagic,
+    totalBytes,
+    availableBytes: totalBytes - usedBytes,
+    usedBytes,
+    totalInodes: 1_000_000,
+    freeInodes: 999_000,
+  };
+}
+/** The data root's XFS in the VM: 8 GiB (the scratch disk). */
+const filesystemView = statfsView(8 * 1024 * MiB, 200 * MiB);
+
 function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,prjquota') {
   const base = mkdtempSync(path.join(tmpdir(), 'agxunit-'));
   tempDirs.push(base);
@@ -101,12 +127,20 @@ function setup(mountOptions = 'rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,
     stateDir: base,
     commandTimeoutMs: 5_000,
   };
-  const backend = createOverlayXfsBackend(deps, { mountInfoFile });
+  const statfsAnswers: StatfsAnswers = new Map([[dataRoot, filesystemView]]);
+  const statfsCalls: string[] = [];
+  const statfs = async (dir: string): Promise<FilesystemUsage> => {
+    statfsCalls.push(dir);
+    const answer = statfsAnswers.get(dir) ?? new Error(`ENOENT: no such file or directory, statfs '${dir}'`);
+    if (answer instanceof Error) throw answer;
+    return answer;
+  };
+  const backend = createOverlayXfsBackend(deps, { mountInfoFile, statfs });
   const dirA = path.join(dataRoot, 'overlay2', layerA ?? '');
   const dirB = path.join(dataRoot, 'overlay2', layerB ?? '');
   const report = ['-x', '-c', 'report -p -b -N -n', dataRoot];
   const fx = (name: string) => recorded(name, dataRoot);
-  return { runner, backend, dataRoot, dirA, dirB, report, fx };
+  return { runner, backend, dataRoot, dirA, dirB, report, fx, statfsAnswers, statfsCalls };
 }
 
 const tempDirs: string[] = [];
@@ -328,5 +362,127 @@ describe('overlay-xfs backend', () => {
     expect(notEnforced.find((check) => check.name === 'XFS project quotas enforced')?.detail).toMatch(
       /does not enforce/,
     );
+  });
+});
+
+describe('overlay-xfs live usage (statfs of the layer directory, no process)', () => {
+  // the numbers of vm-report-filled: project 3 at 59404 KiB of its 64 MiB hard limit
+  const filledBytes = 59404 * 1024;
+
+  /** One pass over both containers with the given report, so the backend knows project 3's limit. */
+  async function observed(reportFixture = 'vm-report-filled') {
+    const context = track(setup());
+    context.runner.expect(
+      'xfs_io',
+      ['-r', '-c', 'stat', context.dirA, context.dirB],
+      context.fx('host-xfs-io-stat-batch'),
+    );
+    context.runner.expect('xfs_quota', context.report, context.fx(reportFixture));
+    const observation = await context.backend.observe([limited, unlimited], 0);
+    expect(observation.errors).toEqual(new Map());
+    return context;
+  }
+
+  it('the project view of a limited container: its usage and its hard limit, no command run', async () => {
+    const { runner, backend, dirA, dirB, statfsAnswers, statfsCalls } = await observed();
+    statfsAnswers.set(dirA, statfsView(64 * MiB, filledBytes + 3 * MiB));
+    // the unlimited container's dir has no project: statfs shows the whole filesystem
+    statfsAnswers.set(dirB, filesystemView);
+    const callsBefore = runner.calls.length;
+    statfsCalls.length = 0;
+    const live = await backend.readLiveUsage?.([limited.id, unlimited.id, 'c'.repeat(64)]);
+    expect(live).toEqual(new Map([[limited.id, { usedBytes: filledBytes + 3 * MiB, sizeBytes: 64 * MiB }]]));
+    expect(runner.calls.length).toBe(callsBefore);
+    // only the limited container's layer is looked at
+    expect(statfsCalls).toEqual([dirA]);
+  });
+
+  it('numbers that are not the project hard limit are left to the regular pass', async () => {
+    const { backend, dirA, statfsAnswers } = await observed();
+    const read = async (usage: FilesystemUsage) => {
+      statfsAnswers.set(dirA, usage);
+      return (await backend.readLiveUsage?.([limited.id]))?.get(limited.id);
+    };
+    expect(await read(statfsView(64 * MiB, filledBytes))).toEqual({
+      usedBytes: filledBytes,
+      sizeBytes: 64 * MiB,
+    });
+    // no PROJINHERIT / quota not enforced: the kernel shows the whole filesystem
+    expect(await read(filesystemView)).toBeUndefined();
+    // a soft limit below the hard one: the kernel shows the soft limit
+    expect(await read(statfsView(48 * MiB, filledBytes))).toBeUndefined();
+    // a limit raised behind the agent's back: not the size the policy works with
+    expect(await read(statfsView(96 * MiB, filledBytes))).toBeUndefined();
+    // not XFS (something mounted over the layer dir)
+    expect(await read(statfsView(64 * MiB, filledBytes, FS_MAGIC.btrfs))).toBeUndefined();
+  });
+
+  it('never throws for one container: a removed layer is simply absent', async () => {
+    const { backend, dirA, statfsAnswers } = await observed();
+    statfsAnswers.set(dirA, new Error("ENOENT: no such file or directory, statfs 'layer'"));
+    await expect(backend.readLiveUsage?.([limited.id, unlimited.id])).resolves.toEqual(new Map());
+  });
+
+  it('before any pass, and on XFS without enforced project quotas, nothing is read', async () => {
+    const fresh = track(setup());
+    fresh.statfsAnswers.set(fresh.dirA, statfsView(64 * MiB, filledBytes));
+    expect(await fresh.backend.readLiveUsage?.([limited.id])).toEqual(new Map());
+    expect(fresh.statfsCalls).toEqual([]);
+
+    const noQuota = track(setup('rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,noquota'));
+    noQuota.statfsAnswers.set(noQuota.dirA, statfsView(64 * MiB, filledBytes));
+    await noQuota.backend.observe([limited, unlimited], 0);
+    expect(await noQuota.backend.readLiveUsage?.([limited.id])).toEqual(new Map());
+    expect(noQuota.statfsCalls).toEqual([noQuota.dataRoot]);
+  });
+
+  it('after a grow the new limit is expected at once; a later report that lacks the limit drops it', async () => {
+    const { runner, backend, dirA, report, fx, dataRoot, statfsAnswers } =
+      await observed('vm-report-initial');
+    statfsAnswers.set(dirA, statfsView(128 * MiB, 8 * 1024));
+    // the limit is already 128 MiB in the kernel, the agent still expects 64 MiB
+    expect(await backend.readLiveUsage?.([limited.id])).toEqual(new Map());
+    runner.expect('xfs_io', ['-r', '-c', 'stat', dirA], fx('host-xfs-io-stat-one'));
+    runner.expect('xfs_quota', report, fx('vm-report-initial'));
+    runner.expect('xfs_quota', ['-x', '-c', 'limit -p bsoft=0 bhard=134217728 3', dataRoot], {});
+    runner.expect('xfs_quota', report, fx('vm-report-after-grow'));
+    await backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false });
+    expect(await backend.readLiveUsage?.([limited.id])).toEqual(
+      new Map([[limited.id, { usedBytes: 8 * 1024, sizeBytes: 128 * MiB }]]),
+    );
+    // a pass whose report has no row for the project (no limit known): no fast path for it
+    runner.expect('xfs_quota', report, {
+      stdout: '#0                2212          0          0     00 [--------]\n',
+    });
+    await backend.observe([limited, unlimited], 1);
+    expect(await backend.readLiveUsage?.([limited.id])).toEqual(new Map());
+  });
+
+  it('a partial pass keeps the other containers; a whole pass drops the ones it did not see', async () => {
+    const { runner, backend, dirA, report, fx, statfsAnswers } = await observed();
+    statfsAnswers.set(dirA, statfsView(64 * MiB, filledBytes));
+    runner.allow('xfs_quota', report, fx('vm-report-filled'));
+    // a pass for one container (a start event) does not blind the fast path for the others
+    await backend.observe([unlimited], 1, { partial: true });
+    expect((await backend.readLiveUsage?.([limited.id]))?.get(limited.id)?.sizeBytes).toBe(64 * MiB);
+    // nor forgets their project ids: the next whole pass runs no xfs_io
+    const callsBefore = runner.calls.length;
+    await backend.observe([limited, unlimited], 2);
+    expect(runner.calls.slice(callsBefore).map((call) => call.tool)).toEqual(['xfs_quota']);
+    // stopped or removed: a whole pass without it drops it (memory stays that of the running set)
+    await backend.observe([unlimited], 3);
+    expect(await backend.readLiveUsage?.([limited.id])).toEqual(new Map());
+  });
+
+  it('isProjectView: the hard limit up to the report rounding, below the filesystem size, XFS only', () => {
+    const fsTotal = 8 * 1024 * MiB;
+    expect(isProjectView(statfsView(64 * MiB, MiB), 64 * MiB, fsTotal)).toBe(true);
+    // the report shows KiB rounded down, statfs whole blocks (e.g. 512-byte blocks)
+    expect(isProjectView(statfsView(64 * MiB + 512, MiB), 64 * MiB, fsTotal)).toBe(true);
+    expect(isProjectView(statfsView(64 * MiB + 1024, MiB), 64 * MiB, fsTotal)).toBe(false);
+    expect(isProjectView(statfsView(64 * MiB - 4096, MiB), 64 * MiB, fsTotal)).toBe(false);
+    // a limit at or above the filesystem size: the kernel shows the filesystem, not the project
+    expect(isProjectView(statfsView(fsTotal, MiB), fsTotal, fsTotal)).toBe(false);
+    expect(isProjectView(statfsView(64 * MiB, MiB, FS_MAGIC.btrfs), 64 * MiB, fsTotal)).toBe(false);
   });
 });

@@ -16,7 +16,7 @@ describeWith(vmPrereqs, 'overlay2 on XFS pquota backend in the VM', () => {
     await ensureVmImage();
   });
 
-  it('grows online and the grown limit persists over docker restart and dockerd restart', async () => {
+  it('grows online, the grown limit persists over docker restart and dockerd restart, live usage tracks the report', async () => {
     const result = await runInVm({
       environment: 'overlay2-xfs',
       label: 'overlay-xfs',
@@ -35,6 +35,10 @@ describeWith(vmPrereqs, 'overlay2 on XFS pquota backend in the VM', () => {
     const measurements = path.join(result.artifactsDir, 'overlay-xfs', 'measurements.json');
     expect(existsSync(measurements)).toBe(true);
     console.log(`overlay-xfs guest measurements: ${readFileSync(measurements, 'utf8')}`);
+    // readLiveUsage (statfs of the layer dir) next to the xfs_quota report, sampled in the guest
+    const liveUsage = path.join(result.artifactsDir, 'overlay-xfs', 'live-usage.json');
+    expect(existsSync(liveUsage)).toBe(true);
+    console.log(`overlay-xfs live usage vs report: ${readFileSync(liveUsage, 'utf8')}`);
     const report = readFileSync(
       path.join(result.artifactsDir, 'overlay-xfs', 'report-after-dockerd-restart.txt'),
       'utf8',

@@ -11,6 +11,13 @@
  *     project id never changes), nothing in steady state;
  *   - statfs of the data root for the pool.
  *
+ * Between passes the fill guard reads live usage through `readLiveUsage`: one statfs of each
+ * asked container's layer directory, no process. With project quotas enforced, statfs of a
+ * directory carrying PROJINHERIT reports its project's limit as the size and the project's
+ * usage including delayed-allocation reservations (kernel xfs_qm_statvfs); Docker sets that
+ * flag and the project id on the layer directory. The numbers are trusted only when the size is
+ * the hard limit of the container's project seen in the last report (see `isProjectView`).
+ *
  * Grow: `xfs_quota -x -c 'limit -p bsoft=0 bhard=<bytes> <projid>' <mount>`. The -c string is
  * parsed by xfs_quota itself, so it is built only from two integers the agent computed and checked
  * (nothing Docker wrote goes into it); then the report is read again to verify.
@@ -18,7 +25,15 @@
 import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
 import type { ContainerInfo } from '../../docker/model.js';
-import { FS_MAGIC, filesystemPool, hasOption, mountOf, statfsUsage, type MountEntry } from '../filesystem.js';
+import {
+  FS_MAGIC,
+  filesystemPool,
+  hasOption,
+  mountOf,
+  statfsUsage,
+  type FilesystemUsage,
+  type MountEntry,
+} from '../filesystem.js';
 import { assertDataRoot, pathUnderDataRoot, readMountId } from '../layerdb.js';
 import type {
   BackendDeps,
@@ -27,7 +42,9 @@ import type {
   GrowRequest,
   GrowResult,
   GrowStep,
+  LiveUsage,
   Observation,
+  ObserveOptions,
   StorageBackend,
 } from '../types.js';
 import { parseProjectQuotaReport, type ProjectQuotaRow } from './parse-quota-report.js';
@@ -36,6 +53,16 @@ import { parseXfsIoStatProjectIds } from './parse-xfs-io-stat.js';
 export interface OverlayXfsBackendOptions {
   /** mountinfo to read (tests); default /proc/self/mountinfo. */
   mountInfoFile?: string;
+  /** statfs of the data root and of layer dirs (tests); default statfsUsage (a syscall, no process). */
+  statfs?: (dir: string) => Promise<FilesystemUsage>;
+}
+
+/** What `readLiveUsage` needs of a container, kept from the passes that observed it. */
+interface LiveTarget {
+  layerDir: string;
+  projectId: number;
+  /** The project's hard limit in the last report that showed it (or the last grow's read-back). */
+  hardLimitBytes: number;
 }
 
 /** XFS project ids are 32-bit; 0 is "no project" and 2^32-1 is reserved (-1). */
@@ -45,6 +72,31 @@ const XFS_IO_BATCH = 256;
 /** XFS keeps limits in filesystem blocks; targets are rounded up to this. */
 const LIMIT_GRANULE_BYTES = 4096;
 const MAX_XFS_BLOCK_BYTES = 64 * 1024;
+/** xfs_quota reports in KiB, rounded down; statfs in whole filesystem blocks. */
+const REPORT_GRANULE_BYTES = 1024;
+
+/**
+ * Whether a statfs of a project's directory shows that project, not the whole filesystem: the
+ * kernel substitutes the project's limit for the size only when quotas are enforced, the
+ * directory has PROJINHERIT, and the limit is below the filesystem size; it takes the soft limit
+ * when one is set. So the size must be below the filesystem's and equal (up to the report's KiB
+ * rounding) to the hard limit the last report showed for the project.
+ */
+export function isProjectView(
+  usage: FilesystemUsage,
+  hardLimitBytes: number,
+  filesystemTotalBytes: number,
+): boolean {
+  const excessBytes = usage.totalBytes - hardLimitBytes;
+  return (
+    usage.typeMagic === FS_MAGIC.xfs &&
+    usage.totalBytes < filesystemTotalBytes &&
+    excessBytes >= 0 &&
+    excessBytes < REPORT_GRANULE_BYTES &&
+    usage.usedBytes >= 0 &&
+    usage.usedBytes <= usage.totalBytes
+  );
+}
 
 /** The only way a `limit` command string is made: two checked integers. */
 export function buildLimitCommand(projectId: number, hardLimitBytes: number): string {
@@ -70,12 +122,18 @@ class OverlayXfsBackend implements StorageBackend {
   /** containerId -> { mountId, projectId }: neither changes during a container's life. */
   private readonly layers = new Map<string, { mountId: string; projectId: number }>();
   private mount: MountEntry | null = null;
+  /** containerId -> what readLiveUsage statfs'es and checks against, from the passes. */
+  private readonly liveTargets = new Map<string, LiveTarget>();
+  /** Size of the data root's filesystem at the last pass (a project view is always smaller). */
+  private filesystemTotalBytes = 0;
+  private readonly statfs: (dir: string) => Promise<FilesystemUsage>;
 
   constructor(
     private readonly deps: BackendDeps,
     private readonly options: OverlayXfsBackendOptions,
   ) {
     this.dataRoot = assertDataRoot(deps.dockerInfo.dockerRootDir);
+    this.statfs = options.statfs ?? statfsUsage;
   }
 
   /** The XFS mount holding the data root (xfs_quota wants the mount point). */
@@ -172,18 +230,30 @@ class OverlayXfsBackend implements StorageBackend {
     }
   }
 
-  async observe(containers: readonly ContainerInfo[], nowMs: number): Promise<Observation> {
+  /**
+   * `partial`: the containers are a subset of the running ones (one container after a start, a
+   * guard look, a manual grow): the caches of the others are kept. A whole pass drops what it did
+   * not see (stopped or removed containers), so the caches stay as large as the running set.
+   */
+  async observe(
+    containers: readonly ContainerInfo[],
+    nowMs: number,
+    options: ObserveOptions = {},
+  ): Promise<Observation> {
     const errors = new Map<string, string>();
     const usages = new Map<string, ContainerUsage>();
-    const seen = new Set(containers.map((container) => container.id));
-    for (const id of this.layers.keys()) if (!seen.has(id)) this.layers.delete(id);
+    if (options.partial !== true) {
+      const seen = new Set(containers.map((container) => container.id));
+      for (const id of this.layers.keys()) if (!seen.has(id)) this.layers.delete(id);
+      for (const id of this.liveTargets.keys()) if (!seen.has(id)) this.liveTargets.delete(id);
+    }
 
     const overlay = containers.filter((container) => {
       if (container.storageDriver === 'overlay2') return true;
       errors.set(container.id, `storage driver is ${container.storageDriver}, not overlay2`);
       return false;
     });
-    const fsUsage = await statfsUsage(this.dataRoot);
+    const fsUsage = await this.statfs(this.dataRoot);
     const mount = await this.xfsMount();
     if (!hasOption(mount, 'prjquota', 'pquota') || hasOption(mount, 'pqnoenforce')) {
       // The host cannot be served: say so for every container, keep the pool for status.
@@ -208,9 +278,12 @@ class OverlayXfsBackend implements StorageBackend {
       if (layer) holders.set(layer.projectId, (holders.get(layer.projectId) ?? 0) + 1);
     }
 
+    this.filesystemTotalBytes = fsUsage.totalBytes;
     let committedBytes = 0;
     for (const container of overlay) {
       const layer = this.layers.get(container.id);
+      // re-added below when this pass can vouch for it
+      this.liveTargets.delete(container.id);
       if (!layer) continue;
       const row = rows.get(layer.projectId);
       const dockerLimited = container.storageOptSizeBytes !== null;
@@ -230,7 +303,14 @@ class OverlayXfsBackend implements StorageBackend {
           continue;
         }
         sizeBytes = row?.hardLimitBytes ?? null;
-        if (sizeBytes !== null) committedBytes += sizeBytes;
+        if (sizeBytes !== null) {
+          committedBytes += sizeBytes;
+          this.liveTargets.set(container.id, {
+            layerDir: this.layerDir(layer.mountId),
+            projectId: layer.projectId,
+            hardLimitBytes: sizeBytes,
+          });
+        }
       } else {
         detail.limit = 'none: created without --storage-opt size, observed only';
       }
@@ -253,6 +333,38 @@ class OverlayXfsBackend implements StorageBackend {
       containers: usages,
       errors,
     };
+  }
+
+  async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
+    const result = new Map<string, LiveUsage>();
+    const statfs = this.statfs;
+    const filesystemTotalBytes = this.filesystemTotalBytes;
+    await Promise.all(
+      containerIds.map(async (containerId) => {
+        const target = this.liveTargets.get(containerId);
+        if (!target) return;
+        let usage: FilesystemUsage;
+        try {
+          usage = await statfs(target.layerDir);
+        } catch {
+          // the layer is gone (container removed): the regular pass notices
+          return;
+        }
+        // a limit changed behind the agent's back, or a soft limit below the hard one: the
+        // numbers are not the ones the policy works with, leave it to the regular pass
+        if (!isProjectView(usage, target.hardLimitBytes, filesystemTotalBytes)) return;
+        result.set(containerId, { usedBytes: usage.usedBytes, sizeBytes: usage.totalBytes });
+      }),
+    );
+    return result;
+  }
+
+  /** After a verified grow the fast path must expect the new limit, not wait for the next pass. */
+  private noteLimit(containerId: string, projectId: number, hardLimitBytes: number): void {
+    const target = this.liveTargets.get(containerId);
+    if (!target) return;
+    if (target.projectId !== projectId) this.liveTargets.delete(containerId);
+    else target.hardLimitBytes = hardLimitBytes;
   }
 
   async grow(request: GrowRequest): Promise<GrowResult> {
@@ -279,6 +391,7 @@ class OverlayXfsBackend implements StorageBackend {
     }
     const toBytes = Math.ceil(request.toBytes / LIMIT_GRANULE_BYTES) * LIMIT_GRANULE_BYTES;
     if (liveLimit >= toBytes) {
+      this.noteLimit(container.id, projectId, liveLimit);
       return {
         containerId: container.id,
         fromBytes: liveLimit,
@@ -307,6 +420,7 @@ class OverlayXfsBackend implements StorageBackend {
           `${readBack ?? 'none'} instead of ${toBytes}`,
       );
     }
+    this.noteLimit(container.id, projectId, readBack);
     return {
       containerId: container.id,
       fromBytes: liveLimit,

@@ -1,1 +1,6 @@
-export { buildLimitCommand, createOverlayXfsBackend, type OverlayXfsBackendOptions } from './backend.js';
+export {
+  buildLimitCommand,
+  createOverlayXfsBackend,
+  isProjectView,
+  type OverlayXfsBackendOptions,
+} from './backend.js';

@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { guardPeriodMs, guardVerdict, type GuardSettings } from '../../src/policy/guard.js';
 import type { Decision } from '../../src/policy/types.js';
 import type { LiveUsage } from '../../src/storage/types.js';
+import { containerUsage } from '../support/usage.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -122,16 +123,7 @@ function containerReport(
     containerId: ID,
     name: 'writer',
     driver: 'btrfs',
-    usage: {
-      containerId: ID,
-      driver: 'btrfs',
-      sizeBytes,
-      usedBytes,
-      inodesUsed: null,
-      inodesTotal: null,
-      fsType: null,
-      detail: {},
-    },
+    usage: containerUsage(ID, sizeBytes, usedBytes),
     ruleName: 'defaults',
     maxSizeBytes: 100 * GiB,
     decision: { containerId: ID, why: '', ...decision } as Decision,

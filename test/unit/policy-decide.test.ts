@@ -5,6 +5,7 @@ import type { ContainerInfo } from '../../src/docker/model.js';
 import { decide, EMPTY_HISTORY, type DecideInput } from '../../src/policy/decide.js';
 import { SKIP_REASONS, type ContainerHistory, type SkipReason } from '../../src/policy/types.js';
 import type { ContainerUsage, Observation, PoolUsage } from '../../src/storage/types.js';
+import { containerUsage } from '../support/usage.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -32,17 +33,7 @@ function usage(
   usedBytes: number | null,
   extra: Partial<ContainerUsage> = {},
 ): ContainerUsage {
-  return {
-    containerId: ID,
-    driver: 'btrfs',
-    sizeBytes,
-    usedBytes,
-    inodesUsed: null,
-    inodesTotal: null,
-    fsType: null,
-    detail: {},
-    ...extra,
-  };
+  return containerUsage(ID, sizeBytes, usedBytes, extra);
 }
 
 const roomyFilesystem: PoolUsage = {

@@ -8,23 +8,14 @@ import {
   type StatusContainerReport,
 } from '../../src/cli/render-status.js';
 import type { ContainerUsage } from '../../src/storage/types.js';
+import { containerUsage } from '../support/usage.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const NOW_MS = Date.parse('2026-11-27T12:00:00.000Z');
 
-function usage(id: string, sizeBytes: number | null, usedBytes: number | null): ContainerUsage {
-  return {
-    containerId: id,
-    driver: 'btrfs',
-    sizeBytes,
-    usedBytes,
-    inodesUsed: null,
-    inodesTotal: null,
-    fsType: null,
-    detail: {},
-  };
-}
+const usage = (id: string, sizeBytes: number | null, usedBytes: number | null): ContainerUsage =>
+  containerUsage(id, sizeBytes, usedBytes);
 
 function container(name: string, overrides: Partial<StatusContainerReport>): StatusContainerReport {
   const id = name.padEnd(64, '0');

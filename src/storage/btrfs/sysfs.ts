@@ -43,35 +43,7 @@ export function qgroupSysfsDir(sysfsRoot: string, fsUuid: string, qgroup: Qgroup
   return path.join(sysfsRoot, assertUuid(fsUuid), 'qgroups', `${qgroup.level}_${qgroup.id}`);
 }
 
-/** Null when the kernel has no such directory (older kernel, qgroup gone). */
-export async function readLiveQgroup(
-  sysfsRoot: string,
-  fsUuid: string,
-  qgroup: QgroupId,
-): Promise<LiveQgroupUsage | null> {
-  const dir = qgroupSysfsDir(sysfsRoot, fsUuid, qgroup);
-  try {
-    const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc, maxReferenced, limitFlags] = [
-      'referenced',
-      'rsv_data',
-      'rsv_meta_pertrans',
-      'rsv_meta_prealloc',
-      'max_referenced',
-      'limit_flags',
-    ].map((name) => readCounter(path.join(dir, name)));
-    // BTRFS_QGROUP_LIMIT_MAX_RFER = 1
-    const hasReferencedLimit = ((limitFlags ?? 0) & 1) === 1;
-    return {
-      referencedBytes: referenced ?? 0,
-      reservedBytes: (rsvData ?? 0) + (rsvMetaPertrans ?? 0) + (rsvMetaPrealloc ?? 0),
-      maxReferencedBytes: hasReferencedLimit ? (maxReferenced ?? null) : null,
-    };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-}
-
+/** The counter files of one qgroup, in the order {@link liveUsageOf} takes them. */
 const LIVE_COUNTER_FILES = [
   'referenced',
   'rsv_data',
@@ -80,6 +52,32 @@ const LIVE_COUNTER_FILES = [
   'max_referenced',
   'limit_flags',
 ] as const;
+
+function liveUsageOf(counters: readonly number[]): LiveQgroupUsage {
+  const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc, maxReferenced, limitFlags] = counters;
+  // BTRFS_QGROUP_LIMIT_MAX_RFER = 1
+  const hasReferencedLimit = ((limitFlags ?? 0) & 1) === 1;
+  return {
+    referencedBytes: referenced ?? 0,
+    reservedBytes: (rsvData ?? 0) + (rsvMetaPertrans ?? 0) + (rsvMetaPrealloc ?? 0),
+    maxReferencedBytes: hasReferencedLimit ? (maxReferenced ?? null) : null,
+  };
+}
+
+/** Null when the kernel has no such directory (older kernel, qgroup gone). */
+export async function readLiveQgroup(
+  sysfsRoot: string,
+  fsUuid: string,
+  qgroup: QgroupId,
+): Promise<LiveQgroupUsage | null> {
+  const dir = qgroupSysfsDir(sysfsRoot, fsUuid, qgroup);
+  try {
+    return liveUsageOf(LIVE_COUNTER_FILES.map((name) => readCounter(path.join(dir, name))));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
 
 /**
  * Live counters of a few qgroups read through file descriptors kept open: a `pread` at offset 0
@@ -120,14 +118,7 @@ export class LiveQgroupReader {
       this.open.set(key, fds);
     }
     try {
-      const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc, maxReferenced, limitFlags] = fds.map(
-        (fd, index) => this.counter(fd, LIVE_COUNTER_FILES[index] as string),
-      );
-      return {
-        referencedBytes: referenced ?? 0,
-        reservedBytes: (rsvData ?? 0) + (rsvMetaPertrans ?? 0) + (rsvMetaPrealloc ?? 0),
-        maxReferencedBytes: ((limitFlags ?? 0) & 1) === 1 ? (maxReferenced ?? null) : null,
-      };
+      return liveUsageOf(fds.map((fd, index) => this.counter(fd, LIVE_COUNTER_FILES[index] as string)));
     } catch (error) {
       this.close(qgroup);
       // a removed sysfs node answers reads on old descriptors with ENODEV

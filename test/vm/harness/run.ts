@@ -14,7 +14,16 @@
  * /dev/vdb. A guest that does not power off within timeoutMs is killed and reported as timedOut.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,6 +129,26 @@ function newRunId(label: string): string {
   return `${stamp}-${label.replaceAll(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
+/** Run directories kept under .vm-artifacts/ (newest first); older ones are deleted at each run. */
+export const ARTIFACT_RUNS_KEPT = 40;
+
+/**
+ * Deletes all but the newest `keep` run directories (run ids start with a sortable UTC stamp).
+ * Only names shaped like a run id are touched.
+ */
+export function pruneArtifactRuns(root: string, keep: number): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const runs = names.filter((name) => /^\d{8}T\d{6}-/.test(name)).sort();
+  const removed = runs.slice(0, Math.max(0, runs.length - keep));
+  for (const name of removed) rmSync(path.join(root, name), { recursive: true, force: true });
+  return removed;
+}
+
 async function createSparseFile(file: string, sizeBytes: number): Promise<void> {
   const handle = await open(file, 'w');
   try {
@@ -135,6 +164,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   }
   const runEnv = buildRunEnv(options); // validates before anything is created
   const image = await ensureVmImage();
+  pruneArtifactRuns(ARTIFACTS_ROOT, ARTIFACT_RUNS_KEPT - 1);
   const runId = newRunId(options.label ?? options.environment);
   const runDir = path.join(ARTIFACTS_ROOT, runId);
   const artifactsDir = path.join(runDir, 'artifacts');

@@ -50,9 +50,11 @@ async function race(
   const agent = new AgentProcess(host, `race-${label}`, agentConfig);
   await agent.start();
   await sleep(1500);
+  // Full speed: dd alone is timed (busybox dd prints no rate), the sync after it separately, so
+  // the rate is the writer's as the application sees it (into the page cache).
   const script =
     writer.chunkMiBPerSecond === null
-      ? `dd if=/dev/zero of=/fill bs=1M count=${writer.totalMiB} 2>&1 && sync`
+      ? `dd if=/dev/zero of=/fill bs=1M count=${writer.totalMiB} 2>&1`
       : `C=${writer.chunkMiBPerSecond}; K=${Math.ceil(writer.totalMiB / writer.chunkMiBPerSecond)}; i=0; ` +
         'while [ $i -lt $K ]; do dd if=/dev/zero of=/fill bs=1M count=$C seek=$((i*C)) conv=notrunc 2>/tmp/dd.err || { cat /tmp/dd.err; echo "written $((i*C))"; exit 1; }; sleep 1; i=$((i+1)); done; sync';
   const t0 = performance.now();
@@ -73,6 +75,18 @@ async function race(
     output = `${failure.stdout ?? ''}${failure.stderr ?? ''}`;
     failed = true;
   }
+  const writerSeconds = (performance.now() - t0) / 1000;
+  if (!failed && writer.chunkMiBPerSecond === null) {
+    try {
+      await execFileAsync('/usr/bin/docker', ['-H', host.dockerd.host, 'exec', container.name, 'sync'], {
+        timeout: 900_000,
+        env: { ...process.env, DOCKER_CONFIG: path.join(host.dockerd.baseDir, 'cli-config') },
+      });
+    } catch (error) {
+      output += `\nsync failed: ${(error as Error).message}`;
+      failed = true;
+    }
+  }
   const seconds = (performance.now() - t0) / 1000;
   await sleep(1500);
   await agent.stop();
@@ -89,12 +103,12 @@ async function race(
         ? Number(copied[1]) / 1024 ** 2
         : NaN
     : writer.totalMiB;
-  const ddSeconds = copied && writer.chunkMiBPerSecond === null ? Number(copied[2]) : seconds;
+  const ddSeconds = writer.chunkMiBPerSecond !== null ? seconds : copied ? Number(copied[2]) : writerSeconds;
   await host.docker(['rm', '-f', container.name]);
   return {
     agent: label.startsWith('cron')
       ? 'cron-style (interval 60s, prediction off)'
-      : 'default (interval 1s, prediction on)',
+      : 'default (interval 1s, prediction and fill guard on)',
     writer:
       writer.chunkMiBPerSecond === null
         ? `dd bs=1M count=${writer.totalMiB}, full speed`
@@ -155,7 +169,7 @@ export async function runFillRace(host: DockerHost, options: { quick: boolean })
       title: 'Fill race: a writer in a container starting at 512M',
       how: [
         '`sudo npm run bench -- --only fill-race`',
-        'default agent: `node dist/src/main.js run` with the shipped defaults; writer `docker exec race sh -c "dd if=/dev/zero of=/fill bs=1M count=3072 && sync"`',
+        'default agent: `node dist/src/main.js run` with the shipped defaults; writer `docker exec race dd if=/dev/zero of=/fill bs=1M count=3072`, then `docker exec race sync` (timed apart: seconds include the sync, the rate is dd alone)',
         'cron-style baseline: the same agent with `interval: 60s` and `prediction.enabled: false` (a check a minute, as a cron job would do), writer: `dd bs=1M count=K seek=...` then `sleep 1`, in a loop, up to 640 MiB (the first wall is at 512 MiB)',
         `host disk write speed (dd 1 GiB conv=fdatasync into the btrfs under Docker): ${fmt(diskMiBps)} MiB/s`,
       ],
@@ -184,7 +198,7 @@ export async function runFillRace(host: DockerHost, options: { quick: boolean })
         },
       ],
       notes: [
-        "Measured: each row is one real run. The full-speed rate is dd's own figure for the 3 GiB (mostly page-cache speed; the btrfs limit applies to it all the same, via reservations).",
+        "Measured: each row is one real run. The full-speed rate is the 3 GiB over dd's own wall time, docker exec included (page-cache speed; the btrfs limit applies to it all the same, via reservations); seconds include the sync after it.",
         `Cron-style baseline, modelled: a check every 60 s must see the container between 85% and 100% of 512 MiB, i.e. within 76.8 MiB of writing: only writers at or below ${fmt(cronGuaranteed, 2)} MiB/s are safe whatever the phase of the check. Faster writers survive only when a check happens to land in that window; the measured rows show what happened in this run.`,
       ],
     },

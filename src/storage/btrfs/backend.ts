@@ -47,6 +47,7 @@ import {
   LiveQgroupReader,
   qgroupSysfsDir,
   readLiveQgroup,
+  readLiveQgroupUsage,
   readQuotaFlags,
 } from './sysfs.js';
 
@@ -268,7 +269,7 @@ class BtrfsBackend implements StorageBackend {
           throw new Error(`no qgroup 0/${subvolumeId} for layer ${mountId} (quotas enabled after create?)`);
         this.checkRowPath(row, mountId);
         const live =
-          fsUuid && this.sysfsRoot ? await readLiveQgroup(this.sysfsRoot, fsUuid, row.qgroupId) : null;
+          fsUuid && this.sysfsRoot ? await readLiveQgroupUsage(this.sysfsRoot, fsUuid, row.qgroupId) : null;
         // Only a limit Docker made (and persists in its quota file) counts as the container's size.
         const dockerLimited = container.storageOptSizeBytes !== null;
         const sizeBytes = dockerLimited ? row.maxReferencedBytes : null;

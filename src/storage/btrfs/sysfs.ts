@@ -80,6 +80,31 @@ export async function readLiveQgroup(
 }
 
 /**
+ * Referenced plus reserved bytes only, for a pass that has the limit from `qgroup show`
+ * already: 4 files instead of 6. Each sysfs read costs ~20 us of CPU, most of it the kernel's
+ * open and close, so at 1000 containers this saves ~40 ms per pass. Null when the qgroup is gone.
+ */
+export async function readLiveQgroupUsage(
+  sysfsRoot: string,
+  fsUuid: string,
+  qgroup: QgroupId,
+): Promise<Omit<LiveQgroupUsage, 'maxReferencedBytes'> | null> {
+  const dir = qgroupSysfsDir(sysfsRoot, fsUuid, qgroup);
+  try {
+    const [referenced, rsvData, rsvMetaPertrans, rsvMetaPrealloc] = LIVE_COUNTER_FILES.slice(0, 4).map(
+      (name) => readCounter(path.join(dir, name)),
+    );
+    return {
+      referencedBytes: referenced ?? 0,
+      reservedBytes: (rsvData ?? 0) + (rsvMetaPertrans ?? 0) + (rsvMetaPrealloc ?? 0),
+    };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/**
  * Live counters of a few qgroups read through file descriptors kept open: a `pread` at offset 0
  * makes sysfs render the attribute afresh (verified on the real kernel: a limit set between two
  * reads shows at once), and skips the open and close of every read. Measured on this project's

@@ -272,6 +272,23 @@ export class Reconciler {
           this.nextPassAtMs === null ? config.interval : Math.max(0, this.nextPassAtMs - clock.nowMs()),
       });
     }
+    logger.info(
+      this.guard
+        ? {
+            enabled: true,
+            peakWriteBytesPerSecond: config.guard.peakWriteRate,
+            minIntervalMs: config.guard.minInterval,
+          }
+        : {
+            enabled: false,
+            why: !config.guard.enabled
+              ? 'guard.enabled is false'
+              : config.dryRun
+                ? 'dry run'
+                : `the ${backend.driver} backend has no process-free reader`,
+          },
+      'fill guard',
+    );
     this.schedule(0);
   }
 
@@ -590,7 +607,12 @@ export class Reconciler {
     };
     this.logPass(report, decided.pool);
     if (scope === 'all') this.latest = report;
-    this.guard?.noteReport(report);
+    try {
+      this.guard?.noteReport(report);
+    } catch (error) {
+      // the passes still cover every container
+      logger.error({ err: errorMessage(error) }, 'fill guard update failed');
+    }
     try {
       this.deps.onReport?.(report);
     } catch (error) {

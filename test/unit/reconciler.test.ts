@@ -580,6 +580,7 @@ describe('fill guard: a writer faster than the pass interval', () => {
     // the looks cost no process: only reads through the fast path
     expect(h.backend.liveReads).toBeGreaterThan(0);
     expect(h.reconciler.guardStats).toMatchObject({ evaluations: h.logs('fill guard triggered').length });
+    expect(h.logs('fill guard')).toMatchObject([{ enabled: true, peakWriteBytesPerSecond: 4 * GiB }]);
   });
 
   it('without it, the 1 s passes lose the same race (so the test above can fail)', async () => {
@@ -587,6 +588,7 @@ describe('fill guard: a writer faster than the pass interval', () => {
     expect(h.backend.state(container.id).writeErrors).toBeGreaterThan(0);
     expect(h.backend.liveReads).toBe(0);
     expect(h.reconciler.guardStats).toBeNull();
+    expect(h.logs('fill guard')).toMatchObject([{ enabled: false, why: 'guard.enabled is false' }]);
   });
 });
 

@@ -13,7 +13,7 @@
  * Write errors never stop the agent: they are counted (`writeErrors`, `onWriteError`) so the
  * metrics can export them, and logged by the caller.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { appendJsonLine, appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
 import type { GrowTrigger } from '../policy/types.js';
@@ -142,6 +142,12 @@ export interface JournalPort {
    */
   append(entry: JournalEntry, options?: { durable?: boolean }): boolean;
   replay(): JournalReplay;
+  /**
+   * Records appended to the live file since the previous call, by this process or another one
+   * (`grow` and `once` run as their own processes and journal there). The first call only marks
+   * where to start. Optional: a port without it is never followed.
+   */
+  readAppended?(): JournalRecord[];
   readonly writeErrors: number;
   /** Records to write first into a fresh file after rotation (the reconciler's remembered state). */
   setStateProvider?(provider: () => JournalEntry[]): void;
@@ -191,6 +197,8 @@ function fsyncDirectory(directory: string): void {
 
 export class Journal implements JournalPort {
   private writeErrorCount = 0;
+  /** Where readAppended() stopped: the live file's inode and the offset after its last whole line. */
+  private followed: { inode: number; offsetBytes: number } | null = null;
   private stateProvider: (() => JournalEntry[]) | null = null;
 
   constructor(private readonly options: JournalOptions) {}
@@ -226,6 +234,54 @@ export class Journal implements JournalPort {
       this.writeErrorCount += 1;
       this.options.onWriteError?.(error instanceof Error ? error : new Error(String(error)));
       return false;
+    }
+  }
+
+  readAppended(): JournalRecord[] {
+    let inode: number;
+    let sizeBytes: number;
+    try {
+      ({ ino: inode, size: sizeBytes } = statSync(this.options.path));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      inode = 0;
+      sizeBytes = 0;
+    }
+    if (this.followed === null) {
+      this.followed = { inode, offsetBytes: sizeBytes };
+      return [];
+    }
+    // a rotation (new inode) or a truncation starts the live file over
+    let offsetBytes =
+      this.followed.inode === inode && sizeBytes >= this.followed.offsetBytes ? this.followed.offsetBytes : 0;
+    if (sizeBytes <= offsetBytes) {
+      this.followed = { inode, offsetBytes };
+      return [];
+    }
+    const appended = Buffer.alloc(sizeBytes - offsetBytes);
+    const fd = openSync(this.options.path, 'r');
+    try {
+      const length = readSync(fd, appended, 0, appended.length, offsetBytes);
+      // only whole lines: a line being written is read at the next call
+      const lastNewline = appended.subarray(0, length).lastIndexOf(0x0a);
+      if (lastNewline < 0) {
+        this.followed = { inode, offsetBytes };
+        return [];
+      }
+      offsetBytes += lastNewline + 1;
+      this.followed = { inode, offsetBytes };
+      const records: JournalRecord[] = [];
+      for (const line of appended.toString('utf8', 0, lastNewline).split('\n')) {
+        try {
+          const record: unknown = JSON.parse(line);
+          if (isJournalRecord(record)) records.push(record);
+        } catch {
+          // a torn line from a crashed writer: replay() skips it too
+        }
+      }
+      return records;
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -205,6 +205,7 @@ export class Reconciler {
     try {
       const replay = this.deps.journal.replay();
       const { interruptedGrows } = this.history.replay(replay.records);
+      this.deps.journal.readAppended?.(); // follow the journal from here on (see followJournal)
       if (replay.skippedLines > 0) {
         this.deps.logger.warn({ skippedLines: replay.skippedLines }, 'journal lines skipped');
       }
@@ -503,8 +504,31 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Takes in grows other processes journaled since the last pass: a `docker-autogrow grow` or
+   * `once` starts the container's cooldown (or backoff) in the daemon too, without a restart.
+   * Outcomes only, which set absolute state, so re-reading the daemon's own records changes
+   * nothing.
+   */
+  private followJournal(): void {
+    let appended;
+    try {
+      appended = this.deps.journal.readAppended?.() ?? [];
+    } catch (error) {
+      this.deps.logger.warn({ err: errorMessage(error) }, 'journal follow failed');
+      return;
+    }
+    const outcomes = appended.filter(
+      (record) =>
+        (record.type === 'grow-succeeded' || record.type === 'grow-failed') &&
+        !this.locks.has(record.containerId),
+    );
+    if (outcomes.length > 0) this.history.replay(outcomes);
+  }
+
   private async executePass(dryRun: boolean, scope: Set<string> | 'all'): Promise<PassReport> {
     this.loadJournal();
+    this.followJournal();
     const { backend, clock, config, logger } = this.deps;
     const startedAtMs = clock.nowMs();
     const errors: string[] = [];

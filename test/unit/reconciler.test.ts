@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -220,6 +220,62 @@ describe('cooldown', () => {
     });
     expect(restarted.logs('grow succeeded')).toHaveLength(0);
     expect(containerReport(control, container.id).decision).toMatchObject({ reason: 'dry-run' });
+  });
+});
+
+describe('grows made by another process (the grow and once commands)', () => {
+  it("a manual grow in another process starts the running daemon's cooldown at its next pass", async () => {
+    const journalPath = tempJournalPath();
+    const clock = new FakeClock();
+    const backend = new FakeBackend(clock);
+    const inventory = new FakeInventory();
+    const daemon = harness({ journalPath, clock, backend, inventory });
+    const control = harness({ clock, backend, inventory }); // a daemon that never sees that journal
+    // 9.5 GiB used: over the 85% threshold at 10 GiB and still at 11 GiB
+    const container = daemon.add({}, { sizeBytes: 10 * GiB, usedBytes: 9.5 * GiB });
+    daemon.reconciler.loadJournal();
+    control.reconciler.loadJournal();
+
+    // `docker-autogrow grow` runs as its own process with its own reconciler on the same journal
+    const cli = harness({ journalPath, clock, backend, inventory });
+    const manual = await cli.reconciler.growNow(container, { toBytes: 11 * GiB });
+    expect(manual.result).toBe('grown');
+    clock.advance(1000);
+
+    const next = await daemon.reconciler.runPass({ dryRun: true });
+    expect(containerReport(next, container.id).decision).toMatchObject({ kind: 'skip', reason: 'cooldown' });
+    expect(daemon.reconciler.containerHistory(container.id)?.lastGrowToBytes).toBe(11 * GiB);
+    const unaware = await control.reconciler.runPass({ dryRun: true });
+    expect(containerReport(unaware, container.id).decision).toMatchObject({ reason: 'dry-run' });
+    // its own records, read back, change nothing
+    const again = await daemon.reconciler.runPass({ dryRun: true });
+    expect(containerReport(again, container.id).decision).toMatchObject({ reason: 'cooldown' });
+  });
+
+  it('a line still being written is read at the next pass, whole', () => {
+    const journalPath = tempJournalPath();
+    const journal = new Journal({ path: journalPath, maxSizeBytes: 1024 * 1024, keep: 2 });
+    expect(journal.readAppended()).toEqual([]);
+    const record = {
+      v: 1,
+      type: 'grow-succeeded',
+      atMs: 5,
+      containerId: 'a'.repeat(64),
+      name: 'x',
+      trigger: 'manual',
+      fromBytes: 1,
+      toBytes: 2,
+      requestedBytes: 2,
+      durationMs: 1,
+      noop: false,
+      steps: [],
+    };
+    const line = `${JSON.stringify(record)}\n`;
+    appendFileSync(journalPath, line.slice(0, 20));
+    expect(journal.readAppended()).toEqual([]);
+    appendFileSync(journalPath, line.slice(20));
+    expect(journal.readAppended()).toMatchObject([{ type: 'grow-succeeded', toBytes: 2 }]);
+    expect(journal.readAppended()).toEqual([]);
   });
 });
 

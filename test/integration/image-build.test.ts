@@ -178,11 +178,7 @@ describeWith([prereqs.root, prereqs.dockerd, mmdebstrap], 'container image (Dock
 
   afterAll(async () => {
     if (!dockerd) return;
-    await dockerd.stop();
-    // `--network host` builds leave dockerd's host sandbox mounted at exec/netns/default
-    await execFileAsync('/bin/umount', ['-l', path.join(dockerd.execRoot, 'netns', 'default')]).catch(
-      () => undefined,
-    );
+    // destroy() also unmounts what `--network host` builds leave below the daemon's directories
     await dockerd.destroy();
   }, 300_000);
 

@@ -28,6 +28,27 @@ export interface DockerdOptions {
   baseDir?: string;
 }
 
+/**
+ * Lazily unmounts whatever dockerd left mounted below `dir` (e.g. `--network host` builds leave
+ * its host sandbox at exec/netns/default, and removing the tree then fails with EBUSY), deepest
+ * first. Mount points are read from /proc/self/mountinfo (octal escapes decoded).
+ */
+export async function unmountBelow(dir: string): Promise<string[]> {
+  const prefix = `${path.resolve(dir)}/`;
+  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .map((field) =>
+      field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+    )
+    .filter((mountPoint) => mountPoint.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of mountPoints) {
+    await execFileAsync('/bin/umount', ['-l', mountPoint]).catch(() => undefined);
+  }
+  return mountPoints;
+}
+
 export class TestDockerd {
   readonly baseDir: string;
   readonly socketPath: string;
@@ -112,6 +133,7 @@ export class TestDockerd {
       }
     }
     await this.stop();
+    await unmountBelow(this.baseDir);
     if (!this.options.baseDir) rmSync(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
   }
 

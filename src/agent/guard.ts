@@ -11,7 +11,9 @@
  * look that finds plenty of headroom (after a grow) hands the container back to the passes.
  *
  * Cost: one timer, armed only while some container is guarded; per look, a few file reads for
- * that container. A look starts no process; an urgent look costs one pass for one container.
+ * that container. A look starts no process; an urgent look costs one pass for one container, and
+ * after a pass that declined to grow, the container is not handed over again before the next
+ * regular pass: at most one extra pass per container per interval while it is declined.
  */
 import type { Logger } from '../log/logger.js';
 import {
@@ -99,11 +101,14 @@ export class FillGuard {
         continue;
       }
       const existing = this.guarded.get(container.containerId);
-      // The guard's own look may be newer than the pass's observation.
+      // Stamped with the pass's end, not its start: a backend reads usage somewhere in between
+      // (btrfs after its qgroup show), and a stamp too early would make the next look's rate too
+      // low; too late errs high, which only means acting sooner. The guard's own look may be newer.
+      const passEndMs = report.startedAtMs + report.durationMs;
       const sample: GuardSample =
-        existing && existing.last.atMs > report.startedAtMs
+        existing && existing.last.atMs > passEndMs
           ? existing.last
-          : { atMs: report.startedAtMs, usedBytes: usage.usedBytes, sizeBytes: usage.sizeBytes };
+          : { atMs: passEndMs, usedBytes: usage.usedBytes, sizeBytes: usage.sizeBytes };
       const periodMs = guardPeriodMs(sample.usedBytes, sample.sizeBytes, this.deps.settings);
       if (periodMs === null) {
         if (!existing?.evaluating) this.guarded.delete(container.containerId);
@@ -158,7 +163,9 @@ export class FillGuard {
     const delayMs = Math.max(0, earliestMs - this.deps.clock.nowMs());
     this.timer = this.deps.timers.setTimeout(() => {
       this.timer = null;
-      void this.look();
+      this.look().catch((error: unknown) =>
+        this.deps.logger.error({ err: errorMessage(error) }, 'fill guard look failed'),
+      );
     }, delayMs);
   }
 
@@ -245,9 +252,13 @@ export class FillGuard {
       .then(
         (report) => {
           const decided = report.containers.find((container) => container.containerId === entry.containerId);
-          // A pass that chose not to grow is not asked again before the next look would be due:
-          // at most one extra pass per container per guard period, never a process storm.
-          entry.heldUntilMs = decided?.decision.kind === 'skip' ? clock.nowMs() + entry.periodMs : 0;
+          // A pass that chose not to grow (cooldown, or just below the threshold) is not asked
+          // again before the next regular pass, which decides anew: at most one extra pass per
+          // container per interval, never a pass every look (a look can be 20 ms apart).
+          entry.heldUntilMs =
+            decided?.decision.kind === 'skip'
+              ? clock.nowMs() + Math.max(entry.periodMs, this.deps.untilNextPassMs())
+              : 0;
         },
         (error: unknown) => {
           entry.heldUntilMs = clock.nowMs() + this.deps.settings.passIntervalMs;
@@ -260,6 +271,7 @@ export class FillGuard {
       .finally(() => {
         entry.evaluating = false;
         this.arm();
-      });
+      })
+      .catch((error: unknown) => logger.error({ err: errorMessage(error) }, 'fill guard failed'));
   }
 }

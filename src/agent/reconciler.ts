@@ -518,9 +518,12 @@ export class Reconciler {
       this.deps.logger.warn({ err: errorMessage(error) }, 'journal follow failed');
       return;
     }
+    // ...and forgets, so a grow read back for a container destroyed since does not revive it
     const outcomes = appended.filter(
       (record) =>
-        (record.type === 'grow-succeeded' || record.type === 'grow-failed') &&
+        (record.type === 'grow-succeeded' ||
+          record.type === 'grow-failed' ||
+          record.type === 'container-forgotten') &&
         !this.locks.has(record.containerId),
     );
     if (outcomes.length > 0) this.history.replay(outcomes);
@@ -997,7 +1000,7 @@ export class Reconciler {
     }
     // Acting is always news; standing states (a plan repeated every second in dry-run mode, a pool
     // that needs growth it may not get, a persistent probe error) are news only when they change.
-    // A pass over some containers (a start, a guard look) only compares with whole-host passes
+    // A pass over some containers (the fill guard's) only compares with whole-host passes
     // when it acted: its skip counts cover a subset, so "changed" would be noise.
     const partial = report.onlyContainerIds !== undefined;
     const signature = JSON.stringify([skipped, planned, report.poolAction?.kind ?? null, report.errors]);

@@ -174,8 +174,11 @@ export const configSchema = z.strictObject({
           'the fastest one container on this host can write (page cache speed); a container is re-read every half of the time this rate needs to fill it',
       }),
       minInterval: durationMs()
+        .refine((ms) => ms >= 5, {
+          message: 'expected at least 5ms (a look loop must leave the CPU to the grow)',
+        })
         .prefault('20ms')
-        .meta({ description: 'never re-read one container more often than this' }),
+        .meta({ description: 'never re-read one container more often than this (at least 5ms)' }),
     })
     .prefault({})
     .meta({

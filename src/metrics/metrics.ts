@@ -185,7 +185,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   });
   const passes = new Counter({
     name: name('passes_total'),
-    help: 'Observation passes completed.',
+    help: 'Whole-host observation passes completed (one-container passes of the fill guard are not counted).',
     registers,
   });
   const passErrors = new Counter({
@@ -567,19 +567,25 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       if (report.driver) initDriver(report.driver);
       passNumber += 1;
       for (const container of report.containers) applyContainer(container);
+      const partial = report.onlyContainerIds !== undefined;
       // Every series of a label value already exists (zeroed at start), so one inc per value
-      // exports the same as one per container.
-      for (const [reason, count] of skipsThisPass) skipDecisions.inc({ reason }, count);
+      // exports the same as one per container. A partial pass (the fill guard's, for one
+      // container) counts its grows and resizes, but its skips would count the same container's
+      // decision twice in one interval.
+      if (!partial) for (const [reason, count] of skipsThisPass) skipDecisions.inc({ reason }, count);
       for (const [trigger, count] of growsThisPass) growDecisions.inc({ trigger }, count);
       skipsThisPass.clear();
       growsThisPass.clear();
-      // A partial pass (one container's start event) says nothing about the others: keep their series.
-      if (report.onlyContainerIds === undefined) {
-        for (const [id, exported] of exportedContainers) {
-          if (exported.lastPass === passNumber) continue;
-          removeContainerSeries(exported);
-          exportedContainers.delete(id);
-        }
+      if (partial) {
+        // It says nothing about the other containers, and its pool (committed bytes of one
+        // container), probes and timing are not the host's: only a pool resize it made counts.
+        if (report.poolAction) poolResizes.inc({ result: report.poolAction.kind });
+        return;
+      }
+      for (const [id, exported] of exportedContainers) {
+        if (exported.lastPass === passNumber) continue;
+        removeContainerSeries(exported);
+        exportedContainers.delete(id);
       }
       applyPool(report);
       applyProbes(report);

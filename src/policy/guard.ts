@@ -29,8 +29,9 @@ export interface GuardSample {
 
 /**
  * Decisions after which a faster look cannot change the outcome: the pass would skip the
- * container again for a reason that does not move within milliseconds. Such containers are not
- * guarded until a regular pass decides otherwise.
+ * container again for a reason that does not move within milliseconds (the pool's free space
+ * above its reserve included). Such containers are not guarded until a regular pass decides
+ * otherwise.
  */
 export const UNGUARDED_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
   'disabled',
@@ -38,6 +39,8 @@ export const UNGUARDED_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
   'usage-unknown',
   'at-max-size',
   'pool-unhealthy',
+  'pool-reserve',
+  'pool-overcommit',
   'backoff',
   'dry-run',
 ]);

@@ -94,8 +94,8 @@ export interface DoctorCheck {
 
 export interface ObserveOptions {
   /**
-   * True when `containers` is a subset of the running containers (a pass for one container, after a
-   * start or a guard look): per-container caches of the others must be kept, not pruned.
+   * True when `containers` is a subset of the running containers (a pass for one container: a fill
+   * guard look, a manual grow): per-container caches of the others must be kept, not pruned.
    */
   partial?: boolean;
 }

@@ -3,7 +3,7 @@
  * data root laid out like Docker's in a temp dir, and recorded sysfs counters. Fault injection:
  * the qgroup limit fails, the re-read shows no change, the quota file write fails.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DockerApi } from '../../src/docker/inventory-port.js';
@@ -381,18 +381,29 @@ describe('btrfs backend fast path (the fill guard)', () => {
     expect((await backend.readLiveUsage!([limited.id])).get(limited.id)?.usedBytes).toBe(60 * MiB);
   });
 
-  it('the descriptor reader re-reads at every look, falls back past its cap, and closes what it drops', async () => {
+  it('the descriptor reader re-reads at every look, keeps the most recently read, and closes what it drops', async () => {
     const { host } = track(setup({ sysfs: 'sysfs-qgroup-before-commit' }));
     const qgroup = { level: 0, id: limitedSubvolumeId };
+    const other = { level: 0, id: limitedSubvolumeId + 1 };
     const reader = new LiveQgroupReader(host.sysfsRoot, FS_UUID, 1);
-    const first = await reader.read(qgroup);
-    expect(first?.maxReferencedBytes).toBe(64 * MiB);
+    expect((await reader.read(qgroup))?.maxReferencedBytes).toBe(64 * MiB);
     expect(reader.openQgroups).toBe(1);
     writeFileSync(qgroupFile(host.sysfsRoot, 'max_referenced'), `${80 * MiB}\n`);
     expect((await reader.read(qgroup))?.maxReferencedBytes).toBe(80 * MiB);
-    // over the cap: read without keeping descriptors (this qgroup does not exist: null)
+    // a qgroup that does not exist: null, and the open one stays
     expect(await reader.read({ level: 0, id: 99999 })).toBeNull();
     expect(reader.openQgroups).toBe(1);
+    // another one at the cap: the least recently read is closed to make room
+    cpSync(
+      path.dirname(qgroupFile(host.sysfsRoot, 'referenced')),
+      path.join(host.sysfsRoot, FS_UUID, 'qgroups', `0_${other.id}`),
+      {
+        recursive: true,
+      },
+    );
+    expect((await reader.read(other))?.maxReferencedBytes).toBe(80 * MiB);
+    expect(reader.openQgroups).toBe(1);
+    expect((await reader.read(qgroup))?.maxReferencedBytes).toBe(80 * MiB);
     reader.retain([]);
     expect(reader.openQgroups).toBe(0);
   });

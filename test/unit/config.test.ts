@@ -51,6 +51,8 @@ describe('configuration', () => {
     ['a bad size unit', 'defaults:\n  step: 10X\n', 'defaults.step', '"10X"'],
     ['a percentage above 100%', 'defaults:\n  threshold: 150%\n', 'defaults.threshold', '"150%"'],
     ['a negative duration', 'defaults:\n  cooldown: -5m\n', 'defaults.cooldown', '"-5m"'],
+    ['a guard look loop', 'guard:\n  minInterval: 0s\n', 'guard.minInterval', '"0s"'],
+    ['a zero peak write rate', 'guard:\n  peakWriteRate: 0G/s\n', 'guard.peakWriteRate', '"0G/s"'],
     [
       'a bad size in a rule',
       'rules:\n  - match: { name: "pg-*" }\n    maxSize: lots\n',

@@ -558,11 +558,29 @@ describe('observe', () => {
     expect([...live.keys()]).toEqual([CONTAINER_ID]);
     // the same arithmetic as the pass: device size minus what statfs says is available
     expect(live.get(CONTAINER_ID)).toEqual({ usedBytes: GIB - h.sim.fsAvailableBytes, sizeBytes: GIB });
+    // another filesystem size there (unmounted: statfs reads the parent; or grown): left out
+    const fsSizeBytes = h.sim.fsSizeBytes;
+    h.sim.fsSizeBytes += 4096;
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(0);
+    h.sim.fsSizeBytes = fsSizeBytes;
     // a partial pass of another container keeps it; a whole pass without it drops it
     await backend.observe([container({ id: other, running: false })], 2, { partial: true });
     expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(1);
     await backend.observe([], 3);
     expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(0);
+  });
+
+  it('a grow drops the container from the fast path until the next pass', async () => {
+    const h = host();
+    const runner = h.sim.runner();
+    const backend = h.backend(runner);
+    await backend.observe([container()], 1);
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(1);
+    expectSteps(runner, ...happyGrowSteps(h));
+    await backend.grow(request());
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).size).toBe(0);
+    await backend.observe([container()], 2);
+    expect((await backend.readLiveUsage!([CONTAINER_ID])).get(CONTAINER_ID)?.sizeBytes).toBe(3 * GIB);
   });
 
   it('takes the last mount on the container path (it hides the earlier ones) and checks it is the device', async () => {

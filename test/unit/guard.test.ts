@@ -138,7 +138,7 @@ function containerReport(
 function passReport(atMs: number, containers: ContainerReport[], partial = false): PassReport {
   return {
     startedAtMs: atMs,
-    durationMs: 1,
+    durationMs: 0,
     driver: 'btrfs',
     dryRun: false,
     pool: null,
@@ -230,19 +230,28 @@ describe('FillGuard', () => {
     expect(guard.stats.guarded).toBe(0);
   });
 
-  it('a pass that chose not to grow is not asked again before the next look would be due', async () => {
+  it('a pass that chose not to grow is not asked again before the next regular pass', async () => {
     const { timers, liveUsage, evaluations, guard } = harness({
       decisionAfterEvaluate: { kind: 'skip', reason: 'cooldown' },
     });
     liveUsage.set(ID, { usedBytes: 450 * MiB, sizeBytes: 512 * MiB });
     guard.noteReport(passReport(0, [containerReport(450 * MiB, 512 * MiB)]));
-    await timers.advanceTo(200);
-    // over the threshold at every look (every 20 ms): asked at 20, held for one period, then again
-    expect(evaluations.length).toBeGreaterThan(1);
+    await timers.advanceTo(2500);
+    // over the threshold at every look (every 20 ms), but asked only once per pass interval
+    expect(guard.stats.looks).toBeGreaterThan(50);
+    expect(evaluations.length).toBeGreaterThanOrEqual(2);
+    expect(evaluations.length).toBeLessThanOrEqual(3);
     for (let i = 1; i < evaluations.length; i += 1) {
-      expect(evaluations[i]! - evaluations[i - 1]!).toBeGreaterThanOrEqual(20);
+      expect(evaluations[i]! - evaluations[i - 1]!).toBeGreaterThanOrEqual(900);
     }
-    expect(evaluations.length).toBeLessThanOrEqual(200 / 20);
+  });
+
+  it('a pool that cannot give more space is left to the passes', () => {
+    const { guard } = harness();
+    for (const reason of ['pool-reserve', 'pool-overcommit'] as const) {
+      guard.noteReport(passReport(0, [containerReport(450 * MiB, 512 * MiB, { kind: 'skip', reason })]));
+      expect(guard.stats.guarded).toBe(0);
+    }
   });
 
   it('a whole-host pass without the container drops it; a partial pass does not', async () => {

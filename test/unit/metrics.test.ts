@@ -126,6 +126,35 @@ describe('metrics from pass reports', () => {
     expect(after.filter((sample) => sample.labels.container_name === 'web-1').length).toBeGreaterThan(3);
   });
 
+  it("a partial pass (the fill guard's) leaves the pool, the pass counters and the last-pass time to whole passes", async () => {
+    const metrics = newMetrics();
+    const report = samplePassReport(T0);
+    metrics.applyPassReport(report);
+    const before = await scrape(metrics);
+    const web = report.containers.find((container) => container.name === 'web-1')!;
+    metrics.applyPassReport({
+      ...report,
+      startedAtMs: T0 + 500,
+      durationMs: 3,
+      // the pool a one-container pass sees: committed bytes of that container alone
+      pool: report.pool ? { ...report.pool, committedBytes: 1 } : null,
+      containers: [web],
+      onlyContainerIds: [web.containerId],
+    });
+    const after = await scrape(metrics);
+    for (const name of [
+      'docker_autogrow_passes_total',
+      'docker_autogrow_last_pass_timestamp_seconds',
+      'docker_autogrow_last_pass_duration_seconds',
+      'docker_autogrow_pool_committed_bytes',
+    ]) {
+      expect(find(after, name), name).toEqual(find(before, name));
+    }
+    const skips = (samples: Sample[]) =>
+      find(samples, 'docker_autogrow_skip_decisions_total').reduce((sum, sample) => sum + sample.value, 0);
+    expect(skips(after)).toBe(skips(before));
+  });
+
   it('writes only the series that changed: unchanged values are not re-set, changes and removals are', async () => {
     const metrics = newMetrics();
     const report = samplePassReport(T0);

@@ -252,6 +252,21 @@ describe('grows made by another process (the grow and once commands)', () => {
     expect(containerReport(again, container.id).decision).toMatchObject({ reason: 'cooldown' });
   });
 
+  it('a grow read back for a container destroyed since does not bring its history back', async () => {
+    const timers: Timers = { setTimeout: () => null, clearTimeout: () => undefined };
+    const h = harness({ timers });
+    const container = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 9.5 * GiB });
+    await h.reconciler.start();
+    await h.reconciler.runPass();
+    expect(h.reconciler.containerHistory(container.id)?.lastGrowAtMs).not.toBeNull();
+    h.inventory.emitDestroy(container.id);
+    expect(h.reconciler.containerHistory(container.id)).toBeUndefined();
+    // the next pass reads back [grow-succeeded, container-forgotten] from the journal
+    await h.reconciler.runPass();
+    expect(h.reconciler.containerHistory(container.id)).toBeUndefined();
+    await h.reconciler.stop();
+  });
+
   it('a line still being written is read at the next pass, whole', () => {
     const journalPath = tempJournalPath();
     const journal = new Journal({ path: journalPath, maxSizeBytes: 1024 * 1024, keep: 2 });

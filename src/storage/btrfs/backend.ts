@@ -15,8 +15,11 @@
  *
  * Grow: `btrfs qgroup limit <bytes> 0/<subvolid> <dataRoot>`, re-read and verify (sysfs
  * max_referenced when live counters are available, else `qgroup show`), then rewrite Docker's
- * quota file atomically so `docker restart` re-applies the grown limit. Two processes: the
- * `qgroup show` that cross-checks the qgroup's path before acting, and the limit itself.
+ * quota file atomically so `docker restart` re-applies the grown limit. With live counters, one
+ * process (the limit itself): the layer's qgroup was matched by `subvolume list` and its path
+ * cross-checked against `qgroup show` by the last whole-host pass, and a layer's subvolume never
+ * changes (mount ids are random and never reused). Without them, `qgroup show` cross-checks the
+ * path before acting and verifies after.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -303,7 +306,7 @@ class BtrfsBackend implements StorageBackend {
       }
     }
 
-    // A partial pass (one container, after a start or a guard look) updates its containers; a
+    // A partial pass (one container: a guard look, a manual grow) updates its containers; a
     // whole-host pass replaces the map, so containers that are gone drop out.
     if (partial) {
       for (const { container } of resolved) this.liveQgroups.delete(container.id);
@@ -323,7 +326,7 @@ class BtrfsBackend implements StorageBackend {
   }
 
   /**
-   * A partial pass (the fill guard's, or a start's) of containers the last whole-host pass already
+   * A partial pass (the fill guard's, or a manual grow's) of containers the last whole-host pass already
    * matched to their qgroups (path cross-checked there; a layer's subvolume never changes): read
    * from sysfs alone, no process, so the guard's urgent path costs one process (the grow). Null
    * when any container is not matched that way; the caller then takes the full path.

@@ -419,11 +419,14 @@ export function createDevicemapperBackend(
   }
 
   /**
-   * The fill guard's fast path: per container the last pass saw, its mount path and the device
-   * size then. A look is one statfs (no process); used = size - available, as in observe().
-   * A whole-host pass replaces the map; a partial one updates its containers.
+   * The fill guard's fast path: per container the last pass saw, its mount path, the device size
+   * and the filesystem size then. A look is one statfs (no process); used = size - available, as
+   * in observe(). A statfs showing another filesystem size means the container's filesystem is
+   * not what is mounted there now (unmounted: the parent's), or it grew: left to the next pass.
+   * A whole-host pass replaces the map; a partial one updates its containers; a grow drops its
+   * container until the next pass.
    */
-  let liveTargets = new Map<string, { mountPath: string; sizeBytes: number }>();
+  let liveTargets = new Map<string, { mountPath: string; sizeBytes: number; fsSizeBytes: number }>();
 
   async function readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
     const result = new Map<string, LiveUsage>();
@@ -432,6 +435,7 @@ export function createDevicemapperBackend(
       if (!target) continue;
       try {
         const fs = await statfs(target.mountPath);
+        if (fs.totalBlocks * fs.blockSizeBytes !== target.fsSizeBytes) continue;
         const availableBytes = fs.availableBlocks * fs.blockSizeBytes;
         result.set(containerId, {
           usedBytes: Math.max(0, target.sizeBytes - availableBytes),
@@ -449,7 +453,7 @@ export function createDevicemapperBackend(
     takenAtMs: number,
     options: ObserveOptions = {},
   ): Promise<Observation> {
-    const seenTargets = new Map<string, { mountPath: string; sizeBytes: number }>();
+    const seenTargets = new Map<string, { mountPath: string; sizeBytes: number; fsSizeBytes: number }>();
     const usages = new Map<string, ContainerUsage>();
     const errors = new Map<string, string>();
     const state = await snapshot(true);
@@ -500,7 +504,7 @@ export function createDevicemapperBackend(
         const fsAvailableBytes = fs.availableBlocks * fs.blockSizeBytes;
         const thinStatus = state.statuses?.get(device.deviceName)?.[0];
         const mapped = thinStatus ? parseThinStatus(thinStatus) : null;
-        seenTargets.set(container.id, { mountPath, sizeBytes });
+        seenTargets.set(container.id, { mountPath, sizeBytes, fsSizeBytes });
         usages.set(container.id, {
           containerId: container.id,
           driver: 'devicemapper',
@@ -693,6 +697,8 @@ export function createDevicemapperBackend(
 
   async function grow(request: GrowRequest): Promise<GrowResult> {
     const container = request.container;
+    // the device and filesystem sizes the fast path knows are about to change
+    if (!request.dryRun) liveTargets.delete(container.id);
     if (container.storageDriver !== 'devicemapper')
       throw new Error(`${container.name} uses ${container.storageDriver}, not devicemapper`);
     const device = parseGraphDriverData(container.graphDriverData);

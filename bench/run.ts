@@ -8,27 +8,20 @@
  * Docker (real-dockerd, reaction, fill-race) need root, dockerd, btrfs-progs and busybox; without
  * them they are skipped with a note. Nothing here asserts timings: it reports.
  */
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runFillRace } from './fill-race.js';
 import { DockerHost } from './lib/host.js';
 import { fmt } from './lib/measure.js';
-import { REPO_ROOT } from './lib/paths.js';
+import { REPO_ROOT } from '../test/support/repo-root.js';
 import { markdownTable, textTable, type PartResult } from './lib/report.js';
 import { runMemory } from './memory.js';
 import { measureRunnerProcess, runPassCost, type ProcessCost } from './pass-cost.js';
 import { runReaction } from './reaction.js';
 import { runRealDockerd } from './real-dockerd.js';
+import { executable } from '../test/support/executable.js';
 
 const PARTS = ['real-dockerd', 'reaction', 'fill-race', 'pass-cost', 'memory'] as const;
 type Part = (typeof PARTS)[number];
@@ -93,15 +86,6 @@ function machine(): Record<string, string> {
     btrfs: tryRun('/bin/btrfs', ['--version']),
     disk: tryRun('/bin/sh', ['-c', 'df -h /tmp | tail -1']),
   };
-}
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function dockerPrereqs(): string | null {

@@ -4,14 +4,13 @@
  * qgroup of each container found from Docker's layer store, and the shipped agent run as a child
  * process (`node dist/src/main.js run --config <tmp.yaml>`) whose JSON log lines are collected.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ShippedAgent, type AgentLogLine } from '../../test/support/agent-process.js';
 import { LoopBtrfs, TestDockerd } from '../../test/support/dockerd.js';
-import { REPO_ROOT } from './paths.js';
-import { sleep } from './measure.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -133,19 +132,11 @@ export function qgroupLive(container: BenchContainer): { usedBytes: number; limi
   };
 }
 
-export interface LogLine {
-  msg?: string;
-  time?: string;
-  containerId?: string;
-  receivedAtMs: number;
-  [key: string]: unknown;
-}
+export type LogLine = AgentLogLine;
 
-/** The shipped agent as a child process. */
+/** The shipped agent as a child process, configured for a benchmark run on the host. */
 export class AgentProcess {
-  readonly lines: LogLine[] = [];
-  private child: ChildProcess | null = null;
-  stderr = '';
+  private agent: ShippedAgent | null = null;
 
   constructor(
     private readonly host: DockerHost,
@@ -153,8 +144,16 @@ export class AgentProcess {
     private readonly extraConfig: string[] = [],
   ) {}
 
+  get lines(): LogLine[] {
+    return this.agent?.lines ?? [];
+  }
+
+  get stderr(): string {
+    return this.agent?.stderr ?? '';
+  }
+
   get pid(): number {
-    return this.child?.pid ?? 0;
+    return this.agent?.pid ?? 0;
   }
 
   async start(): Promise<void> {
@@ -174,32 +173,8 @@ export class AgentProcess {
       ].join('\n'),
       { mode: 0o600 },
     );
-    const child = spawn(
-      process.execPath,
-      [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', configFile],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.child = child;
-    let pending = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const line of parts) {
-        try {
-          this.lines.push({ ...(JSON.parse(line) as Record<string, unknown>), receivedAtMs: Date.now() });
-        } catch {
-          this.lines.push({ msg: line, receivedAtMs: Date.now() });
-        }
-      }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
-    const deadline = Date.now() + 120_000;
-    while (!this.lines.some((line) => line.msg === 'agent ready')) {
-      if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`agent not ready: ${this.stderr}`);
-      await sleep(100);
-    }
+    this.agent = new ShippedAgent(configFile);
+    await this.agent.start();
   }
 
   find(msg: string, containerId: string, afterMs = 0): LogLine | undefined {
@@ -210,12 +185,6 @@ export class AgentProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
+    await this.agent?.stop();
   }
 }

@@ -27,7 +27,7 @@ import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { CommandResult, CommandRunner, CommandSpec } from '../../src/exec/runner.js';
 import { parseFilesystemUuid } from '../../src/storage/btrfs/parse-filesystem-show.js';
 import * as dmLines from '../../test/support/dm-lines.js';
-import { REPO_ROOT } from './paths.js';
+import { REPO_ROOT } from '../../test/support/repo-root.js';
 
 /** 64 hex digits, distinct per (kind, index), stable across runs. */
 export function hexId(kind: string, index: number): string {

@@ -24,22 +24,15 @@ import {
   type GuardSettings,
 } from '../policy/guard.js';
 import type { StorageBackend } from '../storage/types.js';
+import type { Clock, Timers } from './reconciler.js';
 import type { PassReport } from './report.js';
-
-export interface GuardClock {
-  nowMs(): number;
-}
-
-export interface GuardTimers {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { errorMessage } from '../util/errors.js';
 
 export interface FillGuardDeps {
   readLiveUsage: NonNullable<StorageBackend['readLiveUsage']>;
   settings: GuardSettings;
-  clock: GuardClock;
-  timers: GuardTimers;
+  clock: Clock;
+  timers: Timers;
   logger: Logger;
   /** Runs a pass for this one container (the reconciler's runPass with onlyContainerId). */
   evaluate(containerId: string): Promise<PassReport>;
@@ -67,10 +60,6 @@ export interface GuardStats {
   looks: number;
   /** Passes asked for, since start. */
   evaluations: number;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export class FillGuard {
@@ -117,8 +106,13 @@ export class FillGuard {
       const dueAtMs = Math.min(existing?.dueAtMs ?? Infinity, sample.atMs + periodMs);
       if (existing) {
         // updated in place: a pending evaluation holds this object
-        Object.assign(existing, { name: container.name, thresholdRatio: container.thresholdRatio });
-        Object.assign(existing, { last: sample, periodMs, dueAtMs });
+        Object.assign(existing, {
+          name: container.name,
+          thresholdRatio: container.thresholdRatio,
+          last: sample,
+          periodMs,
+          dueAtMs,
+        });
       } else {
         this.guarded.set(container.containerId, {
           containerId: container.containerId,

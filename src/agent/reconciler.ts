@@ -52,6 +52,7 @@ import { FillGuard, type GuardStats } from './guard.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
 import type { ContainerReport, GrowOutcome, PassReport, PoolAction, ProbeReport } from './report.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface Clock {
   nowMs(): number;
@@ -141,10 +142,6 @@ interface PendingPass {
   promise: Promise<PassReport>;
   resolve(report: PassReport): void;
   reject(error: unknown): void;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function stepArgv(step: GrowStep): readonly string[] {

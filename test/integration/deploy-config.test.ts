@@ -6,22 +6,13 @@
  * check` for the demo's agent configuration. Every file they reference exists in the repository.
  */
 import { execFile } from 'node:child_process';
-import {
-  accessSync,
-  constants,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { describeWith, prereqs, type Prereq } from '../support/prereqs.js';
+import { describeWith, prereqs, type Prereq, executable } from '../support/prereqs.js';
 
 const execFileAsync = promisify(execFile);
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -31,15 +22,6 @@ const ALERTS = path.join(REPO_ROOT, 'deploy/prometheus/alerts.yml');
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
 const DOCKER_WITH_STACK_CONFIG = '/usr/local/bin/docker';
 const MAIN = path.join(REPO_ROOT, 'dist/src/main.js');
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const dockerCompose: Prereq = {
   name: 'docker-compose',

@@ -6,12 +6,12 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
+import { freePort } from '../support/ports.js';
 import { describeWith, prereqs, type Prereq } from '../support/prereqs.js';
 
 const execFileAsync = promisify(execFile);
@@ -23,14 +23,6 @@ const xfsprogs: Prereq = {
   fix: 'apt-get install xfsprogs',
 };
 const built: Prereq = { name: 'dist/src/main.js', ok: () => existsSync(MAIN), fix: 'npm run build' };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface DoctorRun {
   exitCode: number;

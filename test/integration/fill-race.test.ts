@@ -16,14 +16,15 @@
  * (referenced + reserved against max_referenced), and cross-checked with the agent's own
  * 'threshold crossed' / 'grow succeeded' log lines.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ShippedAgent } from '../support/agent-process.js';
 import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
+import { freePort } from '../support/ports.js';
 import { describeWith, prereqs } from '../support/prereqs.js';
 
 const execFileAsync = promisify(execFile);
@@ -32,17 +33,6 @@ const CHECKOUT = path.resolve(import.meta.dirname, '..', '..');
 const WRITE_MIB = 3072;
 const START_LIMIT = '512M';
 const DEFAULT_THRESHOLD = 0.85;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 interface Sample {
   atMs: number;
@@ -57,9 +47,7 @@ describeWith(
     const btrfs = new LoopBtrfs(8 * 1024 ** 3);
     const workDir = mkdtempSync(path.join(tmpdir(), 'agrace-'));
     let dockerd: TestDockerd;
-    let agent: ChildProcess | null = null;
-    const agentLines: Array<Record<string, unknown>> = [];
-    let agentStderr = '';
+    let agent: ShippedAgent | null = null;
 
     beforeAll(async () => {
       try {
@@ -74,11 +62,7 @@ describeWith(
     });
 
     afterAll(async () => {
-      if (agent && agent.exitCode === null) {
-        const exited = new Promise((resolve) => agent?.once('exit', resolve));
-        agent.kill('SIGTERM');
-        await exited;
-      }
+      await agent?.stop();
       await dockerd?.destroy();
       await btrfs.destroy();
       rmSync(workDir, { recursive: true, force: true });
@@ -128,37 +112,10 @@ describeWith(
         ].join('\n'),
         { mode: 0o600 },
       );
-      agent = spawn(
-        process.execPath,
-        [path.join(CHECKOUT, 'dist', 'src', 'main.js'), 'run', '--config', configFile],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let pending = '';
-      agent.stdout?.on('data', (chunk: Buffer) => {
-        pending += chunk.toString('utf8');
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          try {
-            agentLines.push({ ...(JSON.parse(line) as Record<string, unknown>), receivedAtMs: Date.now() });
-          } catch {
-            agentLines.push({ raw: line, receivedAtMs: Date.now() });
-          }
-        }
-      });
-      agent.stderr?.on('data', (chunk: Buffer) => {
-        agentStderr += chunk.toString('utf8');
-      });
-      // wait until the agent has completed a pass that saw the container
-      const readyDeadline = Date.now() + 60_000;
-      while (!agentLines.some((line) => line.msg === 'pass' || line.msg === 'agent started')) {
-        if (agent.exitCode !== null) throw new Error(`agent exited ${agent.exitCode}:\n${agentStderr}`);
-        if (Date.now() > readyDeadline)
-          throw new Error(`agent not ready:\n${agentStderr}\n${JSON.stringify(agentLines)}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      agent = new ShippedAgent(configFile);
+      // 'agent ready': its first whole-host pass saw the container
+      await agent.start(60_000);
+      const agentLines = agent.lines;
       await new Promise((resolve) => setTimeout(resolve, 2_000));
 
       // independent sampler: live usage and limit every 20 ms

@@ -3,11 +3,12 @@
  * localhost and client certificates, in a directory of their own.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Prereq } from '../support/prereqs.js';
+import { executable as isExecutable } from '../support/prereqs.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -17,14 +18,7 @@ export const CLIENT_EXTENSIONS = 'subjectAltName=DNS:prometheus.example\nextende
 export function executable(name: string, file: string): Prereq {
   return {
     name,
-    ok: () => {
-      try {
-        accessSync(file, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    },
+    ok: () => isExecutable(file),
     fix: `apt-get install ${name}`,
   };
 }

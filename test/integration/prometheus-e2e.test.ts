@@ -17,13 +17,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
 import { describeWith, prereqs, type Prereq } from '../support/prereqs.js';
-import {
-  TestPrometheus,
-  checkEveryDashboardQuery,
-  freePort,
-  sampleValues,
-  sleep,
-} from './prometheus-server.js';
+import { freePort } from '../support/ports.js';
+import { TestPrometheus, checkEveryDashboardQuery, sampleValues, sleep } from './prometheus-server.js';
 
 const AGENT_MAIN = path.resolve('dist/src/main.js');
 const builtAgent: Prereq = {

@@ -4,7 +4,7 @@
  * command runner. It also answers systemd-notify's BARRIER=1 (closes the passed fd) like PID 1 does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,18 +12,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ExecaRunner } from '../../src/exec/runner.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createSystemdNotifier } from '../../src/systemd/notify.js';
-import { describeWith, type Prereq } from '../support/prereqs.js';
+import { describeWith, type Prereq, executable } from '../support/prereqs.js';
 
 const PYTHON = '/usr/bin/python3';
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const systemdNotify: Prereq = {
   name: 'systemd-notify',

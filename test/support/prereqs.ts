@@ -3,22 +3,15 @@
  * Locally a suite whose prerequisites are missing is skipped with a visible note; in CI
  * (`CI=true`) it fails instead, so CI can never pass by skipping the real tests.
  */
-import { accessSync, constants } from 'node:fs';
 import { describe, it } from 'vitest';
+import { executable } from './executable.js';
+
+export { executable };
 
 export interface Prereq {
   name: string;
   ok: () => boolean;
   fix: string;
-}
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export const prereqs = {

@@ -277,30 +277,16 @@ class BtrfsBackend implements StorageBackend {
         const dockerLimited = container.storageOptSizeBytes !== null;
         const sizeBytes = dockerLimited ? row.maxReferencedBytes : null;
         if (sizeBytes !== null) committedBytes += sizeBytes;
-        const detail: Record<string, string | number> = {
-          qgroup: row.qgroupKey,
-          subvolume: pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId),
-          mountId,
-          committedReferencedBytes: row.referencedBytes,
-          usageSource: live ? 'sysfs' : 'qgroup-show',
-        };
-        if (live) detail.reservedBytes = live.reservedBytes;
         if (live && dockerLimited) liveQgroups.set(container.id, row.qgroupId);
-        if (!dockerLimited) {
-          detail.limit = 'none: created without --storage-opt size, observed only';
-          if (row.maxReferencedBytes !== null) detail.qgroupLimitBytes = row.maxReferencedBytes;
-        }
-        usages.set(container.id, {
-          containerId: container.id,
-          driver: 'btrfs',
-          sizeBytes,
-          usedBytes: live ? live.referencedBytes + live.reservedBytes : row.referencedBytes,
-          ...(live ? { inFlightBytes: live.reservedBytes } : {}),
-          inodesUsed: null,
-          inodesTotal: null,
-          fsType: null,
-          detail,
+        const usage = this.containerUsage(container.id, mountId, row.qgroupKey, sizeBytes, {
+          committedReferencedBytes: row.referencedBytes,
+          live,
         });
+        if (!dockerLimited) {
+          usage.detail.limit = 'none: created without --storage-opt size, observed only';
+          if (row.maxReferencedBytes !== null) usage.detail.qgroupLimitBytes = row.maxReferencedBytes;
+        }
+        usages.set(container.id, usage);
       } catch (error) {
         errors.set(container.id, (error as Error).message);
       }
@@ -341,41 +327,70 @@ class BtrfsBackend implements StorageBackend {
     for (const { container, mountId } of resolved) {
       const qgroup = this.liveQgroups.get(container.id);
       if (!qgroup || container.storageOptSizeBytes === null) return null;
-      const live = await readLiveQgroup(this.sysfsRoot, fsUuid, qgroup);
+      // the guard's look just read it: its descriptors are open
+      const live = await this.liveReaderFor(fsUuid, this.sysfsRoot).read(qgroup);
       if (!live || live.maxReferencedBytes === null) return null;
       committedBytes += live.maxReferencedBytes;
-      usages.set(container.id, {
-        containerId: container.id,
-        driver: 'btrfs',
-        sizeBytes: live.maxReferencedBytes,
-        usedBytes: live.referencedBytes + live.reservedBytes,
-        inFlightBytes: live.reservedBytes,
-        inodesUsed: null,
-        inodesTotal: null,
-        fsType: null,
-        detail: {
-          qgroup: `${qgroup.level}/${qgroup.id}`,
-          subvolume: pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId),
-          mountId,
+      usages.set(
+        container.id,
+        this.containerUsage(container.id, mountId, `${qgroup.level}/${qgroup.id}`, live.maxReferencedBytes, {
           committedReferencedBytes: live.referencedBytes,
-          usageSource: 'sysfs',
-          reservedBytes: live.reservedBytes,
-        },
-      });
+          live,
+        }),
+      );
     }
     return { usages, committedBytes };
+  }
+
+  /** One container's usage, the same from `qgroup show` + sysfs and from sysfs alone. */
+  private containerUsage(
+    containerId: string,
+    mountId: string,
+    qgroupKey: string,
+    sizeBytes: number | null,
+    counters: {
+      committedReferencedBytes: number;
+      /** Live counters; null: `qgroup show`'s committed numbers only. */
+      live: { referencedBytes: number; reservedBytes: number } | null;
+    },
+  ): ContainerUsage & { detail: Record<string, string | number> } {
+    const { live } = counters;
+    const detail: Record<string, string | number> = {
+      qgroup: qgroupKey,
+      subvolume: pathUnderDataRoot(this.dataRoot, 'btrfs', 'subvolumes', mountId),
+      mountId,
+      committedReferencedBytes: counters.committedReferencedBytes,
+      usageSource: live ? 'sysfs' : 'qgroup-show',
+    };
+    if (live) detail.reservedBytes = live.reservedBytes;
+    return {
+      containerId,
+      driver: 'btrfs',
+      sizeBytes,
+      usedBytes: live ? live.referencedBytes + live.reservedBytes : counters.committedReferencedBytes,
+      ...(live ? { inFlightBytes: live.reservedBytes } : {}),
+      inodesUsed: null,
+      inodesTotal: null,
+      fsType: null,
+      detail,
+    };
+  }
+
+  private liveReaderFor(fsUuid: string, sysfsRoot: string): LiveQgroupReader {
+    this.liveReader ??= new LiveQgroupReader(sysfsRoot, fsUuid);
+    return this.liveReader;
   }
 
   async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
     const result = new Map<string, LiveUsage>();
     const fsUuid = this.fsUuid;
     if (!fsUuid || this.sysfsRoot === null) return result;
-    this.liveReader ??= new LiveQgroupReader(this.sysfsRoot, fsUuid);
+    const reader = this.liveReaderFor(fsUuid, this.sysfsRoot);
     for (const containerId of containerIds) {
       const qgroup = this.liveQgroups.get(containerId);
       if (!qgroup) continue;
       try {
-        const live = await this.liveReader.read(qgroup);
+        const live = await reader.read(qgroup);
         if (!live || live.maxReferencedBytes === null) continue;
         result.set(containerId, {
           usedBytes: live.referencedBytes + live.reservedBytes,

@@ -72,6 +72,7 @@ import {
   type ThinPoolTable,
   type ThinTable,
 } from './parse.js';
+import { errorMessage } from '../../util/errors.js';
 
 export * from './parse.js';
 
@@ -221,10 +222,6 @@ async function defaultStatfs(mountPath: string): Promise<FsStats> {
   };
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export function createDevicemapperBackend(
   deps: BackendDeps,
   options: DevicemapperOptions = {},
@@ -260,7 +257,7 @@ export function createDevicemapperBackend(
     try {
       holds.set(hash, openDevice(path.join(devMapperDir, deviceName)));
     } catch (error) {
-      logger.warn({ device: deviceName, error: errorText(error) }, 'could not hold a grown device open');
+      logger.warn({ device: deviceName, error: errorMessage(error) }, 'could not hold a grown device open');
     }
   }
 
@@ -461,7 +458,8 @@ export function createDevicemapperBackend(
     try {
       pool = poolContext(state);
     } catch (error) {
-      for (const container of containers) if (container.running) errors.set(container.id, errorText(error));
+      for (const container of containers)
+        if (container.running) errors.set(container.id, errorMessage(error));
       return { takenAtMs, driver: 'devicemapper', pool: null, containers: usages, errors };
     }
     let committedBytes = 0;
@@ -527,7 +525,7 @@ export function createDevicemapperBackend(
           },
         });
       } catch (error) {
-        errors.set(container.id, errorText(error));
+        errors.set(container.id, errorMessage(error));
       }
     }
     if (options.partial) {
@@ -626,9 +624,9 @@ export function createDevicemapperBackend(
         });
       } catch (error) {
         countFailure(fsGrow.tool);
-        journal.record(intent.intentId, 'failed', `${fsGrow.tool}: ${errorText(error)}`);
+        journal.record(intent.intentId, 'failed', `${fsGrow.tool}: ${errorMessage(error)}`);
         throw new DevicemapperGrowError(
-          `${intent.deviceName}: device grown to ${deviceBytes} bytes but ${fsGrow.tool} failed (the device stays usable; recover() retries): ${errorText(error)}`,
+          `${intent.deviceName}: device grown to ${deviceBytes} bytes but ${fsGrow.tool} failed (the device stays usable; recover() retries): ${errorMessage(error)}`,
           fsGrow.tool,
           'grown-fs-pending',
           { cause: error },
@@ -656,9 +654,9 @@ export function createDevicemapperBackend(
         patchMetadata(intent.hash, intent.deviceId, deviceBytes);
       } catch (error) {
         countFailure('patch docker metadata');
-        journal.record(intent.intentId, 'failed', `metadata: ${errorText(error)}`);
+        journal.record(intent.intentId, 'failed', `metadata: ${errorMessage(error)}`);
         throw new DevicemapperGrowError(
-          `${intent.deviceName}: grown, but Docker's metadata file could not be patched: ${errorText(error)}`,
+          `${intent.deviceName}: grown, but Docker's metadata file could not be patched: ${errorMessage(error)}`,
           'patch docker metadata',
           'grown-persist-pending',
           { cause: error },
@@ -779,10 +777,10 @@ export function createDevicemapperBackend(
         journal.record(
           intent.intentId,
           outcome === 'restored' ? 'rolled-back' : 'failed',
-          `load: ${errorText(error)}`,
+          `load: ${errorMessage(error)}`,
         );
         throw new DevicemapperGrowError(
-          `${intent.deviceName}: dmsetup load failed: ${errorText(error)}`,
+          `${intent.deviceName}: dmsetup load failed: ${errorMessage(error)}`,
           'dmsetup load',
           outcome === 'suspended' ? 'suspended' : 'unchanged',
           { cause: error },
@@ -810,10 +808,10 @@ export function createDevicemapperBackend(
           journal.record(
             intent.intentId,
             outcome === 'restored' ? 'rolled-back' : 'failed',
-            `resume: ${errorText(resumeError ?? 'table not live')}`,
+            `resume: ${errorMessage(resumeError ?? 'table not live')}`,
           );
           throw new DevicemapperGrowError(
-            `${intent.deviceName}: dmsetup resume ${resumeError ? `failed: ${errorText(resumeError)}` : 'did not make the new table live'}`,
+            `${intent.deviceName}: dmsetup resume ${resumeError ? `failed: ${errorMessage(resumeError)}` : 'did not make the new table live'}`,
             'dmsetup resume',
             outcome === 'suspended' ? 'suspended' : 'restored',
             { cause: resumeError },
@@ -821,7 +819,7 @@ export function createDevicemapperBackend(
         }
       } else if (resumeError) {
         logger.warn(
-          { device: intent.deviceName, error: errorText(resumeError) },
+          { device: intent.deviceName, error: errorMessage(resumeError) },
           'dmsetup resume reported an error but the new table is live',
         );
       }
@@ -1010,7 +1008,7 @@ export function createDevicemapperBackend(
         } catch (error) {
           countFailure('recover');
           logger.error(
-            { intent: entry.intent, error: errorText(error) },
+            { intent: entry.intent, error: errorMessage(error) },
             'could not recover an interrupted grow',
           );
         }
@@ -1025,7 +1023,7 @@ export function createDevicemapperBackend(
         if (grown.get(record.hash)) hold(record.hash, record.deviceName);
       } catch (error) {
         logger.error(
-          { device: record.deviceName, error: errorText(error) },
+          { device: record.deviceName, error: errorMessage(error) },
           'could not re-create a grown device',
         );
       }
@@ -1192,7 +1190,7 @@ export function createDevicemapperBackend(
         } catch (error) {
           countFailure('dmsetup load');
           await dmsetup(['clear', pool.name]).catch(() => undefined);
-          journal.record(intent.intentId, 'rolled-back', errorText(error));
+          journal.record(intent.intentId, 'rolled-back', errorMessage(error));
           throw error;
         }
         try {
@@ -1206,7 +1204,7 @@ export function createDevicemapperBackend(
             await dmsetup(['load', pool.name, '--table', intent.savedTable]);
             await dmsetup(['resume', pool.name], true);
           }
-          journal.record(intent.intentId, 'rolled-back', errorText(error));
+          journal.record(intent.intentId, 'rolled-back', errorMessage(error));
           throw error;
         }
         journal.record(intent.intentId, 'done');
@@ -1250,7 +1248,7 @@ export function createDevicemapperBackend(
         name: 'devicemapper pool configured',
         ok: false,
         severity: 'error',
-        detail: errorText(error),
+        detail: errorMessage(error),
       });
     }
     checks.push({
@@ -1292,7 +1290,7 @@ export function createDevicemapperBackend(
             : 'grow the pool (docker-autogrow grow-pool) or free space',
       });
     } catch (error) {
-      checks.push({ name: 'pool healthy', ok: false, severity: 'error', detail: errorText(error) });
+      checks.push({ name: 'pool healthy', ok: false, severity: 'error', detail: errorMessage(error) });
     }
     if (pool?.kind === 'thin-pool-lvm') {
       tools.push('lvs', 'vgs', 'lvextend', 'lvm');
@@ -1319,7 +1317,7 @@ export function createDevicemapperBackend(
           name: 'LVM thin pool autoextend',
           ok: false,
           severity: 'warn',
-          detail: errorText(error),
+          detail: errorMessage(error),
         });
       }
     }

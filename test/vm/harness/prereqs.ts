@@ -2,17 +2,7 @@
  * What a host needs to boot the test VM. Use with test/support/prereqs.ts:
  * `describeWith(vmPrereqs, 'my vm suite', () => { ... })` skips locally without them and fails in CI.
  */
-import { accessSync, constants } from 'node:fs';
-import { prereqs, type Prereq } from '../../support/prereqs.js';
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { prereqs, type Prereq, executable } from '../../support/prereqs.js';
 
 const imageTools: Prereq = {
   name: 'VM image build tools (mmdebstrap, cpio, kmod)',

@@ -1,4 +1,7 @@
-/** The repository root, found from this file (bench/lib/ in sources, dist/bench/lib/ when built). */
+/**
+ * The repository root, found from this file upwards (test/support/ in sources, dist/test/support/
+ * when the benchmarks are built), so the same code finds it from both.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -16,7 +19,7 @@ function findRoot(start: string): string {
     }
     dir = path.dirname(dir);
   }
-  throw new Error(`bench: repository root not found above ${start}`);
+  throw new Error(`repository root not found above ${start}`);
 }
 
 export const REPO_ROOT = findRoot(import.meta.dirname);

@@ -8,7 +8,7 @@
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { createAgentContext } from '../../src/agent/app.js';
-import type { PassReport } from '../../src/agent/report.js';
+import type { PassReport } from '../../src/report/pass-report.js';
 import type { Reconciler } from '../../src/agent/reconciler.js';
 import { parseConfigObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';

@@ -20,8 +20,9 @@ import type { BackendDeps, StorageBackend } from '../storage/types.js';
 import { createSystemdNotifier } from '../systemd/notify.js';
 import { formatBytes } from '../util/units.js';
 import { Journal } from './journal.js';
-import { Reconciler, type Clock } from './reconciler.js';
-import type { PassReport } from './report.js';
+import { Reconciler } from './reconciler.js';
+import type { Clock } from '../util/clock.js';
+import type { PassReport } from '../report/pass-report.js';
 
 /** Docker could not be reached or answered nonsense: the agent cannot serve this host. */
 export class DockerUnavailableError extends Error {

@@ -24,8 +24,8 @@ import {
   type GuardSettings,
 } from '../policy/guard.js';
 import type { StorageBackend } from '../storage/types.js';
-import type { Clock, Timers } from './reconciler.js';
-import type { PassReport } from './report.js';
+import type { Clock, Timers } from '../util/clock.js';
+import type { PassReport } from '../report/pass-report.js';
 import { errorMessage } from '../util/errors.js';
 
 export interface FillGuardDeps {

@@ -51,18 +51,15 @@ import { formatBytes } from '../util/units.js';
 import { FillGuard, type GuardStats } from './guard.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
-import type { ContainerReport, GrowOutcome, PassReport, PoolAction, ProbeReport } from './report.js';
+import type {
+  ContainerReport,
+  GrowOutcome,
+  PassReport,
+  PoolAction,
+  ProbeReport,
+} from '../report/pass-report.js';
 import { errorMessage } from '../util/errors.js';
-
-export interface Clock {
-  nowMs(): number;
-}
-
-/** Timer functions (injectable so tests can drive the schedule; defaults to the globals). */
-export interface Timers {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { realTimers, type Clock, type Timers } from '../util/clock.js';
 
 export interface ReconcilerDeps {
   inventory: Inventory;
@@ -107,11 +104,6 @@ export interface ManualGrowReport {
   /** Warnings (forced past maxSize or the pool, label problems). */
   warnings: string[];
 }
-
-const DEFAULT_TIMERS: Timers = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /** Counting semaphore for the global grow concurrency limit. */
 class Semaphore {
@@ -180,7 +172,7 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {
     this.history = new HistoryStore(deps.config.backoff);
     this.semaphore = new Semaphore(deps.config.concurrency);
-    this.timers = deps.timers ?? DEFAULT_TIMERS;
+    this.timers = deps.timers ?? realTimers;
     // After a rotation the fresh journal file starts with the remembered cooldowns and backoff.
     deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
   }

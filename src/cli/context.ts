@@ -8,7 +8,24 @@ import type { Config } from '../config/schema.js';
 import { UnsupportedDriverError } from '../storage/select.js';
 import { createLogger, type LogLevel, type Logger } from '../log/logger.js';
 import { CliError, EXIT_FAILURE } from './errors.js';
-import type { CliContext } from './program.js';
+import type { Writable } from 'node:stream';
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface GlobalOptions {
+  config?: string;
+  logLevel?: string;
+}
+
+/** What every command receives from src/cli/program.ts. */
+export interface CliContext {
+  io: CliIo;
+  globals(): GlobalOptions;
+}
 
 export interface LoadedCliConfig {
   config: Config;

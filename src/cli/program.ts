@@ -4,29 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import type { Writable } from 'node:stream';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGrowCommand } from './commands/grow.js';
 import { registerOnceCommand } from './commands/once.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerStatusCommand } from './commands/status.js';
-
-export interface CliIo {
-  stdout: Writable;
-  stderr: Writable;
-  env: NodeJS.ProcessEnv;
-}
-
-export interface GlobalOptions {
-  config?: string;
-  logLevel?: string;
-}
-
-export interface CliContext {
-  io: CliIo;
-  globals(): GlobalOptions;
-}
+import type { CliContext, CliIo, GlobalOptions } from './context.js';
 
 export function packageVersion(): string {
   const url = new URL('../../../package.json', import.meta.url);

@@ -5,7 +5,7 @@
  *
  * Pure: the report and the clock come in, text (or JSON) comes out.
  */
-import type { ContainerReport, PassReport } from '../agent/report.js';
+import type { ContainerReport, PassReport } from '../report/pass-report.js';
 import type { PoolUsage } from '../storage/types.js';
 import { formatBytes, formatDurationMs } from '../util/units.js';
 

@@ -15,6 +15,7 @@
 import type { Logger } from '../log/logger.js';
 import { isContainerId } from './ids.js';
 import type { ContainerEvent } from './model.js';
+import { realTimers, type Timers } from '../util/clock.js';
 
 /** Splits a byte stream into lines, holding at most `maxLineBytes` of an unfinished line. */
 export class LineFramer {
@@ -157,16 +158,6 @@ export interface DockerEventSource {
   openEvents(options: { since?: string; signal: AbortSignal }): Promise<NodeJS.ReadableStream>;
 }
 
-export interface TimerApi {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realTimers: TimerApi = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 export interface EventStreamOptions {
   source: DockerEventSource;
   logger: Logger;
@@ -181,7 +172,7 @@ export interface EventStreamOptions {
   maxLineBytes?: number;
   random?: () => number;
   nowMs?: () => number;
-  timers?: TimerApi;
+  timers?: Timers;
 }
 
 export interface EventStreamStats {
@@ -217,7 +208,7 @@ export class EventStream {
   private readonly healthyAfterMs: number;
   private readonly random: () => number;
   private readonly nowMs: () => number;
-  private readonly timers: TimerApi;
+  private readonly timers: Timers;
   private readonly counters: EventStreamStats = {
     chunksReceived: 0,
     eventsDelivered: 0,

@@ -9,7 +9,7 @@
 import type { DockerInfo } from '../docker/model.js';
 import type { ToolName } from '../exec/runner.js';
 import type { MountEntry } from '../storage/filesystem.js';
-import type { DoctorCheck } from '../storage/types.js';
+import type { DoctorCheck } from '../contracts/doctor-check.js';
 
 /** The Docker API version we test against: 1.41 is Docker 20.10. */
 export const TESTED_DOCKER_API_VERSION = '1.41';

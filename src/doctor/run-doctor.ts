@@ -10,7 +10,8 @@ import type { DockerApi } from '../docker/inventory-port.js';
 import type { DockerInfo } from '../docker/model.js';
 import type { ToolName } from '../exec/runner.js';
 import { mountOf } from '../storage/filesystem.js';
-import type { DoctorCheck, StorageBackend } from '../storage/types.js';
+import type { DoctorCheck } from '../contracts/doctor-check.js';
+import type { StorageBackend } from '../storage/types.js';
 import {
   genericChecks,
   hostServable,

@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ContainerReport, PassReport, PoolAction } from '../agent/report.js';
+import type { ContainerReport, PassReport, PoolAction } from '../report/pass-report.js';
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
 import type { PoolMode, StorageDriverName } from '../storage/types.js';
 

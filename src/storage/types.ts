@@ -3,6 +3,7 @@
  * containers in a fixed, small number of commands per pass and grows one container safely.
  * The policy engine and the reconcile loop only see these types.
  */
+import type { DoctorCheck } from '../contracts/doctor-check.js';
 import type { ContainerInfo } from '../docker/model.js';
 
 export type StorageDriverName = 'devicemapper' | 'btrfs' | 'overlay2';
@@ -81,15 +82,6 @@ export interface GrowResult {
   dryRun: boolean;
   /** True when nothing had to be done (already at or above the target). */
   noop: boolean;
-}
-
-export interface DoctorCheck {
-  name: string;
-  ok: boolean;
-  /** 'warn' checks do not make the host unservable. */
-  severity: 'error' | 'warn';
-  detail: string;
-  fix?: string;
 }
 
 export interface ObserveOptions {

@@ -13,6 +13,7 @@
  */
 import type { CommandRunner } from '../exec/runner.js';
 import type { Logger } from '../log/logger.js';
+import { realTimers, unrefTimer, type Timers } from '../util/clock.js';
 
 export interface SystemdNotifier {
   /** True when NOTIFY_SOCKET is set: messages are actually sent. */
@@ -41,9 +42,8 @@ export interface SystemdNotifierOptions {
   logger: Logger;
   /** Our pid (default process.pid): sent as MAINPID and compared with WATCHDOG_PID. */
   pid?: number;
-  /** Timer functions (tests use fake timers through these defaults). */
-  setInterval?: (callback: () => void, ms: number) => unknown;
-  clearInterval?: (handle: unknown) => void;
+  /** Timer functions (default: the globals, which tests fake with vi.useFakeTimers). */
+  timers?: Timers;
 }
 
 /** Timeout for one systemd-notify call: the manager answers in milliseconds unless it is wedged. */
@@ -69,9 +69,7 @@ export function createSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   const notifySocket = env.NOTIFY_SOCKET;
   const enabled = Boolean(notifySocket);
   const watchdogIntervalMs = enabled ? watchdogIntervalMsFromEnv(env, pid) : null;
-  const startTimer = options.setInterval ?? ((callback, ms) => setInterval(callback, ms).unref());
-  const stopTimer =
-    options.clearInterval ?? ((handle) => clearInterval(handle as ReturnType<typeof setInterval>));
+  const timers = options.timers ?? realTimers;
   let watchdogTimer: unknown = null;
   let pingInFlight = false;
 
@@ -91,7 +89,7 @@ export function createSystemdNotifier(options: SystemdNotifierOptions): SystemdN
 
   function stopWatchdog(): void {
     if (watchdogTimer === null) return;
-    stopTimer(watchdogTimer);
+    timers.clearTimeout(watchdogTimer);
     watchdogTimer = null;
   }
 
@@ -103,7 +101,10 @@ export function createSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     startWatchdog(isHealthy) {
       if (watchdogIntervalMs === null || watchdogTimer !== null) return;
       logger.debug({ watchdogIntervalMs }, 'systemd watchdog pings started');
-      watchdogTimer = startTimer(() => {
+      const interval = watchdogIntervalMs;
+      const tick = () => {
+        watchdogTimer = timers.setTimeout(tick, interval);
+        unrefTimer(watchdogTimer); // the pings never keep the process alive
         // A ping that is still waiting for the manager is enough; never queue more behind it.
         if (pingInFlight) return;
         if (isHealthy && !isHealthy()) {
@@ -114,7 +115,9 @@ export function createSystemdNotifier(options: SystemdNotifierOptions): SystemdN
         void send(['WATCHDOG=1']).finally(() => {
           pingInFlight = false;
         });
-      }, watchdogIntervalMs);
+      };
+      watchdogTimer = timers.setTimeout(tick, interval);
+      unrefTimer(watchdogTimer);
     },
     stopWatchdog,
     async stopping() {

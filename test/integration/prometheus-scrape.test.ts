@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ContainerReport, PassReport } from '../../src/agent/report.js';
+import type { ContainerReport, PassReport } from '../../src/report/pass-report.js';
 import { startMetricsServer, type MetricsServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';

@@ -6,9 +6,9 @@
  * demand. The pool is the backing filesystem (quota drivers) or a thin pool.
  */
 import type { ContainerInfo } from '../../src/docker/model.js';
+import type { DoctorCheck } from '../../src/contracts/doctor-check.js';
 import type {
   ContainerUsage,
-  DoctorCheck,
   GrowRequest,
   GrowResult,
   LiveUsage,

@@ -9,8 +9,8 @@ import {
   formatSince,
   parseContainerEvent,
   type DockerEventSource,
-  type TimerApi,
 } from '../../src/docker/events.js';
+import type { Timers } from '../../src/util/clock.js';
 import type { ContainerEvent } from '../../src/docker/model.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { fixture } from '../support/scripted-runner.js';
@@ -203,7 +203,7 @@ class FakeSource implements DockerEventSource {
 }
 
 /** Manual timers: the test decides when a scheduled reconnect fires and sees its delay. */
-class ManualTimers implements TimerApi {
+class ManualTimers implements Timers {
   readonly scheduled: Array<{ callback: () => void; delayMs: number; cleared: boolean }> = [];
   setTimeout(callback: () => void, delayMs: number): unknown {
     const entry = { callback, delayMs, cleared: false };

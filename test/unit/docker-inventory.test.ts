@@ -4,7 +4,8 @@
  */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DockerEventSource, TimerApi } from '../../src/docker/events.js';
+import type { DockerEventSource } from '../../src/docker/events.js';
+import type { Timers } from '../../src/util/clock.js';
 import type { DockerApi, InventoryListener } from '../../src/docker/inventory-port.js';
 import { DockerInventory } from '../../src/docker/inventory.js';
 import { DockerDataError } from '../../src/docker/mapping.js';
@@ -97,7 +98,7 @@ class FakeSource implements DockerEventSource {
   }
 }
 
-class ManualTimers implements TimerApi {
+class ManualTimers implements Timers {
   private readonly pending: Array<() => void> = [];
   setTimeout(callback: () => void): unknown {
     this.pending.push(callback);

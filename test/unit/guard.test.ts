@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FillGuard } from '../../src/agent/guard.js';
-import type { ContainerReport, PassReport } from '../../src/agent/report.js';
+import type { ContainerReport, PassReport } from '../../src/report/pass-report.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { guardPeriodMs, guardVerdict, type GuardSettings } from '../../src/policy/guard.js';
 import type { Decision } from '../../src/policy/types.js';

@@ -3,7 +3,7 @@
  * dashboards and alerts care about (filling, just grown, at max size, in backoff, failed grow).
  * Shared by the unit tests and the promtool / Prometheus integration tests.
  */
-import type { ContainerReport, PassReport } from '../../src/agent/report.js';
+import type { ContainerReport, PassReport } from '../../src/report/pass-report.js';
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;

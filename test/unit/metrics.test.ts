@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { PassReport } from '../../src/agent/report.js';
+import type { PassReport } from '../../src/report/pass-report.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { SKIP_REASONS } from '../../src/policy/types.js';
 import { find, parseExposition, valueOf, type Sample } from './metrics-exposition.js';

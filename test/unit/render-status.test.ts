@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ContainerReport, PassReport } from '../../src/agent/report.js';
+import type { ContainerReport, PassReport } from '../../src/report/pass-report.js';
 import {
   nextAction,
   renderStatus,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { lintPolicyConfig } from '../../policy/resolve.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 export function registerConfigCommand(program: Command, context: CliContext): void {
   const config = program.command('config').description('configuration tools');

@@ -9,7 +9,7 @@ import { silentLogger } from '../../log/logger.js';
 import { UnsupportedDriverError, createBackendFor } from '../../storage/select.js';
 import type { BackendDeps, StorageBackend } from '../../storage/types.js';
 import { CliError, EXIT_FAILURE } from '../errors.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 /**
  * The backend whose `doctor()` adds the driver's own checks, from the agent's one driver→backend

@@ -3,7 +3,7 @@ import type { ManualGrowTarget } from '../../agent/reconciler.js';
 import { formatBytes, parseSizeBytes } from '../../util/units.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 interface GrowOptions {
   to?: string;

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import type { PassReport } from '../../agent/report.js';
+import type { PassReport } from '../../report/pass-report.js';
 import { formatBytes } from '../../util/units.js';
 import { EXIT_FAILURE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 export function registerOnceCommand(program: Command, context: CliContext): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { runAgent } from '../../agent/app.js';
 import { buildAgent, loadCliConfig } from '../context.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 export function registerRunCommand(program: Command, context: CliContext): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildAgent, loadCliConfig } from '../context.js';
 import { renderStatus, statusJson } from '../render-status.js';
-import type { CliContext } from '../program.js';
+import type { CliContext } from '../context.js';
 
 export function registerStatusCommand(program: Command, context: CliContext): void {
   program

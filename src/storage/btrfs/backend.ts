@@ -28,10 +28,10 @@ import type { ContainerInfo } from '../../docker/model.js';
 import { isCommandError } from '../../exec/runner.js';
 import { FS_MAGIC, filesystemPool, statfsUsage } from '../filesystem.js';
 import { assertDataRoot, pathUnderDataRoot, readMountId } from '../layerdb.js';
+import type { DoctorCheck } from '../../contracts/doctor-check.js';
 import type {
   BackendDeps,
   ContainerUsage,
-  DoctorCheck,
   GrowRequest,
   GrowResult,
   GrowStep,

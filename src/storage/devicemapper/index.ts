@@ -18,10 +18,10 @@ import { isCommandError, resolveBinary, type CommandRunner, type ToolName } from
 import type { ContainerInfo } from '../../docker/model.js';
 import type { Logger } from '../../log/logger.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
+import type { DoctorCheck } from '../../contracts/doctor-check.js';
 import type {
   BackendDeps,
   ContainerUsage,
-  DoctorCheck,
   GrowRequest,
   GrowResult,
   GrowStep,

@@ -35,10 +35,10 @@ import {
   type MountEntry,
 } from '../filesystem.js';
 import { assertDataRoot, pathUnderDataRoot, readMountId } from '../layerdb.js';
+import type { DoctorCheck } from '../../contracts/doctor-check.js';
 import type {
   BackendDeps,
   ContainerUsage,
-  DoctorCheck,
   GrowRequest,
   GrowResult,
   GrowStep,

@@ -1,6 +1,6 @@
 /**
- * Every Prometheus metric the agent exports, defined in this one module (the only importer of
- * prom-client). Callers never touch label maps: they hand over a {@link PassReport} or call a
+ * Every Prometheus metric the agent exports, defined in this module as tables (src/metrics/define.ts
+ * turns them into prom-client objects). Callers never touch label maps: they hand over a {@link PassReport} or call a
  * domain verb, and this module turns it into gauges and counters.
  *
  * Values are copied from the last pass when the pass ends; a scrape only serialises what is
@@ -17,12 +17,12 @@
  *   and alerts work before the first event.
  */
 import { readFileSync } from 'node:fs';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { METRIC_PREFIX, Registry, collectProcessMetrics, defineMetrics, type Gauge } from './define.js';
 import type { ContainerReport, PassReport, PoolAction } from '../report/pass-report.js';
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
 import type { PoolMode, StorageDriverName } from '../storage/types.js';
 
-export const METRIC_PREFIX = 'docker_autogrow_';
+export { METRIC_PREFIX };
 
 /** The pool modes exported as a state set: exactly one of them is 1 for a pool. */
 export const POOL_MODES = ['rw', 'ro', 'out_of_data_space', 'fail'] as const satisfies readonly PoolMode[];
@@ -172,237 +172,235 @@ function packageVersion(): string {
 
 export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry();
-  const registers = [registry];
-  const name = (suffix: string): string => `${METRIC_PREFIX}${suffix}`;
-  const CACHED = 'From the last pass.';
 
-  // --- self ---------------------------------------------------------------------------------
-  const buildInfo = new Gauge({
-    name: name('build_info'),
-    help: 'Always 1; labels carry the agent version and the Node.js version it runs on.',
-    labelNames: ['version', 'node_version'] as const,
-    registers,
+  const CACHED = 'From the last pass.';
+  const CONTAINER = ['container_id', 'container_name', 'driver'] as const;
+  const POOL = ['pool'] as const;
+
+  const self = defineMetrics(registry, {
+    buildInfo: {
+      type: 'gauge',
+      name: 'build_info',
+      help: 'Always 1; labels carry the agent version and the Node.js version it runs on.',
+      labels: ['version', 'node_version'],
+    },
+    passes: {
+      type: 'counter',
+      name: 'passes_total',
+      help: 'Whole-host observation passes completed (one-container passes of the fill guard are not counted).',
+    },
+    passErrors: {
+      type: 'counter',
+      name: 'pass_errors_total',
+      help: 'Pass-level problems reported by passes that went on (e.g. a pool probe failed).',
+    },
+    lastPassTimestamp: {
+      type: 'gauge',
+      name: 'last_pass_timestamp_seconds',
+      help: 'Unix time when the last completed pass started.',
+    },
+    lastSuccessfulPassTimestamp: {
+      type: 'gauge',
+      name: 'last_successful_pass_timestamp_seconds',
+      help: 'Unix time when the last pass whose probes all succeeded and that had no pass-level error started.',
+    },
+    lastPassDuration: {
+      type: 'gauge',
+      name: 'last_pass_duration_seconds',
+      help: 'Wall time of the last pass (observe, decide, grow).',
+    },
+    probeSuccess: {
+      type: 'gauge',
+      name: 'probe_success',
+      help: `1 when the probe (one batched command or API call per pass) succeeded, else 0. ${CACHED}`,
+      labels: ['probe'],
+    },
+    probeDuration: {
+      type: 'gauge',
+      name: 'probe_duration_seconds',
+      help: `Wall time of the probe. ${CACHED}`,
+      labels: ['probe'],
+    },
+    dryRun: {
+      type: 'gauge',
+      name: 'dry_run',
+      help: `1 when the agent decides and reports but never changes storage. ${CACHED}`,
+    },
+    eventStreamConnected: {
+      type: 'gauge',
+      name: 'event_stream_connected',
+      help: '1 while the Docker event stream is connected, else 0.',
+    },
+    eventStreamReconnects: {
+      type: 'counter',
+      name: 'event_stream_reconnects_total',
+      help: 'Reconnections of the Docker event stream after it dropped.',
+    },
+    guardContainers: {
+      type: 'gauge',
+      name: 'guard_containers',
+      help: 'Containers the fill guard re-reads between passes (small headroom against guard.peakWriteRate); 0 when the guard is off.',
+    },
+    guardLooks: {
+      type: 'counter',
+      name: 'guard_looks_total',
+      help: 'Process-free reads of one container by the fill guard.',
+    },
+    guardEvaluations: {
+      type: 'counter',
+      name: 'guard_evaluations_total',
+      help: 'One-container passes the fill guard asked for (a container at its threshold or filling faster than the pass interval).',
+    },
+    journalErrors: {
+      type: 'counter',
+      name: 'journal_errors_total',
+      help: 'Failed writes to the action journal.',
+    },
+    labelWarnings: {
+      type: 'counter',
+      name: 'label_warnings_total',
+      help: 'Invalid autogrow label values on containers that were ignored.',
+    },
   });
-  const passes = new Counter({
-    name: name('passes_total'),
-    help: 'Whole-host observation passes completed (one-container passes of the fill guard are not counted).',
-    registers,
+  const pools = defineMetrics(registry, {
+    dataUsed: {
+      type: 'gauge',
+      name: 'pool_data_used_bytes',
+      help: `Data space used in the thin pool or backing filesystem. ${CACHED}`,
+      labels: POOL,
+    },
+    dataSize: {
+      type: 'gauge',
+      name: 'pool_data_size_bytes',
+      help: `Data space of the thin pool or backing filesystem. ${CACHED}`,
+      labels: POOL,
+    },
+    metadataUsed: {
+      type: 'gauge',
+      name: 'pool_metadata_used_bytes',
+      help: `Metadata space used in the thin pool (absent for filesystems). ${CACHED}`,
+      labels: POOL,
+    },
+    metadataSize: {
+      type: 'gauge',
+      name: 'pool_metadata_size_bytes',
+      help: `Metadata space of the thin pool (absent for filesystems). ${CACHED}`,
+      labels: POOL,
+    },
+    committed: {
+      type: 'gauge',
+      name: 'pool_committed_bytes',
+      help: `Sum of container sizes (thin device lengths or quota limits) promised from the pool. ${CACHED}`,
+      labels: POOL,
+    },
+    mode: {
+      type: 'gauge',
+      name: 'pool_mode',
+      help: `State set: 1 for the pool's current mode (rw, ro, out_of_data_space, fail), 0 for the others. ${CACHED}`,
+      labels: ['pool', 'mode'],
+    },
+    needsCheck: {
+      type: 'gauge',
+      name: 'pool_needs_check',
+      help: `1 when the thin pool metadata has the needs_check flag (the pool must be repaired offline). ${CACHED}`,
+      labels: POOL,
+    },
+    resizes: {
+      type: 'counter',
+      name: 'pool_resizes_total',
+      help: 'Pool grow actions by result: grown, failed, planned (dry run), needed-but-disabled.',
+      labels: ['result'],
+    },
   });
-  const passErrors = new Counter({
-    name: name('pass_errors_total'),
-    help: 'Pass-level problems reported by passes that went on (e.g. a pool probe failed).',
-    registers,
+  const perContainerGauges = defineMetrics(registry, {
+    size: {
+      type: 'gauge',
+      name: 'container_size_bytes',
+      help: `Current size of the container's writable layer: thin device length or quota limit. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    used: {
+      type: 'gauge',
+      name: 'container_used_bytes',
+      help: `Bytes used in the container's writable layer. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    maxSize: {
+      type: 'gauge',
+      name: 'container_max_size_bytes',
+      help: `Largest size policy lets the container grow to. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    inodesUsed: {
+      type: 'gauge',
+      name: 'container_inodes_used',
+      help: `Inodes used in the container's writable layer. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    inodesCapacity: {
+      type: 'gauge',
+      name: 'container_inodes_capacity',
+      help: `Inodes available in total to the container's writable layer. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    timeToFull: {
+      type: 'gauge',
+      name: 'container_time_to_full_seconds',
+      help: `Estimated seconds until the writable layer is full at the recent fill rate; absent when not filling. ${CACHED}`,
+      labels: CONTAINER,
+    },
+    backoffActive: {
+      type: 'gauge',
+      name: 'container_backoff_active',
+      help: `1 while grows of the container are paused after a failed grow, else 0. ${CACHED}`,
+      labels: CONTAINER,
+    },
+  }) satisfies Record<ContainerGauge, Gauge<string>>;
+  const actions = defineMetrics(registry, {
+    skipDecisions: {
+      type: 'counter',
+      name: 'skip_decisions_total',
+      help: 'Per-container decisions not to grow, by reason (one decision per container per pass).',
+      labels: ['reason'],
+    },
+    growDecisions: {
+      type: 'counter',
+      name: 'grow_decisions_total',
+      help: 'Per-container decisions to grow, by trigger.',
+      labels: ['trigger'],
+    },
+    resizes: {
+      type: 'counter',
+      name: 'resizes_total',
+      help: 'Container resizes by driver and result: grown, noop (already large enough), failed, planned (dry run).',
+      labels: ['driver', 'result'],
+    },
+    grownBytes: {
+      type: 'counter',
+      name: 'grown_bytes_total',
+      help: 'Bytes added to containers by successful resizes.',
+      labels: ['driver'],
+    },
+    resizeDuration: {
+      type: 'histogram',
+      name: 'resize_duration_seconds',
+      help: 'Wall time of container resizes that ran (grown, noop or failed).',
+      labels: ['driver'],
+      buckets: RESIZE_DURATION_BUCKETS_SECONDS,
+    },
   });
-  const lastPassTimestamp = new Gauge({
-    name: name('last_pass_timestamp_seconds'),
-    help: 'Unix time when the last completed pass started.',
-    registers,
-  });
-  const lastSuccessfulPassTimestamp = new Gauge({
-    name: name('last_successful_pass_timestamp_seconds'),
-    help: 'Unix time when the last pass whose probes all succeeded and that had no pass-level error started.',
-    registers,
-  });
-  const lastPassDuration = new Gauge({
-    name: name('last_pass_duration_seconds'),
-    help: 'Wall time of the last pass (observe, decide, grow).',
-    registers,
-  });
-  const probeSuccess = new Gauge({
-    name: name('probe_success'),
-    help: `1 when the probe (one batched command or API call per pass) succeeded, else 0. ${CACHED}`,
-    labelNames: ['probe'] as const,
-    registers,
-  });
-  const probeDuration = new Gauge({
-    name: name('probe_duration_seconds'),
-    help: `Wall time of the probe. ${CACHED}`,
-    labelNames: ['probe'] as const,
-    registers,
-  });
-  const dryRun = new Gauge({
-    name: name('dry_run'),
-    help: `1 when the agent decides and reports but never changes storage. ${CACHED}`,
-    registers,
-  });
-  const eventStreamConnected = new Gauge({
-    name: name('event_stream_connected'),
-    help: '1 while the Docker event stream is connected, else 0.',
-    registers,
-  });
-  const eventStreamReconnects = new Counter({
-    name: name('event_stream_reconnects_total'),
-    help: 'Reconnections of the Docker event stream after it dropped.',
-    registers,
-  });
-  const guardContainers = new Gauge({
-    name: name('guard_containers'),
-    help: 'Containers the fill guard re-reads between passes (small headroom against guard.peakWriteRate); 0 when the guard is off.',
-    registers,
-  });
-  const guardLooks = new Counter({
-    name: name('guard_looks_total'),
-    help: 'Process-free reads of one container by the fill guard.',
-    registers,
-  });
-  const guardEvaluations = new Counter({
-    name: name('guard_evaluations_total'),
-    help: 'One-container passes the fill guard asked for (a container at its threshold or filling faster than the pass interval).',
-    registers,
-  });
+  const { buildInfo, passes, passErrors, lastPassTimestamp, lastSuccessfulPassTimestamp } = self;
+  const { lastPassDuration, probeSuccess, probeDuration, dryRun, eventStreamConnected } = self;
+  const { eventStreamReconnects, guardContainers, guardLooks, guardEvaluations } = self;
+  const { journalErrors, labelWarnings } = self;
   let guardLooksCounted = 0;
   let guardEvaluationsCounted = 0;
-  const journalErrors = new Counter({
-    name: name('journal_errors_total'),
-    help: 'Failed writes to the action journal.',
-    registers,
-  });
-  const labelWarnings = new Counter({
-    name: name('label_warnings_total'),
-    help: 'Invalid autogrow label values on containers that were ignored.',
-    registers,
-  });
-
-  // --- pool ---------------------------------------------------------------------------------
-  const poolLabelNames = ['pool'] as const;
-  const poolDataUsed = new Gauge({
-    name: name('pool_data_used_bytes'),
-    help: `Data space used in the thin pool or backing filesystem. ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolDataSize = new Gauge({
-    name: name('pool_data_size_bytes'),
-    help: `Data space of the thin pool or backing filesystem. ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolMetadataUsed = new Gauge({
-    name: name('pool_metadata_used_bytes'),
-    help: `Metadata space used in the thin pool (absent for filesystems). ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolMetadataSize = new Gauge({
-    name: name('pool_metadata_size_bytes'),
-    help: `Metadata space of the thin pool (absent for filesystems). ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolCommitted = new Gauge({
-    name: name('pool_committed_bytes'),
-    help: `Sum of container sizes (thin device lengths or quota limits) promised from the pool. ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolMode = new Gauge({
-    name: name('pool_mode'),
-    help: `State set: 1 for the pool's current mode (rw, ro, out_of_data_space, fail), 0 for the others. ${CACHED}`,
-    labelNames: ['pool', 'mode'] as const,
-    registers,
-  });
-  const poolNeedsCheck = new Gauge({
-    name: name('pool_needs_check'),
-    help: `1 when the thin pool metadata has the needs_check flag (the pool must be repaired offline). ${CACHED}`,
-    labelNames: poolLabelNames,
-    registers,
-  });
-  const poolResizes = new Counter({
-    name: name('pool_resizes_total'),
-    help: 'Pool grow actions by result: grown, failed, planned (dry run), needed-but-disabled.',
-    labelNames: ['result'] as const,
-    registers,
-  });
-
-  // --- containers ---------------------------------------------------------------------------
-  const containerLabelNames = ['container_id', 'container_name', 'driver'] as const;
-  const containerSize = new Gauge({
-    name: name('container_size_bytes'),
-    help: `Current size of the container's writable layer: thin device length or quota limit. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerUsed = new Gauge({
-    name: name('container_used_bytes'),
-    help: `Bytes used in the container's writable layer. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerMaxSize = new Gauge({
-    name: name('container_max_size_bytes'),
-    help: `Largest size policy lets the container grow to. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerInodesUsed = new Gauge({
-    name: name('container_inodes_used'),
-    help: `Inodes used in the container's writable layer. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerInodesCapacity = new Gauge({
-    name: name('container_inodes_capacity'),
-    help: `Inodes available in total to the container's writable layer. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerTimeToFull = new Gauge({
-    name: name('container_time_to_full_seconds'),
-    help: `Estimated seconds until the writable layer is full at the recent fill rate; absent when not filling. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const containerBackoffActive = new Gauge({
-    name: name('container_backoff_active'),
-    help: `1 while grows of the container are paused after a failed grow, else 0. ${CACHED}`,
-    labelNames: containerLabelNames,
-    registers,
-  });
-  const perContainerGauges: Record<ContainerGauge, Gauge<string>> = {
-    size: containerSize,
-    used: containerUsed,
-    maxSize: containerMaxSize,
-    inodesUsed: containerInodesUsed,
-    inodesCapacity: containerInodesCapacity,
-    timeToFull: containerTimeToFull,
-    backoffActive: containerBackoffActive,
-  };
-
-  // --- decisions and actions ------------------------------------------------------------------
-  const skipDecisions = new Counter({
-    name: name('skip_decisions_total'),
-    help: 'Per-container decisions not to grow, by reason (one decision per container per pass).',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const growDecisions = new Counter({
-    name: name('grow_decisions_total'),
-    help: 'Per-container decisions to grow, by trigger.',
-    labelNames: ['trigger'] as const,
-    registers,
-  });
-  const resizes = new Counter({
-    name: name('resizes_total'),
-    help: 'Container resizes by driver and result: grown, noop (already large enough), failed, planned (dry run).',
-    labelNames: ['driver', 'result'] as const,
-    registers,
-  });
-  const grownBytes = new Counter({
-    name: name('grown_bytes_total'),
-    help: 'Bytes added to containers by successful resizes.',
-    labelNames: ['driver'] as const,
-    registers,
-  });
-  const resizeDuration = new Histogram({
-    name: name('resize_duration_seconds'),
-    help: 'Wall time of container resizes that ran (grown, noop or failed).',
-    labelNames: ['driver'] as const,
-    buckets: RESIZE_DURATION_BUCKETS_SECONDS,
-    registers,
-  });
+  const { skipDecisions, growDecisions, resizes, grownBytes, resizeDuration } = actions;
+  const poolResizes = pools.resizes;
+  const poolMode = pools.mode;
 
   if (options.processMetrics ?? true) {
-    collectDefaultMetrics({ register: registry });
+    collectProcessMetrics(registry);
     // Gauges named `_total` break the naming rules (`promtool check metrics` flags them); each is
     // only the sum of the per-type gauge without the suffix, e.g. sum(nodejs_active_handles).
     for (const misnamed of LINT_FAILING_DEFAULT_METRICS) registry.removeSingleMetric(misnamed);
@@ -513,12 +511,12 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
 
   function removePoolSeries(pool: string): void {
     for (const gauge of [
-      poolDataUsed,
-      poolDataSize,
-      poolMetadataUsed,
-      poolMetadataSize,
-      poolCommitted,
-      poolNeedsCheck,
+      pools.dataUsed,
+      pools.dataSize,
+      pools.metadataUsed,
+      pools.metadataSize,
+      pools.committed,
+      pools.needsCheck,
     ]) {
       gauge.remove({ pool });
     }
@@ -531,14 +529,14 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     exportedPool = pool?.name ?? null;
     if (pool) {
       const labels = { pool: pool.name };
-      poolDataUsed.set(labels, pool.dataUsedBytes);
-      poolDataSize.set(labels, pool.dataTotalBytes);
-      if (pool.metadataUsedBytes === null) poolMetadataUsed.remove(labels);
-      else poolMetadataUsed.set(labels, pool.metadataUsedBytes);
-      if (pool.metadataTotalBytes === null) poolMetadataSize.remove(labels);
-      else poolMetadataSize.set(labels, pool.metadataTotalBytes);
-      poolCommitted.set(labels, pool.committedBytes);
-      poolNeedsCheck.set(labels, pool.needsCheck ? 1 : 0);
+      pools.dataUsed.set(labels, pool.dataUsedBytes);
+      pools.dataSize.set(labels, pool.dataTotalBytes);
+      if (pool.metadataUsedBytes === null) pools.metadataUsed.remove(labels);
+      else pools.metadataUsed.set(labels, pool.metadataUsedBytes);
+      if (pool.metadataTotalBytes === null) pools.metadataSize.remove(labels);
+      else pools.metadataSize.set(labels, pool.metadataTotalBytes);
+      pools.committed.set(labels, pool.committedBytes);
+      pools.needsCheck.set(labels, pool.needsCheck ? 1 : 0);
       for (const mode of POOL_MODES) poolMode.set({ pool: pool.name, mode }, pool.mode === mode ? 1 : 0);
     }
     if (report.poolAction) poolResizes.inc({ result: report.poolAction.kind });

@@ -3,6 +3,7 @@
  * Entry point: parses the command line and maps errors to exit codes (0 ok, 1 failure, 2 usage or
  * configuration error). The only place that calls process.exit.
  */
+import { errorMessage } from './util/errors.js';
 import { CommanderError } from 'commander';
 import { ConfigError } from './config/load.js';
 import { buildProgram } from './cli/program.js';
@@ -27,7 +28,7 @@ async function main(argv: string[]): Promise<number> {
       io.stderr.write(`docker-autogrow: ${error.message}\n`);
       return error.exitCode;
     }
-    io.stderr.write(`docker-autogrow: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`docker-autogrow: ${errorMessage(error)}\n`);
     if (process.env.AUTOGROW_DEBUG && error instanceof Error && error.stack)
       io.stderr.write(`${error.stack}\n`);
     return EXIT_FAILURE;

@@ -4,6 +4,7 @@
  * configuration and wires them together. Nothing else constructs them; tests build their own
  * graphs from fakes.
  */
+import { errorMessage } from '../util/errors.js';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createDockerClient, type DockerClient } from '../docker/client.js';
@@ -67,7 +68,7 @@ export async function connectDocker(
   try {
     return { docker, dockerInfo: await docker.info() };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     throw new DockerUnavailableError(`cannot reach Docker at ${config.docker.socketPath}: ${reason}`);
   }
 }

@@ -5,7 +5,8 @@
  * writes. Cooldowns and backoff are rebuilt from the journal at start ({@link HistoryStore.replay}),
  * samples are not (a rate from before a restart says nothing about now).
  */
-import { backoffDelayMs, type BackoffSettings } from '../policy/backoff.js';
+import { EMPTY_HISTORY } from '../policy/decide.js';
+import { backoffDelayMs } from '../util/backoff.js';
 import type { ContainerHistory, UsageSample } from '../policy/types.js';
 import type { ContainerStateRecord, JournalEntry, JournalRecord } from './journal.js';
 
@@ -23,21 +24,13 @@ interface MutableHistory {
 }
 
 function emptyHistory(): MutableHistory {
-  return {
-    lastGrowAtMs: null,
-    lastGrowToBytes: null,
-    consecutiveFailures: 0,
-    backoffUntilMs: null,
-    lastError: null,
-    samples: [],
-    inFlight: false,
-  };
+  return { ...EMPTY_HISTORY, samples: [] };
 }
 
 export class HistoryStore {
   private readonly entries = new Map<string, MutableHistory>();
 
-  constructor(private readonly backoff: BackoffSettings) {}
+  constructor(private readonly backoff: { initial: number; max: number }) {}
 
   private entry(containerId: string): MutableHistory {
     let entry = this.entries.get(containerId);
@@ -102,7 +95,12 @@ export class HistoryStore {
   ): { consecutiveFailures: number; backoffUntilMs: number } {
     const entry = this.entry(containerId);
     entry.consecutiveFailures += 1;
-    entry.backoffUntilMs = atMs + backoffDelayMs(entry.consecutiveFailures, this.backoff);
+    entry.backoffUntilMs =
+      atMs +
+      backoffDelayMs(entry.consecutiveFailures, {
+        initialMs: this.backoff.initial,
+        maxMs: this.backoff.max,
+      });
     entry.lastError = error;
     return { consecutiveFailures: entry.consecutiveFailures, backoffUntilMs: entry.backoffUntilMs };
   }

@@ -13,7 +13,8 @@
  * Write errors never stop the agent: they are counted (`writeErrors`, `onWriteError`) so the
  * metrics can export them, and logged by the caller.
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { fsyncDirectory } from '../util/atomic-file.js';
+import { closeSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { appendJsonLine, appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
 import type { GrowTrigger } from '../policy/types.js';
@@ -183,16 +184,6 @@ function isJournalRecord(value: unknown): value is JournalRecord {
     Number.isFinite(record.atMs) &&
     (record.containerId === undefined || typeof record.containerId === 'string')
   );
-}
-
-/** Makes the renames of a rotation durable. */
-function fsyncDirectory(directory: string): void {
-  const fd = openSync(directory, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export class Journal implements JournalPort {

@@ -41,7 +41,7 @@ import type { Inventory } from '../docker/inventory-port.js';
 import type { ContainerInfo } from '../docker/model.js';
 import type { Logger } from '../log/logger.js';
 import { decide, type ContainerPlan, type DecideOutput } from '../policy/decide.js';
-import { backoffDelayMs } from '../policy/backoff.js';
+import { backoffDelayMs } from '../util/backoff.js';
 import { decidePool, PoolBudget } from '../policy/pool.js';
 import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
 import { roundUpToMiB } from '../policy/sizing.js';
@@ -869,7 +869,12 @@ export class Reconciler {
       const message = errorMessage(error);
       const durationMs = clock.nowMs() - nowMs;
       this.poolFailures += 1;
-      this.poolBackoffUntilMs = clock.nowMs() + backoffDelayMs(this.poolFailures, this.deps.config.backoff);
+      this.poolBackoffUntilMs =
+        clock.nowMs() +
+        backoffDelayMs(this.poolFailures, {
+          initialMs: this.deps.config.backoff.initial,
+          maxMs: this.deps.config.backoff.max,
+        });
       this.journal({
         type: 'pool-grow-failed',
         atMs: clock.nowMs(),

@@ -3,7 +3,7 @@
  * {@link CliContext}; only src/main.ts turns errors into exit codes.
  */
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../util/package-version.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGrowCommand } from './commands/grow.js';
@@ -11,15 +11,6 @@ import { registerOnceCommand } from './commands/once.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerStatusCommand } from './commands/status.js';
 import type { CliContext, CliIo, GlobalOptions } from './context.js';
-
-export function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
-  try {
-    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command();

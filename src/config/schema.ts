@@ -6,6 +6,7 @@
  * config/docker-autogrow.schema.json is generated from this file (`npm run schema`) and a test keeps
  * it in sync; config/example.yaml documents every key and is itself tested.
  */
+import { parseListenAddress } from './listen.js';
 import { z } from 'zod';
 import { parseDurationMs, parsePercentRatio, parseSizeBytes } from '../util/units.js';
 
@@ -231,6 +232,14 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().prefault(true),
       listen: z
         .string()
+        .refine((listen) => {
+          try {
+            parseListenAddress(listen);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'expected host:port such as 0.0.0.0:9839, [::1]:9839 or :9839 (port 0-65535)')
         .prefault('0.0.0.0:9839')
         .meta({ description: 'host:port of /metrics, /healthz, /readyz' }),
       webConfigFile: z

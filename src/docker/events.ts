@@ -15,6 +15,7 @@
 import type { Logger } from '../log/logger.js';
 import { isContainerId } from './ids.js';
 import type { ContainerEvent } from './model.js';
+import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { realTimers, type Timers } from '../util/clock.js';
 
 /** Splits a byte stream into lines, holding at most `maxLineBytes` of an unfinished line. */
@@ -131,21 +132,6 @@ export function actionVerb(action: string): string {
   return (colon === -1 ? action : action.slice(0, colon)).trim();
 }
 
-export interface BackoffPolicy {
-  initialMs: number;
-  maxMs: number;
-}
-
-/**
- * Exponential backoff with full jitter: a uniform delay in [0, min(max, initial * 2^attempt)).
- * Full jitter spreads reconnects of many agents after a daemon restart.
- */
-export function backoffDelayMs(attempt: number, policy: BackoffPolicy, random: () => number): number {
-  const ceilingMs = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
-  const fraction = Math.min(Math.max(random(), 0), 1);
-  return Math.floor(ceilingMs * fraction);
-}
-
 /** Formats nanoseconds since the epoch as Docker's `since` (`<seconds>.<nanoseconds>`). */
 export function formatSince(timeNano: bigint): string {
   const seconds = timeNano / 1_000_000_000n;
@@ -166,7 +152,7 @@ export interface EventStreamOptions {
   onConnected?(): void;
   /** Called when an established connection is lost. */
   onDisconnected?(reason: string): void;
-  backoff?: BackoffPolicy;
+  backoff?: BackoffSchedule;
   /** A connection that lasted this long resets the backoff to its initial value. */
   healthyAfterMs?: number;
   maxLineBytes?: number;
@@ -204,7 +190,7 @@ export class EventStream {
   private lastTimeNano: bigint | null = null;
   private readonly recentKeys = new Set<string>();
   private readonly framer: LineFramer;
-  private readonly backoff: BackoffPolicy;
+  private readonly backoff: BackoffSchedule;
   private readonly healthyAfterMs: number;
   private readonly random: () => number;
   private readonly nowMs: () => number;
@@ -323,7 +309,7 @@ export class EventStream {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const delayMs = backoffDelayMs(this.attempt, this.backoff, this.random);
+    const delayMs = backoffDelayMs(this.attempt + 1, this.backoff, this.random);
     this.attempt += 1;
     this.retryTimer = this.timers.setTimeout(() => void this.connect(), delayMs);
   }

@@ -18,6 +18,7 @@ import {
 import type { DockerApi, Inventory, InventoryListener } from './inventory-port.js';
 import { DockerDataError } from './mapping.js';
 import type { ContainerEvent, ContainerInfo } from './model.js';
+import { backoffDelayMs } from '../util/backoff.js';
 
 /** Actions after which the container is inspected again; the rest (exec_*, health_status...) are passed on. */
 const REINSPECT_VERBS: ReadonlySet<string> = new Set([
@@ -291,9 +292,11 @@ export class DockerInventory implements Inventory {
   private scheduleResyncRetry(): void {
     if (!this.running || this.retryTimer) return;
     const delayMs = Math.min(
-      RESYNC_RETRY_MAX_MS,
       this.options.resyncIntervalMs,
-      RESYNC_RETRY_INITIAL_MS * 2 ** Math.min(Math.max(this.failedResyncsInRow - 1, 0), 20),
+      backoffDelayMs(Math.max(this.failedResyncsInRow, 1), {
+        initialMs: RESYNC_RETRY_INITIAL_MS,
+        maxMs: RESYNC_RETRY_MAX_MS,
+      }),
     );
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

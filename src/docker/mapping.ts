@@ -4,6 +4,7 @@
  * not understand must never crash it. Kept apart from src/docker/client.ts (the only dockerode
  * importer) so it can be tested on JSON recorded from a real daemon (test/fixtures/docker/).
  */
+import { errorMessage } from '../util/errors.js';
 import { parseSizeBytes } from '../util/units.js';
 import { isContainerId } from './ids.js';
 import type { ContainerInfo, ContainerState, DockerInfo } from './model.js';
@@ -58,7 +59,7 @@ export function parseStorageOptSizeBytes(storageOpt: unknown): number | null {
   try {
     return parseSizeBytes(size);
   } catch (error) {
-    throw new DockerDataError(`StorageOpt.size unreadable: ${(error as Error).message}`);
+    throw new DockerDataError(`StorageOpt.size unreadable: ${errorMessage(error)}`);
   }
 }
 

@@ -6,6 +6,7 @@
  *
  * Every failing check carries a fix a person can act on.
  */
+import { isSupportedDriver } from '../storage/select.js';
 import type { DockerInfo } from '../docker/model.js';
 import type { ToolName } from '../exec/runner.js';
 import type { MountEntry } from '../storage/filesystem.js';
@@ -13,8 +14,6 @@ import type { DoctorCheck } from '../contracts/doctor-check.js';
 
 /** The Docker API version we test against: 1.41 is Docker 20.10. */
 export const TESTED_DOCKER_API_VERSION = '1.41';
-
-export const SUPPORTED_DRIVERS = ['devicemapper', 'btrfs', 'overlay2'] as const;
 
 /** Debian package that ships each tool, for fixes. */
 export const TOOL_PACKAGES: Readonly<Record<ToolName, string>> = {
@@ -165,7 +164,7 @@ export function dockerChecks(docker: DockerFact): DoctorCheck[] {
 /** Storage driver supported; overlay2 only on XFS mounted with project quotas. */
 export function driverChecks(info: DockerInfo, dataRootMount: MountEntry | null): DoctorCheck[] {
   const driver = info.driver;
-  if (!(SUPPORTED_DRIVERS as readonly string[]).includes(driver)) {
+  if (!isSupportedDriver(driver)) {
     return [
       check(
         'storage driver supported',

@@ -2,6 +2,8 @@
  * `doctor`: gathers host facts (the effects), runs the pure generic checks and the storage
  * backend's own checks, and renders a checklist with a fix for each failure.
  */
+import { errorMessage } from '../util/errors.js';
+import { parseListenAddress, type ListenAddress } from '../config/listen.js';
 import { constants as fsConstants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -61,27 +63,20 @@ async function processPrivileges(): Promise<{ uid: number; capSysAdmin: boolean 
   }
 }
 
-/** Splits `host:port` / `[v6]:port`. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim());
-  if (!match) throw new Error(`not a host:port address: ${JSON.stringify(listen)}`);
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port: Number(match[3]) };
-}
-
 /** Tries to listen on the address, then closes at once. */
 export async function probeListen(listen: string): Promise<{ free: boolean; error?: string }> {
-  let address: { host: string; port: number };
+  let address: ListenAddress;
   try {
-    address = parseListen(listen);
+    address = parseListenAddress(listen);
   } catch (error) {
-    return { free: false, error: (error as Error).message };
+    return { free: false, error: errorMessage(error) };
   }
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', (error: NodeJS.ErrnoException) =>
       resolve({ free: false, error: error.code ?? error.message }),
     );
-    server.listen({ host: address.host, port: address.port, exclusive: true }, () => {
+    server.listen({ host: address.host ?? '0.0.0.0', port: address.port, exclusive: true }, () => {
       server.close(() => resolve({ free: true }));
     });
   });
@@ -138,7 +133,7 @@ export async function gatherHostFacts(options: DoctorOptions): Promise<HostFacts
     docker = {
       reachable: false,
       socketPath: options.socketPath,
-      error: error instanceof Error ? error.message : String(error),
+      error: errorMessage(error),
     };
   }
   const binaries: BinaryFact[] = docker.reachable
@@ -191,7 +186,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
           name: `${info.driver} checks`,
           ok: false,
           severity: 'error',
-          detail: `the ${info.driver} checks could not run: ${error instanceof Error ? error.message : String(error)}`,
+          detail: `the ${info.driver} checks could not run: ${errorMessage(error)}`,
           fix: 'fix the failures above first, then run doctor again',
         },
       ];

@@ -10,6 +10,8 @@
  * next connection, and a file that became invalid makes every request fail with 500 (fail closed)
  * until it is fixed. Turning TLS on or off or changing client_auth_type needs a restart.
  */
+import { errorMessage } from '../util/errors.js';
+import { parseListenAddress } from '../config/listen.js';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -47,19 +49,6 @@ export interface MetricsServer {
   readonly port: number;
   /** Stops accepting, closes idle keep-alive connections, resolves when closed. */
   close(): Promise<void>;
-}
-
-/** Splits `host:port`; an empty host means every interface. */
-export function parseListenAddress(listen: string): { host: string | undefined; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim());
-  const port = Number(match?.[3]);
-  if (!match || !Number.isInteger(port) || port > 65_535) {
-    throw new Error(
-      `metrics.listen: expected host:port such as 0.0.0.0:9839, [::1]:9839 or :9839, got ${JSON.stringify(listen)}`,
-    );
-  }
-  const host = match[1] ?? match[2];
-  return { host: host === '' ? undefined : host, port };
 }
 
 /** Token bucket for the toolkit's `rate_limit` (a global limit, as in the toolkit). */
@@ -154,7 +143,7 @@ class WebConfigSource {
       this.fingerprint = this.currentFingerprint();
       this.logger.info({ webConfigFile: file }, 'web config reloaded');
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = errorMessage(error);
       this.logger.error(
         { webConfigFile: file, err: this.error },
         'web config invalid: refusing requests until fixed',

@@ -13,6 +13,7 @@
  * resolved against the directory of the web config file. This module only parses and validates;
  * src/http/server.ts applies the result.
  */
+import { errorMessage } from '../util/errors.js';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
@@ -322,7 +323,7 @@ export function parseWebConfig(text: string, source: string): WebConfig {
       return readFileSync(full, 'utf8');
     } catch (error) {
       throw new WebConfigError(
-        `invalid web config ${source}: tls_server_config.${key}: cannot read ${full}: ${(error as Error).message}`,
+        `invalid web config ${source}: tls_server_config.${key}: cannot read ${full}: ${errorMessage(error)}`,
       );
     }
   };
@@ -375,7 +376,7 @@ export function loadWebConfigFile(file: string): WebConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new WebConfigError(`cannot read web config ${file}: ${(error as Error).message}`);
+    throw new WebConfigError(`cannot read web config ${file}: ${errorMessage(error)}`);
   }
   return parseWebConfig(text, file);
 }

@@ -16,7 +16,7 @@
  * - counters with a fixed label set (skip reasons, resize results) start at 0 so `increase()`
  *   and alerts work before the first event.
  */
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../util/package-version.js';
 import { METRIC_PREFIX, Registry, collectProcessMetrics, defineMetrics, type Gauge } from './define.js';
 import type { ContainerReport, PassReport, PoolAction } from '../report/pass-report.js';
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
@@ -150,24 +150,6 @@ export function shortContainerId(containerId: string): string {
 function containerNameLabel(name: string): string {
   const bare = name.startsWith('/') ? name.slice(1) : name;
   return bare.slice(0, MAX_CONTAINER_NAME_LENGTH);
-}
-
-/** Finds this package's version by walking up from this file: works from src/ (tests) and dist/src/. */
-function packageVersion(): string {
-  let dir = new URL('.', import.meta.url);
-  for (let depth = 0; depth < 6; depth += 1) {
-    try {
-      const parsed = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (parsed.name === 'docker-autogrow' && parsed.version) return parsed.version;
-    } catch {
-      // not here: go one level up
-    }
-    dir = new URL('..', dir);
-  }
-  return 'unknown';
 }
 
 export function createMetrics(options: CreateMetricsOptions = {}): Metrics {

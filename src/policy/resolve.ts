@@ -12,6 +12,7 @@
  * value stays in force. Labels are not clamped to the configured values: the pool reserve and the
  * overcommit limit are what protect the host from a container asking for too much.
  */
+import { errorMessage } from '../util/errors.js';
 import type { Config, PolicySettings, Rule, Step } from '../config/schema.js';
 import { parseDurationMs, parsePercentRatio, parseSizeBytes } from '../util/units.js';
 import { globMatches } from './glob.js';
@@ -112,11 +113,6 @@ function parseMaxSizeLabel(text: string): number {
   return bytes;
 }
 
-/** Short human form of a label parse error. */
-function labelProblem(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * Resolves the effective settings: defaults, then the first matching rule's fields, then valid
  * labels. Never throws: bad labels become warnings.
@@ -155,7 +151,7 @@ export function resolvePolicy(config: Config, subject: PolicySubject): ResolvedP
         labelApplied = true;
       } catch (error) {
         warnings.push(
-          `label ${labelKey}=${JSON.stringify(raw)} ignored: ${labelProblem(error)} (expected ${hint}); using ${ruleName}`,
+          `label ${labelKey}=${JSON.stringify(raw)} ignored: ${errorMessage(error)} (expected ${hint}); using ${ruleName}`,
         );
       }
     };

@@ -43,10 +43,15 @@ export function writeFileAtomic(file: string, content: string, options: { mode?:
     }
   }
   renameSync(temporary, file);
-  const dirFd = openSync(directory, 'r');
+  fsyncDirectory(directory);
+}
+
+/** Makes renames and creations in `directory` durable (a crash cannot undo them). */
+export function fsyncDirectory(directory: string): void {
+  const fd = openSync(directory, 'r');
   try {
-    fsyncSync(dirFd);
+    fsyncSync(fd);
   } finally {
-    closeSync(dirFd);
+    closeSync(fd);
   }
 }

@@ -5,7 +5,6 @@ import {
   EventStream,
   LineFramer,
   actionVerb,
-  backoffDelayMs,
   formatSince,
   parseContainerEvent,
   type DockerEventSource,
@@ -145,33 +144,7 @@ describe('parseContainerEvent', () => {
   });
 });
 
-describe('backoffDelayMs', () => {
-  const policy = { initialMs: 500, maxMs: 30_000 };
-
-  it('stays within [0, min(max, initial * 2^attempt))', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: 2000 }),
-        fc.double({ min: 0, max: 1, noNaN: true }),
-        (attempt, r) => {
-          const delay = backoffDelayMs(attempt, policy, () => r);
-          const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** attempt);
-          expect(delay).toBeGreaterThanOrEqual(0);
-          expect(delay).toBeLessThanOrEqual(ceiling);
-          expect(Number.isInteger(delay)).toBe(true);
-        },
-      ),
-    );
-  });
-
-  it('doubles the ceiling per attempt up to the cap', () => {
-    const almostOne = () => 0.999999;
-    expect([0, 1, 2, 3, 6, 7, 50].map((a) => backoffDelayMs(a, policy, almostOne))).toEqual([
-      499, 999, 1999, 3999, 29_999, 29_999, 29_999,
-    ]);
-    expect(backoffDelayMs(5, policy, () => 0)).toBe(0);
-  });
-
+describe('formatSince', () => {
   it('formats since as seconds.nanoseconds', () => {
     expect(formatSince(1_795_815_190_580_106_389n)).toBe('1795815190.580106389');
     expect(formatSince(5_000_000_007n)).toBe('5.000000007');

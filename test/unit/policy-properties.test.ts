@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { ContainerInfo } from '../../src/docker/model.js';
-import { decide, type DecideInput } from '../../src/policy/decide.js';
+import { decide, EMPTY_HISTORY, type DecideInput } from '../../src/policy/decide.js';
 import { reserveShortfall } from '../../src/policy/pool.js';
 import { resolvePolicy } from '../../src/policy/resolve.js';
 import type { ContainerHistory, Decision } from '../../src/policy/types.js';
@@ -374,15 +374,7 @@ describe('policy properties: a small illustration of the reserve budget', () => 
         fsType: null,
         detail: {},
       },
-      history: {
-        lastGrowAtMs: null,
-        lastGrowToBytes: null,
-        consecutiveFailures: 0,
-        backoffUntilMs: null,
-        lastError: null,
-        samples: [],
-        inFlight: false,
-      },
+      history: EMPTY_HISTORY,
     });
 
     expect(decide(inputOf(host)).decisions[0]).toMatchObject({ kind: 'skip', reason: 'pool-reserve' });

@@ -1,3 +1,4 @@
+import { errorMessage } from '../../util/errors.js';
 import { Option, type Command } from 'commander';
 import type { ManualGrowTarget } from '../../agent/reconciler.js';
 import { formatBytes, parseSizeBytes } from '../../util/units.js';
@@ -20,7 +21,7 @@ function parseTarget(options: GrowOptions): ManualGrowTarget {
   try {
     bytes = parseSizeBytes(text);
   } catch (error) {
-    throw new CliError(`grow: ${error instanceof Error ? error.message : String(error)}`, EXIT_USAGE);
+    throw new CliError(`grow: ${errorMessage(error)}`, EXIT_USAGE);
   }
   if (bytes <= 0) throw new CliError('grow: the size must be above zero', EXIT_USAGE);
   return options.to ? { toBytes: bytes } : { byBytes: bytes };

@@ -21,6 +21,7 @@
  * changes (mount ids are random and never reused). Without them, `qgroup show` cross-checks the
  * path before acting and verifies after.
  */
+import { errorMessage } from '../../util/errors.js';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { assertContainerId, isLayerHash, isSafeUint } from '../../docker/ids.js';
@@ -227,7 +228,7 @@ class BtrfsBackend implements StorageBackend {
       try {
         resolved.push({ container, mountId: await this.mountIdOf(container.id) });
       } catch (error) {
-        errors.set(container.id, `layer lookup failed: ${(error as Error).message}`);
+        errors.set(container.id, `layer lookup failed: ${errorMessage(error)}`);
       }
     }
 
@@ -288,7 +289,7 @@ class BtrfsBackend implements StorageBackend {
         }
         usages.set(container.id, usage);
       } catch (error) {
-        errors.set(container.id, (error as Error).message);
+        errors.set(container.id, errorMessage(error));
       }
     }
 
@@ -527,7 +528,7 @@ class BtrfsBackend implements StorageBackend {
     } catch (error) {
       throw new Error(
         `qgroup ${qgroupKey} now limits container ${container.id} to ${toBytes} bytes, but writing ` +
-          `${quotaFile} failed (${(error as Error).message}): the next container start would reset the ` +
+          `${quotaFile} failed (${errorMessage(error)}): the next container start would reset the ` +
           `limit to ${fileBytes} bytes; the next grow or agent start repairs the file`,
       );
     }
@@ -608,7 +609,7 @@ class BtrfsBackend implements StorageBackend {
         name: 'btrfs-progs installed',
         ok: false,
         severity: 'error',
-        detail: (error as Error).message,
+        detail: errorMessage(error),
         fix: 'apt-get install btrfs-progs (or set binaries.btrfs)',
       });
       return checks;
@@ -629,7 +630,7 @@ class BtrfsBackend implements StorageBackend {
         name: 'data root on btrfs',
         ok: false,
         severity: 'error',
-        detail: (error as Error).message,
+        detail: errorMessage(error),
       });
       return checks;
     }
@@ -650,7 +651,7 @@ class BtrfsBackend implements StorageBackend {
         detail:
           error instanceof BtrfsQuotasDisabledError
             ? error.message
-            : `btrfs qgroup show failed: ${(error as Error).message}`,
+            : `btrfs qgroup show failed: ${errorMessage(error)}`,
         fix: `btrfs quota enable ${root} (then recreate containers that need a size limit)`,
       });
     }
@@ -703,7 +704,7 @@ class BtrfsBackend implements StorageBackend {
           name: 'containers have a size limit',
           ok: false,
           severity: 'warn',
-          detail: `could not list containers: ${(error as Error).message}`,
+          detail: `could not list containers: ${errorMessage(error)}`,
         },
       ];
     }

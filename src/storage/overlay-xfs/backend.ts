@@ -22,6 +22,7 @@
  * parsed by xfs_quota itself, so it is built only from two integers the agent computed and checked
  * (nothing Docker wrote goes into it); then the report is read again to verify.
  */
+import { errorMessage } from '../../util/errors.js';
 import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
 import type { ContainerInfo } from '../../docker/model.js';
@@ -202,7 +203,7 @@ class OverlayXfsBackend implements StorageBackend {
         }
         pending.push({ container, mountId, dir });
       } catch (error) {
-        errors.set(container.id, `layer lookup failed: ${(error as Error).message}`);
+        errors.set(container.id, `layer lookup failed: ${errorMessage(error)}`);
       }
     }
     if (pending.length === 0) return;
@@ -215,7 +216,7 @@ class OverlayXfsBackend implements StorageBackend {
         try {
           for (const [dir, id] of await this.projectIds([entry.dir])) ids.set(dir, id);
         } catch (error) {
-          errors.set(entry.container.id, `project id lookup failed: ${(error as Error).message}`);
+          errors.set(entry.container.id, `project id lookup failed: ${errorMessage(error)}`);
         }
       }
     }
@@ -447,7 +448,7 @@ class OverlayXfsBackend implements StorageBackend {
           name: `${tool} installed`,
           ok: false,
           severity: 'error',
-          detail: (error as Error).message,
+          detail: errorMessage(error),
           fix: `apt-get install xfsprogs (or set binaries.${tool})`,
         });
       }
@@ -472,7 +473,7 @@ class OverlayXfsBackend implements StorageBackend {
         name: 'data root on XFS',
         ok: false,
         severity: 'error',
-        detail: (error as Error).message,
+        detail: errorMessage(error),
       });
     }
     if (mount) {
@@ -524,7 +525,7 @@ class OverlayXfsBackend implements StorageBackend {
           name: 'containers have a size limit',
           ok: false,
           severity: 'warn',
-          detail: `could not list containers: ${(error as Error).message}`,
+          detail: `could not list containers: ${errorMessage(error)}`,
         },
       ];
     }

@@ -382,7 +382,13 @@ describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'docker inventory
       () => inv.streamConnected && recorder.resyncs > resyncsBefore,
       30_000,
     );
-    await waitFor('inventory caught up', () => inv.get(createdAfter)?.running === true, 5000);
+    // The DELETE returned before this point, but its destroy event may still be on the wire when
+    // the resync lands: wait for both changes, not just the first (CI once compared too early).
+    await waitFor(
+      'inventory caught up',
+      () => inv.get(createdAfter)?.running === true && inv.get(removedWhileAway) === undefined,
+      10_000,
+    );
     expect(inv.reconnects).toBeGreaterThanOrEqual(1);
     // what Node sees when dockerd stops mid-stream (Go's client calls it "unexpected EOF")
     expect(inv.lastDisconnectReason).not.toBeNull();

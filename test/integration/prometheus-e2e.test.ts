@@ -143,7 +143,9 @@ describeWith(
       const fillerStartedAtMs = Date.now();
       await run(
         'filler-1',
-        'dd if=/dev/zero of=/data/big bs=1M count=40 && i=0; ' +
+        // 5 s idle first: Prometheus must scrape the 64M size before the first (maybe predicted)
+        // grow, or the "Size changes" annotation has no change to show (a CI failure once).
+        'sleep 5; dd if=/dev/zero of=/data/big bs=1M count=40 && i=0; ' +
           'while true; do dd if=/dev/zero of=/data/slow$i bs=1M count=1 2>/dev/null; i=$((i+1)); sleep 1; done',
       );
 

@@ -22,6 +22,17 @@ export default tseslint.config(
     },
   },
   {
+    // A daemon full of promises: a promise nobody awaits or catches is a crash (unhandled
+    // rejection) or a lost failure waiting to happen; one passed where a callback returns void
+    // (event handlers, timers) escapes every try/catch. Type-aware, so only for typed sources.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { project: './tsconfig.check.json' } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     // The policy core is a pure function of (config, observations, history, now): no clock, no I/O.
     files: ['src/policy/**/*.ts'],
     rules: {

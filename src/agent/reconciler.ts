@@ -241,7 +241,8 @@ export class Reconciler {
         );
       },
       onStop: (container) => {
-        this.track(this.containerStopped(container));
+        // containerStopped() logs its own failures and never rejects.
+        void this.track(this.containerStopped(container));
       },
       onDestroy: (containerId) => this.forget(containerId),
     });
@@ -309,7 +310,8 @@ export class Reconciler {
       });
       pending = { scope, promise, resolve, reject };
       this.pending.set(dryRun, pending);
-      this.track(promise);
+      // Only bookkeeping for stop(); the caller awaits (and handles) the promise itself.
+      void this.track(promise);
       return promise;
     }
     if (pending.scope !== 'all') {

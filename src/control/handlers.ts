@@ -1,7 +1,8 @@
 /**
  * What the running agent answers on its control socket: `grow` through the reconciler's manual
  * grow, `once` as a real pass (joining one that runs), `status` as the latest whole-host pass (a
- * dry-run pass here would count as a pass in the metrics).
+ * dry-run pass here would count as a pass in the metrics). A manual grow that changed a size is
+ * followed by a pass, the one the schedule would run anyway, so `status` shows the new size.
  */
 import type { Reconciler } from '../agent/reconciler.js';
 import type { Inventory } from '../docker/inventory-port.js';
@@ -23,6 +24,7 @@ export function createControlHandler(agent: {
           request.target,
           { dryRun: request.dryRun, force: request.force },
         );
+        if (report.result === 'grown') void agent.reconciler.runPass({}).catch(() => undefined);
         return { v: CONTROL_PROTOCOL_VERSION, ok: true, op: 'grow', report };
       }
       case 'once':

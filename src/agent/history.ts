@@ -8,7 +8,14 @@
 import { EMPTY_HISTORY } from '../policy/decide.js';
 import { backoffDelayMs } from '../util/backoff.js';
 import type { ContainerHistory, UsageSample } from '../policy/types.js';
-import type { ContainerStateRecord, JournalEntry, JournalRecord } from './journal.js';
+import type {
+  ContainerStateRecord,
+  GrowRecoveredRecord,
+  GrowStartedRecord,
+  JournalEntry,
+  JournalPort,
+  JournalRecord,
+} from './journal.js';
 
 /** Hard cap on samples per container, whatever the window (a 1s interval and a 20s window keep ~21). */
 export const MAX_SAMPLES_PER_CONTAINER = 512;
@@ -29,6 +36,8 @@ function emptyHistory(): MutableHistory {
 
 export class HistoryStore {
   private readonly entries = new Map<string, MutableHistory>();
+  /** Grows interrupted in a row per container, from 'grow-recovered' records. */
+  private readonly interruptions = new Map<string, number>();
 
   constructor(private readonly backoff: { initial: number; max: number }) {}
 
@@ -107,6 +116,7 @@ export class HistoryStore {
 
   forget(containerId: string): void {
     this.entries.delete(containerId);
+    this.interruptions.delete(containerId);
   }
 
   /** The remembered state of every container with something worth keeping, as journal entries. */
@@ -130,27 +140,44 @@ export class HistoryStore {
   }
 
   /**
-   * Rebuilds cooldowns and backoff from journal records (oldest first). A grow that started but
-   * never finished (the agent died mid-grow) counts as a failure: if the grow itself killed the agent,
-   * the backoff keeps a restart loop from repeating it every second. Returns the ids of such grows.
+   * Rebuilds cooldowns and backoff from journal records (oldest first). A grow that started and
+   * has no end yet is either running in the owner right now or was interrupted; the owner closes
+   * interrupted ones at its start ({@link closeInterruptedGrows}), so neither counts here.
+   * `interruptedGrows` lists the ids with an open 'grow-started' (for callers that log it).
    */
   replay(records: readonly JournalRecord[]): { interruptedGrows: string[] } {
-    const started = new Map<string, number>();
+    return { interruptedGrows: this.replayOpen(records).map((record) => record.containerId) };
+  }
+
+  /** Replays `records`; returns the 'grow-started' records with no end after them. */
+  private replayOpen(records: readonly JournalRecord[]): GrowStartedRecord[] {
+    const started = new Map<string, GrowStartedRecord>();
     for (const record of records) {
       switch (record.type) {
         case 'grow-started':
-          started.set(record.containerId, record.atMs);
+          started.set(record.containerId, record);
           break;
         case 'grow-succeeded':
           started.delete(record.containerId);
+          this.interruptions.delete(record.containerId);
           this.recordGrowSucceeded(record.containerId, record.atMs, record.toBytes);
           break;
         case 'grow-failed': {
           started.delete(record.containerId);
+          this.interruptions.delete(record.containerId);
           const entry = this.entry(record.containerId);
           entry.consecutiveFailures = record.consecutiveFailures;
           entry.backoffUntilMs = record.backoffUntilMs;
           entry.lastError = record.error;
+          break;
+        }
+        case 'grow-recovered': {
+          started.delete(record.containerId);
+          this.interruptions.set(record.containerId, record.consecutiveInterruptions);
+          const entry = this.entry(record.containerId);
+          entry.consecutiveFailures = record.consecutiveFailures;
+          entry.backoffUntilMs = record.backoffUntilMs;
+          if (record.backoffUntilMs !== null) entry.lastError = INTERRUPTED_AGAIN;
           break;
         }
         case 'container-state': {
@@ -164,15 +191,64 @@ export class HistoryStore {
         }
         case 'container-forgotten':
           started.delete(record.containerId);
+          this.interruptions.delete(record.containerId);
           this.forget(record.containerId);
           break;
         default:
           break;
       }
     }
-    for (const [containerId, atMs] of started) {
-      this.recordGrowFailed(containerId, atMs, 'interrupted: the agent stopped during this grow');
-    }
-    return { interruptedGrows: [...started.keys()] };
+    return [...started.values()];
   }
+
+  /**
+   * The 'grow-recovered' records that close the open grows in `records` at `nowMs`: the first
+   * interruption in a row keeps the state as it was; a second in a row counts as a failure.
+   */
+  recoveryEntries(records: readonly JournalRecord[], nowMs: number): Omit<GrowRecoveredRecord, 'v'>[] {
+    const entries: Omit<GrowRecoveredRecord, 'v'>[] = [];
+    for (const open of this.replayOpen(records)) {
+      const consecutiveInterruptions = (this.interruptions.get(open.containerId) ?? 0) + 1;
+      const entry = this.entry(open.containerId);
+      let { consecutiveFailures, backoffUntilMs } = entry;
+      if (consecutiveInterruptions >= 2) {
+        ({ consecutiveFailures, backoffUntilMs } = this.recordGrowFailed(
+          open.containerId,
+          nowMs,
+          INTERRUPTED_AGAIN,
+        ));
+      }
+      this.interruptions.set(open.containerId, consecutiveInterruptions);
+      entries.push({
+        type: 'grow-recovered',
+        atMs: nowMs,
+        containerId: open.containerId,
+        name: open.name,
+        startedAtMs: open.atMs,
+        fromBytes: open.fromBytes,
+        toBytes: open.toBytes,
+        consecutiveInterruptions,
+        consecutiveFailures,
+        backoffUntilMs,
+      });
+    }
+    return entries;
+  }
+}
+
+const INTERRUPTED_AGAIN = 'interrupted again: the agent stopped during this grow twice in a row';
+
+/**
+ * Closes every grow the journal shows started and never ended: the caller owns storage changes
+ * (it holds the agent lock, src/control/owner.ts), so no such grow can still be running. Run it
+ * before the reconciler first reads the journal. Returns the records it appended.
+ */
+export function closeInterruptedGrows(
+  journal: Pick<JournalPort, 'append' | 'replay'>,
+  backoff: { initial: number; max: number },
+  nowMs: number,
+): Omit<GrowRecoveredRecord, 'v'>[] {
+  const entries = new HistoryStore(backoff).recoveryEntries(journal.replay().records, nowMs);
+  for (const entry of entries) journal.append(entry);
+  return entries;
 }

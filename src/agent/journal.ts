@@ -65,6 +65,27 @@ export interface GrowFailedRecord extends RecordBase {
   backoffUntilMs: number | null;
 }
 
+/**
+ * A grow whose process died after 'grow-started' (kill -9, power cut), closed by the next owner
+ * at its start (src/agent/history.ts closeInterruptedGrows) so it is not read as running forever.
+ * The first interruption in a row backs nothing off (the container may be full right now); a
+ * second in a row is a failure with backoff, so a grow that kills the agent is not retried every
+ * restart.
+ */
+export interface GrowRecoveredRecord extends RecordBase {
+  type: 'grow-recovered';
+  containerId: string;
+  name: string;
+  /** When the interrupted grow started. */
+  startedAtMs: number;
+  fromBytes: number;
+  toBytes: number;
+  /** Grows of this container interrupted in a row, this one included (any grow end resets it). */
+  consecutiveInterruptions: number;
+  consecutiveFailures: number;
+  backoffUntilMs: number | null;
+}
+
 export interface PoolGrowStartedRecord extends RecordBase {
   type: 'pool-grow-started';
   pool: string;
@@ -115,6 +136,7 @@ export type JournalRecord =
   | GrowStartedRecord
   | GrowSucceededRecord
   | GrowFailedRecord
+  | GrowRecoveredRecord
   | PoolGrowStartedRecord
   | PoolGrowSucceededRecord
   | PoolGrowFailedRecord
@@ -167,6 +189,7 @@ const RECORD_TYPES: ReadonlySet<string> = new Set([
   'grow-started',
   'grow-succeeded',
   'grow-failed',
+  'grow-recovered',
   'pool-grow-started',
   'pool-grow-succeeded',
   'pool-grow-failed',

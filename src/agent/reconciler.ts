@@ -199,7 +199,10 @@ export class Reconciler {
         this.deps.logger.warn({ skippedLines: replay.skippedLines }, 'journal lines skipped');
       }
       for (const containerId of interruptedGrows) {
-        this.deps.logger.warn({ containerId }, 'grow interrupted by an agent stop; backing off');
+        this.deps.logger.warn(
+          { containerId },
+          'grow not finished: still running in another process, or interrupted',
+        );
       }
       return { records: replay.records.length, skippedLines: replay.skippedLines, interruptedGrows };
     } catch (error) {

@@ -36,3 +36,16 @@ export function isContainerName(value: unknown): value is string {
 export function isSafeUint(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
+
+/** Longest container reference the CLI sends on (Docker sets no limit; real names are far shorter). */
+const MAX_REFERENCE_LENGTH = 255;
+
+/**
+ * What a user may type to name a container (`grow <container>`): a name (with or without
+ * Docker's leading slash) or a full or abbreviated hex id. Checked before anything is sent to
+ * Docker or the agent, so a hostile string never reaches either.
+ */
+export function isContainerReference(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_REFERENCE_LENGTH) return false;
+  return CONTAINER_NAME.test(value.startsWith('/') ? value.slice(1) : value);
+}

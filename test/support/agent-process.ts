@@ -56,6 +56,26 @@ export class ShippedAgent {
     }
   }
 
+  /** Waits for a log line with this message (after `fromIndex`); returns it. */
+  async waitForLine(msg: string, timeoutMs = 30_000, fromIndex = 0): Promise<AgentLogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.lines.slice(fromIndex).find((candidate) => candidate.msg === msg);
+      if (line) return line;
+      if (Date.now() > deadline) throw new Error(`no '${msg}' line in ${timeoutMs} ms: ${this.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGKILL (a crash): resolves when it has exited. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   /** SIGTERM, then SIGKILL after `killAfterMs`; resolves when it has exited. */
   async stop(killAfterMs = 30_000): Promise<void> {
     const child = this.child;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { closeInterruptedGrows } from '../../src/agent/history.js';
 import { Journal } from '../../src/agent/journal.js';
 import { Reconciler } from '../../src/agent/reconciler.js';
 import type { Timers } from '../../src/util/clock.js';
@@ -749,24 +750,46 @@ describe('lifecycle and events', () => {
     expect(containerReport(await pass, container.id).outcome).toMatchObject({ kind: 'grown' });
   });
 
-  it('counts a grow interrupted by an agent stop as a failure after restart', async () => {
+  it('grows at once after one interrupted grow (closed as recovered), backs off after two in a row', async () => {
     const journalPath = tempJournalPath();
     const h = harness({ journalPath });
-    const container = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 9 * GiB });
-    h.journal.append({
-      type: 'grow-started',
-      atMs: h.clock.nowMs() - 1000,
-      containerId: container.id,
-      name: container.name,
-      fromBytes: 10 * GiB,
-      toBytes: 12 * GiB,
-      trigger: 'threshold',
-      why: 'test',
-    });
+    const container = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 9.9 * GiB });
+    const started = () =>
+      h.journal.append({
+        type: 'grow-started',
+        atMs: h.clock.nowMs() - 1000,
+        containerId: container.id,
+        name: container.name,
+        fromBytes: 10 * GiB,
+        toBytes: 12 * GiB,
+        trigger: 'threshold',
+        why: 'test',
+      });
+    started();
+    // what the owner does at its start, before the reconciler reads the journal
+    expect(closeInterruptedGrows(h.journal, h.config.backoff, h.clock.nowMs())).toMatchObject([
+      { type: 'grow-recovered', consecutiveInterruptions: 1, backoffUntilMs: null },
+    ]);
+    expect(closeInterruptedGrows(h.journal, h.config.backoff, h.clock.nowMs())).toEqual([]);
 
     const report = await h.reconciler.runPass();
+    expect(containerReport(report, container.id).decision).toMatchObject({ kind: 'grow' });
+    expect(h.logs('grow not finished: still running in another process, or interrupted')).toHaveLength(0);
 
-    expect(containerReport(report, container.id).decision).toMatchObject({ reason: 'backoff' });
+    // a grow that kills the agent twice in a row is not retried at every restart
+    const restarted = harness({ journalPath });
+    restarted.add(container, { sizeBytes: 10 * GiB, usedBytes: 9.9 * GiB });
+    restarted.clock.advance(24 * 3600_000); // past the cooldown of the grow above
+    const close = () =>
+      closeInterruptedGrows(restarted.journal, restarted.config.backoff, restarted.clock.nowMs());
+    started();
+    expect(close()).toMatchObject([{ consecutiveInterruptions: 1, backoffUntilMs: null }]);
+    started();
+    const closed = close();
+    expect(closed).toMatchObject([{ consecutiveInterruptions: 2, consecutiveFailures: 1 }]);
+    expect(closed[0]!.backoffUntilMs).toBeGreaterThan(restarted.clock.nowMs());
+    const again = await restarted.reconciler.runPass();
+    expect(containerReport(again, container.id).decision).toMatchObject({ reason: 'backoff' });
   });
 });
 

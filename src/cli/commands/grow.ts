@@ -1,6 +1,12 @@
 import { errorMessage } from '../../util/errors.js';
 import { Option, type Command } from 'commander';
-import type { ManualGrowTarget } from '../../agent/reconciler.js';
+import { stateDirOf } from '../../agent/app.js';
+import type { ManualGrowReport, ManualGrowTarget } from '../../agent/reconciler.js';
+import { growContainer } from '../../control/grow-container.js';
+import { actAsLocalOwner } from '../../control/local-owner.js';
+import { routeToStorageOwner, StorageOwnedError } from '../../control/owner.js';
+import { CONTROL_PROTOCOL_VERSION, ControlRequestError, type GrowRequest } from '../../control/protocol.js';
+import { isContainerReference } from '../../docker/ids.js';
 import { formatBytes, parseSizeBytes } from '../../util/units.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
@@ -38,17 +44,18 @@ export function registerGrowCommand(program: Command, context: CliContext): void
     .option('--json', 'print the result as JSON')
     .action(async (containerRef: string, options: GrowOptions) => {
       const target = parseTarget(options);
+      if (!isContainerReference(containerRef))
+        throw new CliError(`grow: ${JSON.stringify(containerRef)} is not a container name or id`, EXIT_USAGE);
       const { config, logger } = loadCliConfig(context, { logsToStderr: true });
-      const agent = await buildAgent(config, logger);
-      await agent.inventory.resync();
-      const container = agent.inventory.find(containerRef);
-      if (!container) throw new CliError(`grow: no container ${JSON.stringify(containerRef)}`, EXIT_FAILURE);
-      if (!container.running)
-        throw new CliError(`grow: container ${container.name} is not running`, EXIT_FAILURE);
-      const report = await agent.reconciler.growNow(container, target, {
+      const request: GrowRequest = {
+        v: CONTROL_PROTOCOL_VERSION,
+        op: 'grow',
+        container: containerRef,
+        target,
         dryRun: options.dryRun === true,
         force: options.force === true,
-      });
+      };
+      const report = await growThroughOwner(stateDirOf(config), request, () => buildAgent(config, logger));
       if (options.json) {
         context.io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
@@ -64,4 +71,42 @@ export function registerGrowCommand(program: Command, context: CliContext): void
       }
       if (report.result === 'failed' || report.result === 'refused') process.exitCode = EXIT_FAILURE;
     });
+}
+
+/**
+ * The running agent does the grow when there is one (its log and journal own it); otherwise this
+ * process does, holding the agent lock. Either way the same report.
+ */
+async function growThroughOwner(
+  stateDir: string,
+  request: GrowRequest,
+  build: Parameters<typeof actAsLocalOwner>[1],
+): Promise<ManualGrowReport> {
+  let route;
+  try {
+    route = await routeToStorageOwner(stateDir, request, { role: 'grow' });
+  } catch (error) {
+    if (error instanceof StorageOwnedError) throw new CliError(`grow: ${error.message}`, EXIT_FAILURE);
+    throw error;
+  }
+  if (route.kind === 'agent') {
+    const reply = route.reply;
+    if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
+    if (reply.op !== 'grow') throw new CliError(`the agent answered a grow with ${reply.op}`, EXIT_FAILURE);
+    return reply.report;
+  }
+  return actAsLocalOwner(route.lock, build, async (agent) => {
+    await agent.inventory.resync();
+    try {
+      return await growContainer(
+        { inventory: agent.inventory, reconciler: agent.reconciler, requested: new Set() },
+        request.container,
+        request.target,
+        { dryRun: request.dryRun, force: request.force },
+      );
+    } catch (error) {
+      if (error instanceof ControlRequestError) throw new CliError(error.message, error.exitCode);
+      throw error;
+    }
+  });
 }

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
+import { stateDirOf, type AgentContext } from '../../agent/app.js';
+import { actAsLocalOwner } from '../../control/local-owner.js';
+import { routeToStorageOwner, StorageOwnedError } from '../../control/owner.js';
+import { CONTROL_PROTOCOL_VERSION } from '../../control/protocol.js';
 import type { PassReport } from '../../report/pass-report.js';
 import { formatBytes } from '../../util/units.js';
-import { EXIT_FAILURE } from '../errors.js';
+import { CliError, EXIT_FAILURE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
 import type { CliContext } from '../context.js';
 
@@ -17,17 +21,49 @@ export function registerOnceCommand(program: Command, context: CliContext): void
         logsToStderr: true,
         overrides: dryRun ? { dryRun } : {},
       });
-      const agent = await buildAgent(config, logger);
-      await agent.inventory.resync();
-      if (!config.dryRun && agent.backend.recover) {
-        // Finish or roll back grows an earlier crash interrupted before acting again.
-        await agent.backend.recover(agent.inventory.list().filter((container) => container.running));
-      }
-      const report = await agent.reconciler.runPass({ dryRun: config.dryRun });
+      const build = () => buildAgent(config, logger);
+      // A dry run changes nothing: it never needs the owner. An acting pass is the agent's when
+      // one runs (joining its pass), or this process's under the agent lock.
+      const report = config.dryRun
+        ? await localPass(await build(), true)
+        : await passThroughOwner(config, build);
       context.io.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : describePass(report));
       if (report.containers.some((container) => container.outcome?.kind === 'failed'))
         process.exitCode = EXIT_FAILURE;
     });
+}
+
+async function passThroughOwner(
+  config: AgentContext['config'],
+  build: () => Promise<AgentContext>,
+): Promise<PassReport> {
+  let route;
+  try {
+    route = await routeToStorageOwner(
+      stateDirOf(config),
+      { v: CONTROL_PROTOCOL_VERSION, op: 'once' },
+      { role: 'once' },
+    );
+  } catch (error) {
+    if (error instanceof StorageOwnedError) throw new CliError(`once: ${error.message}`, EXIT_FAILURE);
+    throw error;
+  }
+  if (route.kind === 'agent') {
+    const reply = route.reply;
+    if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
+    if (reply.op !== 'once') throw new CliError(`the agent answered a pass with ${reply.op}`, EXIT_FAILURE);
+    return reply.report;
+  }
+  return actAsLocalOwner(route.lock, build, (agent) => localPass(agent, false));
+}
+
+async function localPass(agent: AgentContext, dryRun: boolean): Promise<PassReport> {
+  await agent.inventory.resync();
+  if (!dryRun && agent.backend.recover) {
+    // Finish or roll back grows an earlier crash interrupted before acting again.
+    await agent.backend.recover(agent.inventory.list().filter((container) => container.running));
+  }
+  return agent.reconciler.runPass({ dryRun });
 }
 
 /** One line per container with a decision, for people. */

@@ -1,4 +1,9 @@
 import type { Command } from 'commander';
+import { stateDirOf } from '../../agent/app.js';
+import { askAgentIfRunning } from '../../control/owner.js';
+import { CONTROL_PROTOCOL_VERSION } from '../../control/protocol.js';
+import type { PassReport } from '../../report/pass-report.js';
+import { CliError } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
 import { renderStatus, statusJson } from '../render-status.js';
 import type { CliContext } from '../context.js';
@@ -9,11 +14,23 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
     .description('show the pool and every container: size, used, used %, the rule that applies, next action')
     .option('--json', 'print as JSON')
     .action(async (options: { json?: boolean }) => {
-      // A dry-run pass: the same observation and policy the agent uses, and nothing changes.
       const { config, logger } = loadCliConfig(context, { logsToStderr: true, overrides: { dryRun: true } });
-      const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
-      await agent.inventory.resync();
-      const report = await agent.reconciler.runPass({ dryRun: true });
+      // The running agent's latest pass when one runs; else a dry-run pass here, with the same
+      // observation and policy the agent uses, and nothing changes.
+      const reply = await askAgentIfRunning(stateDirOf(config), {
+        v: CONTROL_PROTOCOL_VERSION,
+        op: 'status',
+      });
+      let report: PassReport;
+      if (reply) {
+        if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
+        if (reply.op !== 'status') throw new CliError(`the agent answered status with ${reply.op}`);
+        report = reply.report;
+      } else {
+        const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
+        await agent.inventory.resync();
+        report = await agent.reconciler.runPass({ dryRun: true });
+      }
       const renderOptions = { nowMs: Date.now() };
       context.io.stdout.write(
         options.json ? statusJson(report, renderOptions) : renderStatus(report, renderOptions),

@@ -1,0 +1,46 @@
+/**
+ * What the running agent answers on its control socket: `grow` through the reconciler's manual
+ * grow, `once` as a real pass (joining one that runs), `status` as the latest whole-host pass (a
+ * dry-run pass here would count as a pass in the metrics). A manual grow that changed a size is
+ * followed by a pass, the one the schedule would run anyway, so `status` shows the new size.
+ */
+import type { Reconciler } from '../agent/reconciler.js';
+import type { Inventory } from '../docker/inventory-port.js';
+import { growContainer } from './grow-container.js';
+import { CONTROL_PROTOCOL_VERSION, type ControlReply, type ControlRequest } from './protocol.js';
+import type { ControlHandler } from './server.js';
+
+export function createControlHandler(agent: {
+  inventory: Inventory;
+  reconciler: Pick<Reconciler, 'growNow' | 'runPass' | 'lastReport'>;
+}): ControlHandler {
+  const requested = new Set<string>();
+  return async (request: ControlRequest): Promise<ControlReply> => {
+    switch (request.op) {
+      case 'grow': {
+        const report = await growContainer(
+          { inventory: agent.inventory, reconciler: agent.reconciler, requested },
+          request.container,
+          request.target,
+          { dryRun: request.dryRun, force: request.force },
+        );
+        if (report.result === 'grown') void agent.reconciler.runPass({}).catch(() => undefined);
+        return { v: CONTROL_PROTOCOL_VERSION, ok: true, op: 'grow', report };
+      }
+      case 'once':
+        return {
+          v: CONTROL_PROTOCOL_VERSION,
+          ok: true,
+          op: 'once',
+          report: await agent.reconciler.runPass({}),
+        };
+      case 'status':
+        return {
+          v: CONTROL_PROTOCOL_VERSION,
+          ok: true,
+          op: 'status',
+          report: agent.reconciler.lastReport ?? (await agent.reconciler.runPass({ dryRun: true })),
+        };
+    }
+  };
+}

@@ -3,12 +3,14 @@
  * /etc/docker-autogrow/config.yaml if it exists, else the embedded defaults. Errors name the key
  * path, the bad value and what is allowed, in one readable message ({@link ConfigError}).
  */
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { parseYamlBounded, readBoundedTextFile, YamlFileError } from './bounded-yaml.js';
 import { configSchema, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/docker-autogrow/config.yaml';
+
+/** Problems listed in one error; a file with thousands (1 MB of unknown keys) gets a count for the rest. */
+export const MAX_PROBLEMS_SHOWN = 20;
 
 /** A configuration that cannot be used; the CLI prints `message` and exits 2. */
 export class ConfigError extends Error {
@@ -46,12 +48,23 @@ function describeValue(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-/** Turns zod issues into one line per problem: `defaults.step: 10X is not allowed; expected ...`. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): string[] {
+/**
+ * Turns zod issues into one line per problem: `defaults.step: 10X is not allowed; expected ...`.
+ * At most `limit` lines, then one line counting the rest.
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  raw: unknown,
+  limit = MAX_PROBLEMS_SHOWN,
+): string[] {
   const lines: string[] = [];
+  let total = 0;
+  for (const issue of issues) total += issue.code === 'unrecognized_keys' ? issue.keys.length : 1;
   for (const issue of issues) {
+    if (lines.length >= limit) break;
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
+        if (lines.length >= limit) break;
         const at = formatPath([...issue.path, key]);
         lines.push(
           `${at}: unknown key (value ${describeValue(valueAt(raw, [...issue.path, key]))}); remove it or check its spelling`,
@@ -62,6 +75,7 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown
     const value = valueAt(raw, issue.path);
     lines.push(`${formatPath(issue.path)}: ${describeValue(value)} is not allowed; ${issue.message}`);
   }
+  if (total > lines.length) lines.push(`... and ${total - lines.length} more problems`);
   return lines;
 }
 
@@ -73,18 +87,16 @@ export function parseConfigObject(raw: unknown, source: string): Config {
   throw new ConfigError(`invalid configuration in ${source}:\n  ${problems.join('\n  ')}`, source, problems);
 }
 
-/** Parses YAML text and validates it. */
+/** Parses YAML text (merge keys `<<: *base` supported) and validates it. */
 export function parseConfigText(text: string, source: string): Config {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    const first = document.errors[0]!;
-    const where = first.linePos?.[0]
-      ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}`
-      : 'unknown position';
-    const reason = first.message.split('\n')[0] ?? first.message;
-    throw new ConfigError(`invalid YAML in ${source} at ${where}: ${reason}`, source, [reason]);
+  let raw: unknown;
+  try {
+    raw = parseYamlBounded(text);
+  } catch (error) {
+    if (!(error instanceof YamlFileError)) throw error;
+    throw new ConfigError(error.describeIn(source), source, [error.reason]);
   }
-  return parseConfigObject(document.toJS() ?? {}, source);
+  return parseConfigObject(raw ?? {}, source);
 }
 
 export interface ConfigSource {
@@ -108,12 +120,13 @@ export function loadConfig(options: ConfigSource = {}): LoadedConfig {
   const candidate = named ?? options.defaultPath ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
-    text = readFileSync(candidate, 'utf8');
+    // Bounded: refuses directories, FIFOs and devices without blocking, and files above 1 MiB.
+    text = readBoundedTextFile(candidate);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (!named && code === 'ENOENT')
+    if (!(error instanceof YamlFileError)) throw error;
+    if (!named && error.details.code === 'ENOENT')
       return { config: parseConfigObject({}, 'embedded defaults'), source: 'embedded defaults' };
-    throw new ConfigError(`cannot read configuration file ${candidate}: ${code ?? String(error)}`, candidate);
+    throw new ConfigError(`cannot read configuration file ${candidate}: ${error.reason}`, candidate);
   }
   return { config: parseConfigText(text, candidate), source: candidate };
 }

@@ -8,6 +8,7 @@
  */
 import { parseListenAddress } from './listen.js';
 import { z } from 'zod';
+import { TOOL_NAMES } from '../exec/runner.js';
 import { parseDurationMs, parsePercentRatio, parseSizeBytes } from '../util/units.js';
 
 const SIZE_HINT = 'a size such as 512M, 10G, 1.5T or a byte count';
@@ -61,19 +62,65 @@ export const percentRatio = () =>
     })
     .meta({ description: PERCENT_HINT });
 
-/** A duration in milliseconds: `30s`, `5m`. */
-export const durationMs = () =>
-  z
+/**
+ * The longest duration a Node timer holds (2^31-1 ms, about 24.8 days): a longer setTimeout fires
+ * after 1 ms with a TimeoutOverflowWarning, so `interval: 100000000h` became a busy loop.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** `100ms`, `1m30s`, `2h`: the bound in the unit people write it in. */
+function formatDurationBound(ms: number): string {
+  if (ms === MAX_DURATION_MS) return '24d (2^31-1 ms, the longest timer)';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/**
+ * A duration in milliseconds: `30s`, `5m`, from `minMs` (default 0) to `maxMs` (default
+ * {@link MAX_DURATION_MS}). A minimum is set where a small value spins a loop (`interval: 0s` took
+ * 83% of a core) or turns a timeout off (0 is "no timeout" to execa and docker-modem).
+ */
+export const durationMs = (bounds: { minMs?: number; maxMs?: number } = {}) => {
+  const minMs = bounds.minMs ?? 0;
+  const maxMs = bounds.maxMs ?? MAX_DURATION_MS;
+  const range =
+    minMs > 0
+      ? `from ${formatDurationBound(minMs)} to ${formatDurationBound(maxMs)}`
+      : `at most ${formatDurationBound(maxMs)}`;
+  return z
     .string()
     .transform((value, ctx): number => {
+      let ms: number;
       try {
-        return parseDurationMs(value);
+        ms = parseDurationMs(value);
       } catch {
         ctx.addIssue({ code: 'custom', message: `expected ${DURATION_HINT} (not negative)` });
         return z.NEVER;
       }
+      if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration ${range}` });
+        return z.NEVER;
+      }
+      return ms;
     })
-    .meta({ description: DURATION_HINT });
+    .meta({ description: `${DURATION_HINT}, ${range}` });
+};
+
+/** Timeouts: 0 would mean "wait forever" to execa and docker-modem. */
+const TIMEOUT_BOUNDS = { minMs: 100 };
+
+/** `docker.socketPath` is a path, not an address: `tcp://...` here was tried as a file name. */
+function socketPathProblem(value: string): string | null {
+  if (/^unix:\/\//i.test(value))
+    return `write the path without unix://, e.g. ${value.replace(/^unix:\/\//i, '')}`;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[^/]*:\d+$/.test(value)) {
+    return 'this is a daemon address, not a unix socket path; set docker.host or DOCKER_HOST for a TCP or ssh daemon';
+  }
+  if (!value.startsWith('/')) return 'expected an absolute path such as /var/run/docker.sock';
+  return null;
+}
 
 /** A growth step: a share of the current size (`20%`) or an absolute size (`10G`). */
 export type Step = { kind: 'ratio'; ratio: number } | { kind: 'bytes'; bytes: number };
@@ -145,15 +192,19 @@ export const ruleSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  interval: durationMs()
+  interval: durationMs({ minMs: 100 })
     .prefault('1s')
     .meta({ description: 'time between observation passes (one batched pass whatever the container count)' }),
-  resyncInterval: durationMs()
+  resyncInterval: durationMs({ minMs: 10_000 })
     .prefault('5m')
     .meta({ description: 'full Docker inventory resync, in addition to events and reconnects' }),
   dryRun: z.boolean().prefault(false).meta({ description: 'decide and report, never change storage' }),
   defaults: policyDefaultsSchema.prefault({}),
-  rules: z.array(ruleSchema).prefault([]).meta({ description: 'first match wins; fields override defaults' }),
+  rules: z
+    .array(ruleSchema)
+    .max(1000, 'at most 1000 rules (every rule is matched against every container at every pass)')
+    .prefault([])
+    .meta({ description: 'first match wins; fields override defaults' }),
   prediction: z
     .strictObject({
       enabled: z.boolean().prefault(true),
@@ -216,8 +267,14 @@ export const configSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64).prefault(2).meta({ description: 'grows running at once' }),
   docker: z
     .strictObject({
-      socketPath: z.string().prefault('/var/run/docker.sock'),
-      timeout: durationMs().prefault('10s'),
+      socketPath: z
+        .string()
+        .superRefine((value, ctx) => {
+          const problem = socketPathProblem(value);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .prefault('/var/run/docker.sock'),
+      timeout: durationMs(TIMEOUT_BOUNDS).prefault('10s'),
     })
     .prefault({}),
   journal: z
@@ -253,10 +310,14 @@ export const configSchema = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).prefault('info'),
     })
     .prefault({}),
-  commandTimeout: durationMs().prefault('30s').meta({ description: 'per external command' }),
-  binaries: z.record(z.string(), z.string().regex(/^\//, 'an absolute path')).prefault({}).meta({
-    description: 'absolute paths of tools (dmsetup, lvs, btrfs, xfs_quota, ...) overriding the search',
-  }),
+  commandTimeout: durationMs(TIMEOUT_BOUNDS).prefault('30s').meta({ description: 'per external command' }),
+  binaries: z
+    // Only the tools the agent runs: `binaries.rm` would be accepted and never used (a typo, or a hope).
+    .partialRecord(z.enum(TOOL_NAMES), z.string().regex(/^\//, 'an absolute path'))
+    .prefault({})
+    .meta({
+      description: 'absolute paths of tools (dmsetup, lvs, btrfs, xfs_quota, ...) overriding the search',
+    }),
 });
 
 export type Config = z.output<typeof configSchema>;

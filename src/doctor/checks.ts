@@ -96,6 +96,9 @@ export interface PortFact {
   listen: string;
   free: boolean;
   error?: string;
+  /** metrics.webConfigFile, when set, and why it cannot be loaded (`run` would exit 1). */
+  webConfigFile?: string;
+  webConfigError?: string;
 }
 
 export interface HostFacts {
@@ -280,6 +283,18 @@ export function metricsPortCheck(port: PortFact): DoctorCheck {
   );
 }
 
+/** metrics.webConfigFile names a file `run` can load (a missing one makes `run` exit 1). */
+export function metricsWebConfigCheck(port: PortFact): DoctorCheck {
+  const file = port.webConfigFile ?? '';
+  return check(
+    'metrics web config readable',
+    port.webConfigError === undefined,
+    'error',
+    port.webConfigError === undefined ? `${file} loads` : port.webConfigError,
+    `create ${file} (Prometheus exporter-toolkit web-config format), or remove metrics.webConfigFile from the config`,
+  );
+}
+
 /** Live-restore: a dockerd restart keeps containers running (matters for dm grows and upgrades). */
 export function liveRestoreCheck(info: DockerInfo): DoctorCheck {
   return check(
@@ -304,6 +319,9 @@ export function genericChecks(facts: HostFacts): DoctorCheck[] {
   }
   checks.push(...privilegeChecks(facts.privileges));
   checks.push(metricsPortCheck(facts.metricsPort));
+  if (facts.metricsPort.enabled && facts.metricsPort.webConfigFile !== undefined) {
+    checks.push(metricsWebConfigCheck(facts.metricsPort));
+  }
   return checks;
 }
 

@@ -24,6 +24,7 @@ import {
   type PortFact,
   type PrivilegeFacts,
 } from './checks.js';
+import { webConfigFileProblem } from '../http/web-config.js';
 
 export interface DoctorOptions {
   docker: DockerApi;
@@ -33,7 +34,7 @@ export interface DoctorOptions {
   /** Config `binaries` overrides, to name the config key in fixes. */
   binaryOverrides: Readonly<Record<string, string>>;
   stateDir: string;
-  metrics: { enabled: boolean; listen: string };
+  metrics: { enabled: boolean; listen: string; webConfigFile?: string | undefined };
   /** The backend for this host's driver (null: unsupported driver; the generic check says so). */
   createBackend: (info: DockerInfo) => StorageBackend | null | Promise<StorageBackend | null>;
   /** Injected for tests; default: process.getuid() and /proc/self/status. */
@@ -159,6 +160,12 @@ export async function gatherHostFacts(options: DoctorOptions): Promise<HostFacts
       : Promise.resolve({ free: true }),
   ]);
   const metricsPort: PortFact = { enabled: options.metrics.enabled, listen: options.metrics.listen, ...port };
+  const webConfigFile = options.metrics.webConfigFile;
+  if (webConfigFile !== undefined) {
+    metricsPort.webConfigFile = webConfigFile;
+    const problem = webConfigFileProblem(webConfigFile);
+    if (problem !== null) metricsPort.webConfigError = problem;
+  }
   return { docker, binaries, dataRootMount, privileges: { ...privileges, socket, stateDir }, metricsPort };
 }
 

@@ -33,6 +33,47 @@ import {
   type WebConfig,
 } from './web-config.js';
 
+/**
+ * What one client, or many, can hold of the agent through this endpoint. A scrape is one small
+ * request answered in milliseconds; everything else (a slowloris dribbling headers, a client that
+ * never reads, thousands of sockets) is cut at these bounds, so memory stays at most about
+ * maxConnections x (maxHeaderSize + one /metrics body).
+ */
+export interface HttpLimits {
+  /** Request line and headers, in bytes: larger is answered 431 (Node's default is 16 KiB). */
+  maxHeaderSize: number;
+  /** Time to receive the complete headers, from the first byte of a request. */
+  headersTimeoutMs: number;
+  /** Time to receive the complete request, body included. */
+  requestTimeoutMs: number;
+  /** A connection with no traffic either way for this long is closed (a client that never reads). */
+  idleTimeoutMs: number;
+  /** Between two requests on a kept-alive connection. */
+  keepAliveTimeoutMs: number;
+  /** Open connections at once; further ones are closed at accept (Prometheus needs a handful). */
+  maxConnections: number;
+  /** How often Node checks headersTimeout and requestTimeout (its default, 30 s, lets them overrun). */
+  connectionsCheckingIntervalMs: number;
+  /**
+   * Requests one connection may have unanswered at once. Node parses a whole read (64 KiB, about
+   * 1,800 pipelined `GET /metrics`) before its backpressure applies and buffers every answer (13 KB
+   * each): one client that never reads would hold 24 MB. Scrapers do not pipeline; the connection
+   * of a client that goes past this is destroyed.
+   */
+  maxPipelinedRequests: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxHeaderSize: 8 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 30_000,
+  maxConnections: 256,
+  connectionsCheckingIntervalMs: 1_000,
+  maxPipelinedRequests: 8,
+};
+
 export interface MetricsServerOptions {
   /** `host:port`, `[v6]:port` or `:port` (all interfaces); port 0 picks a free port. */
   listen: string;
@@ -42,6 +83,8 @@ export interface MetricsServerOptions {
   /** Readiness for `/readyz`: the first pass is done and Docker is reachable. */
   isReady: () => boolean;
   logger: Logger;
+  /** Defaults: {@link DEFAULT_HTTP_LIMITS}; tests shorten the timeouts. */
+  limits?: Partial<HttpLimits>;
 }
 
 export interface MetricsServer {
@@ -193,7 +236,21 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   });
   const initial = source.loadInitial();
 
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
+  const unanswered = new WeakMap<Socket, number>();
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
+    const socket = request.socket;
+    const pending = (unanswered.get(socket) ?? 0) + 1;
+    unanswered.set(socket, pending);
+    response.once('close', () => unanswered.set(socket, (unanswered.get(socket) ?? 1) - 1));
+    if (pending > limits.maxPipelinedRequests) {
+      logger.debug(
+        { remote: socket.remoteAddress, pending },
+        'metrics endpoint: too many pipelined requests',
+      );
+      socket.destroy();
+      return;
+    }
     handle(request, response).catch((error: unknown) => {
       logger.error({ err: error, url: request.url }, 'metrics endpoint request failed');
       if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -234,7 +291,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       response.end('method not allowed\n');
       return;
     }
-    const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+    let pathname: string;
+    try {
+      pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // `GET http://[ HTTP/1.1` passes Node's parser; it is the client's error, not a 500 to log.
+      response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+      response.end('bad request target\n');
+      return;
+    }
     switch (pathname) {
       case '/metrics': {
         const body = Buffer.from(await options.registry.metrics(), 'utf8');
@@ -269,11 +334,23 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     }
   };
 
+  const serverOptions = {
+    maxHeaderSize: limits.maxHeaderSize,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+  };
   const tls = initial?.tls ?? null;
   if (tls) {
     const policy = tls.clientCerts;
     server = createHttpsServer(
-      { ...tls.context, requestCert: policy.requestCert, rejectUnauthorized: policy.rejectUnauthorized },
+      {
+        ...serverOptions,
+        ...tls.context,
+        requestCert: policy.requestCert,
+        rejectUnauthorized: policy.rejectUnauthorized,
+      },
       handler,
     );
     server.on('secureConnection', (socket: TLSSocket) => {
@@ -290,12 +367,16 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       );
     });
   } else {
-    server = createHttpServer(handler);
+    server = createHttpServer(serverOptions, handler);
   }
-  // A scrape is small; slow or idle clients must not hold sockets for long.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 30_000;
+  // A scrape is small; slow, idle or too many clients must not hold sockets for long.
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  // Idle both ways (a client that sends nothing, or stops reading its answer): the server has no
+  // 'timeout' listener, so Node destroys the socket.
+  server.timeout = limits.idleTimeoutMs;
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {

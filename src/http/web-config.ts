@@ -17,8 +17,8 @@ import { errorMessage } from '../util/errors.js';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseYamlBounded, readBoundedTextFile, YamlFileError } from '../config/bounded-yaml.js';
 import { describeIssues } from '../config/load.js';
 
 /** Go's tls.ClientAuthType names; only RequireAndVerifyClientCert really authenticates clients. */
@@ -298,15 +298,14 @@ function redactSecrets(raw: unknown): unknown {
 
 /** Parses and validates web config text; reads the certificate files it names. */
 export function parseWebConfig(text: string, source: string): WebConfig {
-  const document = parseDocument(text, { uniqueKeys: true });
-  if (document.errors.length > 0) {
-    const first = document.errors[0];
-    const where = first?.linePos?.[0] ? ` at line ${first.linePos[0].line}` : '';
-    throw new WebConfigError(
-      `invalid YAML in web config ${source}${where}: ${first?.message.split('\n')[0]}`,
-    );
+  let raw: unknown;
+  try {
+    // Bounded like the agent's own config: alias bombs, deep nesting, duplicate keys in linear time.
+    raw = parseYamlBounded(text) ?? {};
+  } catch (error) {
+    if (!(error instanceof YamlFileError)) throw error;
+    throw new WebConfigError(error.describeIn(`web config ${source}`));
   }
-  const raw: unknown = document.toJS() ?? {};
   const result = webConfigSchema.safeParse(raw);
   if (!result.success) {
     const problems = describeIssues(result.error.issues, redactSecrets(raw));
@@ -374,7 +373,8 @@ export function parseWebConfig(text: string, source: string): WebConfig {
 export function loadWebConfigFile(file: string): WebConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Re-read on every change: a FIFO or a device put there must not hang or fill the agent.
+    text = readBoundedTextFile(file);
   } catch (error) {
     throw new WebConfigError(`cannot read web config ${file}: ${errorMessage(error)}`);
   }
@@ -393,4 +393,14 @@ export function filesFingerprint(files: readonly string[]): string {
       }
     })
     .join('|');
+}
+
+/** Why `file` cannot be used as the metrics web config, or null when it loads (config check, doctor). */
+export function webConfigFileProblem(file: string): string | null {
+  try {
+    loadWebConfigFile(file);
+    return null;
+  } catch (error) {
+    return errorMessage(error);
+  }
 }

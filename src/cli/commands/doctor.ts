@@ -47,7 +47,11 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
         binaryPath: (tool) => runner.binaryPath(tool),
         binaryOverrides: config.binaries,
         stateDir,
-        metrics: { enabled: config.metrics.enabled, listen: config.metrics.listen },
+        metrics: {
+          enabled: config.metrics.enabled,
+          listen: config.metrics.listen,
+          webConfigFile: config.metrics.webConfigFile,
+        },
         createBackend: (info) =>
           backendFor(info, {
             runner,

@@ -16,6 +16,10 @@ export interface BlockStackPaths {
   mountInfoFile: string;
   /** /sys/dev/block (a test points it at a copy). */
   sysDevBlock: string;
+  /** Resolves symlinks of the data root (default: fs.realpath). */
+  realpath?: (file: string) => Promise<string>;
+  /** "major:minor" of a block device node, null when it is none (default: stat's rdev). */
+  blockDeviceNumber?: (devicePath: string) => Promise<string | null>;
 }
 
 export const DEFAULT_BLOCK_STACK_PATHS: BlockStackPaths = {
@@ -98,25 +102,32 @@ async function readSysfs(file: string): Promise<string | null> {
   }
 }
 
-/** The block device behind a mount: mountinfo's st_dev, or the source's rdev for btrfs. */
-async function deviceOf(mount: MountEntry, sysDevBlock: string): Promise<string | null> {
-  if (!mount.majorMinor.startsWith('0:')) return mount.majorMinor;
-  if (!mount.source.startsWith('/dev/')) return null;
+async function statBlockDeviceNumber(devicePath: string): Promise<string | null> {
   try {
-    const info = await stat(mount.source, { bigint: true });
-    if (!info.isBlockDevice()) return null;
-    const majorMinor = majorMinorOfRdev(info.rdev);
-    return (await readSysfs(path.join(sysDevBlock, majorMinor, 'dev'))) === null ? null : majorMinor;
+    const info = await stat(devicePath, { bigint: true });
+    return info.isBlockDevice() ? majorMinorOfRdev(info.rdev) : null;
   } catch {
     return null;
   }
+}
+
+/** The block device behind a mount: mountinfo's st_dev, or the source's rdev for btrfs. */
+async function deviceOf(mount: MountEntry, paths: BlockStackPaths): Promise<string | null> {
+  if (!mount.majorMinor.startsWith('0:')) return mount.majorMinor;
+  if (!mount.source.startsWith('/dev/')) return null;
+  const majorMinor = await (paths.blockDeviceNumber ?? statBlockDeviceNumber)(mount.source);
+  if (majorMinor === null) return null;
+  return (await readSysfs(path.join(paths.sysDevBlock, majorMinor, 'dev'))) === null ? null : majorMinor;
 }
 
 export async function readBlockStack(
   dataRoot: string,
   paths: BlockStackPaths = DEFAULT_BLOCK_STACK_PATHS,
 ): Promise<BlockStack> {
-  const [resolved, text] = await Promise.all([realpath(dataRoot), readFile(paths.mountInfoFile, 'utf8')]);
+  const [resolved, text] = await Promise.all([
+    (paths.realpath ?? realpath)(dataRoot),
+    readFile(paths.mountInfoFile, 'utf8'),
+  ]);
   const mount = findMountFor(parseMountInfo(text), resolved);
   if (!mount) throw new Error(`no mount found for ${dataRoot}`);
   const base = {
@@ -126,7 +137,7 @@ export async function readBlockStack(
     source: mount.source,
     readOnly: hasOption(mount, 'ro'),
   };
-  const majorMinor = await deviceOf(mount, paths.sysDevBlock);
+  const majorMinor = await deviceOf(mount, paths);
   if (!majorMinor) {
     return {
       ...base,

@@ -27,6 +27,7 @@ export interface LogicalVolumeReport {
   /** lv_attr, e.g. `-wi-ao----` (position 5 `a`: active, 6 `o`: open). */
   attr: string;
   sizeBytes: number;
+  /** Segment type; segments of different types are joined with `+` (never extended). */
   segtype: string;
   /** "major:minor" of the active LV, or null when inactive (lvs prints -1). */
   kernelMajorMinor: string | null;
@@ -74,7 +75,11 @@ function textField(row: Record<string, unknown>, field: string): string {
   return value;
 }
 
-/** Parses the JSON report of {@link lvsArgs}; exactly one LV row is expected. */
+/**
+ * Parses the JSON report of {@link lvsArgs}. `segtype` is a segment field, so lvs prints one row
+ * per segment: an LV extended after a neighbour was allocated has two (recorded:
+ * lvm/lvs-ext4-after.json). The rows of one LV are merged; rows of two LVs are refused.
+ */
 export function parseLvsReport(stdout: string): LogicalVolumeReport {
   let parsed: unknown;
   try {
@@ -83,25 +88,27 @@ export function parseLvsReport(stdout: string): LogicalVolumeReport {
     throw new Error('lvs: the report is not JSON');
   }
   const report = (parsed as { report?: Array<{ lv?: unknown[] }> }).report;
-  const rows = Array.isArray(report)
-    ? report.flatMap((entry) => (Array.isArray(entry.lv) ? entry.lv : []))
-    : [];
-  if (rows.length !== 1 || rows[0] === null || typeof rows[0] !== 'object')
-    throw new Error(`lvs: expected one logical volume, found ${rows.length}`);
-  const row = rows[0] as Record<string, unknown>;
-  const major = textField(row, 'lv_kernel_major');
-  const minor = textField(row, 'lv_kernel_minor');
+  const rows = (
+    Array.isArray(report) ? report.flatMap((entry) => (Array.isArray(entry.lv) ? entry.lv : [])) : []
+  ).filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
+  const first = rows[0];
+  if (!first) throw new Error('lvs: expected one logical volume, found 0');
+  const uuids = new Set(rows.map((row) => textField(row, 'lv_uuid')));
+  if (uuids.size !== 1) throw new Error(`lvs: expected one logical volume, found ${uuids.size}`);
+  const segtypes = new Set(rows.map((row) => textField(row, 'segtype')));
+  const major = textField(first, 'lv_kernel_major');
+  const minor = textField(first, 'lv_kernel_minor');
   return {
-    vg: textField(row, 'vg_name'),
-    lv: textField(row, 'lv_name'),
-    lvUuid: textField(row, 'lv_uuid'),
-    attr: textField(row, 'lv_attr'),
-    sizeBytes: byteField(row, 'lv_size'),
-    segtype: textField(row, 'segtype'),
+    vg: textField(first, 'vg_name'),
+    lv: textField(first, 'lv_name'),
+    lvUuid: textField(first, 'lv_uuid'),
+    attr: textField(first, 'lv_attr'),
+    sizeBytes: byteField(first, 'lv_size'),
+    segtype: segtypes.size === 1 ? [...segtypes][0]! : [...segtypes].sort().join('+'),
     kernelMajorMinor: /^\d+$/.test(major) && /^\d+$/.test(minor) ? `${major}:${minor}` : null,
-    vgSizeBytes: byteField(row, 'vg_size'),
-    vgFreeBytes: byteField(row, 'vg_free'),
-    vgExtentBytes: byteField(row, 'vg_extent_size'),
+    vgSizeBytes: byteField(first, 'vg_size'),
+    vgFreeBytes: byteField(first, 'vg_free'),
+    vgExtentBytes: byteField(first, 'vg_extent_size'),
   };
 }
 

@@ -84,7 +84,7 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
     },
     lastLook: {
       type: 'gauge',
-      name: 'data_filesystem_last_look_timestamp_seconds',
+      name: 'data_filesystem_look_timestamp_seconds',
       help: 'Unix time of the last data-filesystem look.',
     },
   });
@@ -93,14 +93,13 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
   let exported: { fs: { mountpoint: string; fstype: string }; lv: { vg: string; lv: string } | null } | null =
     null;
 
-  function removeSeries(): void {
-    if (!exported) return;
-    for (const gauge of [m.size, m.used, m.free, m.inodes, m.inodesFree]) gauge.remove(exported.fs);
-    if (exported.lv) {
-      m.lvSize.remove(exported.lv);
-      m.vgFree.remove({ vg: exported.lv.vg });
-    }
-    exported = null;
+  function removeFsSeries(fs: { mountpoint: string; fstype: string }): void {
+    for (const gauge of [m.size, m.used, m.free, m.inodes, m.inodesFree]) gauge.remove(fs);
+  }
+
+  function removeLvSeries(lv: { vg: string; lv: string }): void {
+    m.lvSize.remove(lv);
+    m.vgFree.remove({ vg: lv.vg });
   }
 
   return {
@@ -116,14 +115,11 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
       if (!look) return;
       const fs = { mountpoint: look.stack.mountPoint, fstype: look.stack.fsType };
       const lv = look.lv ? { vg: look.lv.vg, lv: look.lv.lv } : null;
-      if (
-        exported &&
-        (exported.fs.mountpoint !== fs.mountpoint ||
-          exported.fs.fstype !== fs.fstype ||
-          exported.lv?.vg !== lv?.vg ||
-          exported.lv?.lv !== lv?.lv)
-      )
-        removeSeries();
+      if (exported && (exported.fs.mountpoint !== fs.mountpoint || exported.fs.fstype !== fs.fstype))
+        removeFsSeries(exported.fs);
+      // an LV no longer seen (lvs failed, or the data root moved) has no series: never a stale size
+      if (exported?.lv && (exported.lv.vg !== lv?.vg || exported.lv.lv !== lv?.lv))
+        removeLvSeries(exported.lv);
       exported = { fs, lv };
       m.size.set(fs, look.usage.totalBytes);
       m.used.set(fs, look.usage.usedBytes);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { buildAgent, loadCliConfig } from '../context.js';
 import { renderStatus, statusJson } from '../render-status.js';
+import { dataFilesystemJson, renderDataFilesystemLines } from '../render-data-filesystem.js';
 import type { CliContext } from '../context.js';
 
 export function registerStatusCommand(program: Command, context: CliContext): void {
@@ -15,8 +16,18 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
       await agent.inventory.resync();
       const report = await agent.reconciler.runPass({ dryRun: true });
       const renderOptions = { nowMs: Date.now() };
-      context.io.stdout.write(
-        options.json ? statusJson(report, renderOptions) : renderStatus(report, renderOptions),
-      );
+      // the data filesystem (dataFilesystem.enabled): one dry-run look of its watcher
+      const dataFs = (await agent.dataFilesystem?.runOnce()) ?? null;
+      if (options.json) {
+        const json = statusJson(report, renderOptions);
+        context.io.stdout.write(
+          dataFs
+            ? `${JSON.stringify({ ...JSON.parse(json), dataFilesystem: dataFilesystemJson(dataFs) }, null, 2)}\n`
+            : json,
+        );
+      } else {
+        const text = renderStatus(report, renderOptions);
+        context.io.stdout.write(dataFs ? `${text}\n${renderDataFilesystemLines(dataFs).join('\n')}\n` : text);
+      }
     });
 }

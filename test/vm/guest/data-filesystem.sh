@@ -67,7 +67,7 @@ EOT
 start_agent() { # <config> <log name>
   node "$SRC/dist/src/main.js" run --config "$1" >>"$OUT/agent-$2.log" 2>&1 &
   AGENT_PID=$!
-  wait_for 300 bash -c "busybox wget -qO- $METRICS | grep -q '^docker_autogrow_data_filesystem_last_look_timestamp_seconds '" ||
+  wait_for 300 bash -c "busybox wget -qO- $METRICS | grep -q '^docker_autogrow_data_filesystem_look_timestamp_seconds '" ||
     fail "agent ($2) did not export data-filesystem metrics"
   stamp "agent up ($2, pid $AGENT_PID)"
 }

@@ -24,6 +24,7 @@ import { Journal } from './journal.js';
 import { Reconciler } from './reconciler.js';
 import type { Clock } from '../util/clock.js';
 import type { PassReport } from '../report/pass-report.js';
+import { DataFilesystemWatcher, dataFilesystemSettings } from '../storage/data-filesystem/watcher.js';
 
 /** Docker could not be reached or answered nonsense: the agent cannot serve this host. */
 export class DockerUnavailableError extends Error {
@@ -44,6 +45,8 @@ export interface AgentContext {
   inventory: DockerInventory;
   reconciler: Reconciler;
   metrics: Metrics;
+  /** The data-filesystem loop (its own component beside the reconciler); null when disabled. */
+  dataFilesystem?: DataFilesystemWatcher | null;
 }
 
 /** The agent's own state directory: beside the journal (locks and backend intent logs). */
@@ -146,7 +149,51 @@ export async function createAgentContext(
         if (key.startsWith(`${containerId}\n`)) labelWarningsSeen.delete(key);
     },
   });
-  return { config, logger, runner, docker, dockerInfo, backend, journal, inventory, reconciler, metrics };
+  const dataFilesystem = createDataFilesystemWatcher(
+    config,
+    logger,
+    runner,
+    dockerInfo,
+    metrics,
+    options.clock,
+  );
+  return {
+    config,
+    logger,
+    runner,
+    docker,
+    dockerInfo,
+    backend,
+    journal,
+    inventory,
+    reconciler,
+    metrics,
+    dataFilesystem,
+  };
+}
+
+/** The data-filesystem loop for Docker's data root, reporting into the metrics; null when disabled. */
+function createDataFilesystemWatcher(
+  config: Config,
+  logger: Logger,
+  runner: CommandRunner,
+  dockerInfo: DockerInfo,
+  metrics: Metrics,
+  clock: Clock | undefined,
+): DataFilesystemWatcher | null {
+  if (!config.dataFilesystem.enabled) return null;
+  return new DataFilesystemWatcher({
+    dataRoot: dockerInfo.dockerRootDir,
+    settings: dataFilesystemSettings(config),
+    intervalMs: config.dataFilesystem.interval,
+    dryRun: config.dryRun,
+    runner,
+    stateDir: stateDirOf(config),
+    commandTimeoutMs: config.commandTimeout,
+    logger: logger.child({ component: 'data-filesystem' }),
+    clock: clock ?? { nowMs: () => Date.now() },
+    onStatus: (status) => metrics.dataFilesystem.applyStatus(status),
+  });
 }
 
 /** Invalid label values are counted once per container and text, not once per pass. */
@@ -211,6 +258,7 @@ export async function runAgent(
   );
   await inventory.start();
   await reconciler.start();
+  await context.dataFilesystem?.start();
   const first = reconciler.lastReport ?? (await reconciler.runPass({}));
   firstPassDone = true;
   const summary = describeReport(first);
@@ -231,6 +279,7 @@ export async function runAgent(
       logger.info('agent stopping');
       await notifier.stopping();
       notifier.stopWatchdog();
+      await context.dataFilesystem?.stop();
       await reconciler.stop();
       await inventory.stop();
       await server?.close();

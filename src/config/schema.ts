@@ -310,6 +310,29 @@ export const configSchema = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).prefault('info'),
     })
     .prefault({}),
+  dataFilesystem: z
+    .strictObject({
+      enabled: z.boolean().prefault(false).meta({
+        description:
+          "grow the filesystem under Docker's data root (LVM LV + ext4/XFS/btrfs, online) when it fills",
+      }),
+      interval: durationMs({ minMs: 1000 })
+        .prefault('5s')
+        .meta({ description: 'time between looks (statfs, sysfs, one lvs)' }),
+      threshold: percentRatio().prefault('85%').meta({ description: 'grow when bytes used >= this share' }),
+      inodeThreshold: percentRatio()
+        .prefault('90%')
+        .meta({ description: 'grow when inodes used >= this share (ext4 can run out of inodes first)' }),
+      step: step().prefault('20%').meta({ description: 'a share of the LV size (20%) or a size (10G)' }),
+      minStep: sizeBytes().prefault('1G').meta({ description: 'never grow by less (VG free permitting)' }),
+      maxSize: sizeBytes().prefault('2T').meta({ description: 'never grow the LV beyond this size' }),
+      vgReserve: sizeBytes()
+        .prefault('1G')
+        .meta({ description: 'leave at least this much of the volume group free (snapshots, other LVs)' }),
+      cooldown: durationMs().prefault('30s').meta({ description: 'after a successful grow' }),
+    })
+    .prefault({})
+    .meta({ description: "the filesystem under Docker's data root, for every storage driver" }),
   commandTimeout: durationMs(TIMEOUT_BOUNDS).prefault('30s').meta({ description: 'per external command' }),
   binaries: z
     // Only the tools the agent runs: `binaries.rm` would be accepted and never used (a typo, or a hope).

@@ -21,6 +21,7 @@ import { METRIC_PREFIX, Registry, collectProcessMetrics, defineMetrics, type Gau
 import type { ContainerReport, PassReport, PoolAction } from '../report/pass-report.js';
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
 import type { PoolMode, StorageDriverName } from '../storage/types.js';
+import { createDataFilesystemMetrics, type DataFilesystemMetrics } from './data-filesystem-metrics.js';
 
 export { METRIC_PREFIX };
 
@@ -98,6 +99,8 @@ export interface Metrics {
    * the series whose value changed, so this shows tests and benchmarks what a pass cost.
    */
   containerSeriesWrites(): number;
+  /** The filesystem under Docker's data root (src/metrics/data-filesystem-metrics.ts). */
+  readonly dataFilesystem: DataFilesystemMetrics;
 }
 
 type ContainerLabels = { container_id: string; container_name: string; driver: string };
@@ -540,8 +543,10 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     }
   }
 
+  const dataFilesystem = createDataFilesystemMetrics(registry);
   return {
     registry,
+    dataFilesystem,
 
     applyPassReport(report: PassReport): void {
       if (report.driver) initDriver(report.driver);

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { parseExposition } from './metrics-exposition.js';
 import { samplePassReport, sampleThinPoolReport } from './metrics-sample-report.js';
+import { sampleDataFsStatus } from './data-filesystem-sample-status.js';
 
 interface DocumentedMetric {
   name: string;
@@ -46,6 +47,7 @@ async function registeredMetrics(): Promise<Map<string, { type: string; labels: 
   metrics.incEventStreamReconnects();
   metrics.incJournalErrors();
   metrics.incLabelWarnings(1);
+  metrics.dataFilesystem.applyStatus(sampleDataFsStatus());
   const text = `${thinPoolText}\n${await metrics.registry.metrics()}`;
   const registered = new Map<string, { type: string; labels: Set<string> }>();
   for (const match of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {

@@ -4,6 +4,8 @@ import { loadConfig } from '../../config/load.js';
 import { DockerClient } from '../../docker/client.js';
 import type { DockerInfo } from '../../docker/model.js';
 import { doctorJson, renderChecklist, runDoctor } from '../../doctor/run-doctor.js';
+import { hostServable } from '../../doctor/checks.js';
+import { runDataFilesystemChecks } from '../../doctor/data-filesystem-checks.js';
 import { ExecaRunner } from '../../exec/runner.js';
 import { silentLogger } from '../../log/logger.js';
 import { UnsupportedDriverError, createBackendFor } from '../../storage/select.js';
@@ -61,6 +63,13 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
             commandTimeoutMs: config.commandTimeout,
           }),
       });
+      if (config.dataFilesystem.enabled) {
+        const binaryPath = (tool: Parameters<typeof runner.binaryPath>[0]) => runner.binaryPath(tool);
+        result.checks.push(
+          ...(await runDataFilesystemChecks({ config, docker, runner, binaryPath, stateDir })),
+        );
+        result.ok = hostServable(result.checks);
+      }
       context.io.stdout.write(options.json ? doctorJson(result) : renderChecklist(result));
       if (!result.ok) {
         const where = options.json ? 'see "checks"' : 'see the fixes above';

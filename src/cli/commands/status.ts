@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { stateDirOf } from '../../agent/app.js';
+import { stateDirOf, type AgentContext } from '../../agent/app.js';
 import { askAgentIfRunning } from '../../control/owner.js';
 import { CONTROL_PROTOCOL_VERSION } from '../../control/protocol.js';
 import type { PassReport } from '../../report/pass-report.js';
 import { CliError } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
 import { renderStatus, statusJson } from '../render-status.js';
+import { dataFilesystemJson, renderDataFilesystemLines } from '../render-data-filesystem.js';
 import type { CliContext } from '../context.js';
 
 export function registerStatusCommand(program: Command, context: CliContext): void {
@@ -22,6 +23,9 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         op: 'status',
       });
       let report: PassReport;
+      // the data filesystem (dataFilesystem.enabled): one dry-run look of its watcher, in-process
+      // only for now (the control protocol's status answer does not carry it yet)
+      let dataFs: Awaited<ReturnType<NonNullable<AgentContext['dataFilesystem']>['runOnce']>> | null = null;
       if (reply) {
         if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
         if (reply.op !== 'status') throw new CliError(`the agent answered status with ${reply.op}`);
@@ -30,10 +34,19 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
         await agent.inventory.resync();
         report = await agent.reconciler.runPass({ dryRun: true });
+        dataFs = (await agent.dataFilesystem?.runOnce()) ?? null;
       }
       const renderOptions = { nowMs: Date.now() };
-      context.io.stdout.write(
-        options.json ? statusJson(report, renderOptions) : renderStatus(report, renderOptions),
-      );
+      if (options.json) {
+        const json = statusJson(report, renderOptions);
+        context.io.stdout.write(
+          dataFs
+            ? `${JSON.stringify({ ...JSON.parse(json), dataFilesystem: dataFilesystemJson(dataFs) }, null, 2)}\n`
+            : json,
+        );
+      } else {
+        const text = renderStatus(report, renderOptions);
+        context.io.stdout.write(dataFs ? `${text}\n${renderDataFilesystemLines(dataFs).join('\n')}\n` : text);
+      }
     });
 }

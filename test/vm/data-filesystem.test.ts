@@ -1,0 +1,66 @@
+/**
+ * Host launcher: ONE `none` VM runs test/vm/guest/data-filesystem.sh, which builds LVM on the scratch
+ * disk and, for overlay2 on ext4 on LVM and overlay2 on XFS on LVM, shows the control (ENOSPC without
+ * the agent), an online LV + filesystem grow under a writer with `df` = metrics, a clear VG-exhausted
+ * reason with nothing changed, and a real kill -9 between lvextend and the filesystem grow finished
+ * by the restarted agent. The guest runs the compiled agent (dist/), built here first.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, expect, it } from 'vitest';
+import { describeWith } from '../support/prereqs.js';
+import { CHECKOUT_DIR } from './harness/image.js';
+import { assertVmRunPassed, ensureVmImage, runInVm, vmPrereqs } from './harness/index.js';
+
+const FILESYSTEMS = ['ext4', 'xfs'];
+const CHECKS = ['control', 'grow', 'vg-exhausted', 'killed', 'recovered'];
+
+describeWith(vmPrereqs, 'data filesystem growth on LVM in the VM', () => {
+  beforeAll(async () => {
+    execFileSync(
+      process.execPath,
+      [path.join(CHECKOUT_DIR, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
+      {
+        cwd: CHECKOUT_DIR,
+        stdio: 'inherit',
+      },
+    );
+    await ensureVmImage();
+  });
+
+  it('grows LV + ext4 / XFS online under a writer, reports VG exhaustion, recovers a kill after lvextend', async () => {
+    const result = await runInVm({
+      environment: 'none',
+      label: 'data-filesystem',
+      script: 'test/vm/guest/data-filesystem.sh',
+      env: { AUTOGROW_DATAFS_FILESYSTEMS: FILESYSTEMS.join(' ') },
+      timeoutMs: 30 * 60_000,
+    });
+    console.log(
+      `data-filesystem VM run: exit ${result.exitCode} in ${Math.round(result.durationMs / 1000)} s (${result.runDir})`,
+    );
+    for (const line of result.consoleLog.split('\n')) if (line.startsWith('DATAFS')) console.log(line);
+    assertVmRunPassed(result);
+    for (const fs of FILESYSTEMS) {
+      for (const check of CHECKS) expect(result.consoleLog).toContain(`DATAFS ${fs} ${check}: ok`);
+    }
+    expect(result.consoleLog).toContain('DATAFS PASSED');
+    const out = path.join(result.artifactsDir, 'data-filesystem');
+    for (const fs of FILESYSTEMS) {
+      // the agent's metrics after the grow name the filesystem the guest made
+      const metrics = readFileSync(path.join(out, `metrics-${fs}-after.txt`), 'utf8');
+      expect(metrics).toContain(
+        `docker_autogrow_data_filesystem_size_bytes{mountpoint="/var/lib/docker",fstype="${fs}"}`,
+      );
+      // the journal at the kill ends with the LV extended and the filesystem grow not recorded
+      const killed = readFileSync(path.join(out, `journal-${fs}-killed.jsonl`), 'utf8')
+        .trim()
+        .split('\n');
+      expect(JSON.parse(killed.at(-1) ?? '{}')).toMatchObject({ step: 'lv-extended' });
+      const recovered = readFileSync(path.join(out, `journal-${fs}-recovered.jsonl`), 'utf8');
+      expect(recovered).toContain('"step":"done"');
+    }
+    console.log(`data-filesystem artifacts: ${readdirSync(out).join(' ')}`);
+  });
+});

@@ -1,0 +1,231 @@
+#!/bin/bash
+# Data-filesystem growth on a real kernel (run by test/vm/data-filesystem.test.ts in an `none` VM):
+# for each filesystem in $AUTOGROW_DATAFS_FILESYSTEMS (default "ext4 xfs"), Docker's data root on an
+# LVM LV of that filesystem, dockerd overlay2 on it, and:
+#   1. control: without the agent, a writer in a container without a size limit hits ENOSPC;
+#   2. with the agent: the same writer finishes, the agent extended the LV and the filesystem online,
+#      and `df` agrees with the agent's metrics;
+#   3. VG exhausted: a clear cannot-grow reason (metric), LV unchanged, no pending intent;
+#   4. a real kill -9 of the agent after lvextend and before the filesystem grow (the grow tool is a
+#      wrapper that blocks), then a restart that finishes the grow.
+# Prints "DATAFS <fs> <check>: ok ..." per check and "DATAFS PASSED" at the end; the host asserts on them.
+set -euo pipefail
+. "$AUTOGROW_SRC/test/vm/guest/lib.sh"
+. "$AUTOGROW_VM_ENV_FILE"
+SRC=$AUTOGROW_SRC
+OUT=$AUTOGROW_ARTIFACTS_DIR/data-filesystem
+mkdir -p "$OUT"
+VG=agdata
+LV=docker
+DATA_ROOT=/var/lib/docker
+STATE=/run/autogrow-state
+IMAGE=autogrow-busybox:test
+METRICS=http://127.0.0.1:9839/metrics
+MIB=$((1024 * 1024))
+AGENT_PID=""
+
+[ -f "$SRC/dist/src/main.js" ] || die "dist/src/main.js missing: run npm run build on the host first"
+[ -e "$SRC/node_modules/dockerode/package.json" ] || die "node_modules is not readable in the guest ($SRC/node_modules)"
+modprobe -a dm-mod xfs overlay
+
+fail() {
+  echo "DATAFS FAIL: $*" >&2
+  for f in "$OUT"/agent-*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 20 "$f"; } >&2; done
+  exit 1
+}
+ok() { echo "DATAFS $FS $1: ok${2:+ ($2)}"; }
+metric() { # <name> [label filter regex]: value of the first matching sample
+  busybox wget -qO- "$METRICS" 2>/dev/null | grep -E "^docker_autogrow_$1(\{[^}]*${2:-}[^}]*\})? " | head -n1 | awk '{print $2}'
+}
+lv_bytes() { lvs --noheadings --units b --nosuffix -o lv_size "$VG/$LV" | tr -d ' '; }
+fs_bytes() { df -B1 --output=size "$DATA_ROOT" | tail -n1 | tr -d ' '; }
+show() {
+  echo "\$ $*"
+  "$@"
+}
+
+write_config() { # <file> <threshold> [binaries yaml]
+  cat >"$1" <<EOT
+interval: 1s
+journal:
+  path: $STATE/journal.jsonl
+metrics:
+  listen: 127.0.0.1:9839
+dataFilesystem:
+  enabled: true
+  interval: 1s
+  threshold: $2
+  step: 1G
+  minStep: 512M
+  maxSize: 6G
+  vgReserve: 256M
+  cooldown: 1s
+${3:-}
+EOT
+}
+
+start_agent() { # <config> <log name>
+  node "$SRC/dist/src/main.js" run --config "$1" >>"$OUT/agent-$2.log" 2>&1 &
+  AGENT_PID=$!
+  wait_for 300 bash -c "busybox wget -qO- $METRICS | grep -q '^docker_autogrow_data_filesystem_look_timestamp_seconds '" ||
+    fail "agent ($2) did not export data-filesystem metrics"
+  stamp "agent up ($2, pid $AGENT_PID)"
+}
+stop_agent() {
+  [ -n "$AGENT_PID" ] || return 0
+  kill -TERM "$AGENT_PID" 2>/dev/null || true
+  wait "$AGENT_PID" 2>/dev/null || true
+  AGENT_PID=""
+}
+
+import_busybox() {
+  local bb=/tmp/autogrow-busybox
+  rm -rf $bb
+  mkdir -p $bb/bin $bb/etc $bb/tmp $bb/proc $bb/sys $bb/dev
+  cp /bin/busybox $bb/bin/busybox
+  for applet in sh dd sleep sync rm; do ln -sf busybox "$bb/bin/$applet"; done
+  tar -C $bb -c . | docker import -c 'CMD ["/bin/sh"]' - "$IMAGE" >/dev/null
+  rm -rf $bb
+}
+
+# writer <name> <chunks of 32 MiB> <pause s>: a container without a size limit writing and syncing
+writer() {
+  docker run -d --name "$1" --network none "$IMAGE" sh -c \
+    "i=0; while [ \$i -lt $2 ]; do dd if=/dev/zero of=/fill\$i bs=1M count=32 conv=fsync 2>&1 || exit 1; i=\$((i+1)); sleep $3; done; sync" >/dev/null
+}
+writer_exit() { docker wait "$1"; }
+
+setup_fs() { # <fs>
+  lvcreate -q -y --wipesignatures y -n $LV -L 1G $VG
+  udevadm settle
+  case $1 in
+    ext4) mkfs.ext4 -q -F /dev/$VG/$LV ;;
+    xfs) mkfs.xfs -q -f /dev/$VG/$LV ;;
+    btrfs) mkfs.btrfs -q -f /dev/$VG/$LV ;;
+  esac
+  mkdir -p $DATA_ROOT
+  mount /dev/$VG/$LV $DATA_ROOT
+  mkdir -p /etc/docker
+  cat >/etc/docker/daemon.json <<EOT
+{ "data-root": "$DATA_ROOT", "storage-driver": "$([ "$1" = btrfs ] && echo btrfs || echo overlay2)",
+  "iptables": false, "ip-masq": false, "bridge": "none", "log-level": "info" }
+EOT
+  bash "$AUTOGROW_DOCKERD_CTL" start
+  import_busybox
+  rm -rf $STATE
+  mkdir -p $STATE
+}
+
+teardown_fs() {
+  stop_agent
+  docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true
+  bash "$AUTOGROW_DOCKERD_CTL" stop
+  umount $DATA_ROOT
+  lvremove -q -y $VG/$LV
+}
+
+pvcreate -q "$AUTOGROW_SCRATCH_DEV"
+vgcreate -q $VG "$AUTOGROW_SCRATCH_DEV"
+for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs}; do
+  stamp "data-filesystem: $FS"
+  setup_fs "$FS"
+  cp "$OUT/../dockerd.log" "$OUT/dockerd-$FS.log" 2>/dev/null || true
+  lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,segtype,vg_free,vg_extent_size $VG/$LV >"$OUT/lvs-$FS-before.json"
+
+  # 1. control: 1.25 GiB into a 1 GiB filesystem without the agent
+  writer control 40 0
+  rc=$(writer_exit control)
+  docker logs control >"$OUT/control-$FS.log" 2>&1
+  [ "$rc" != 0 ] || fail "$FS control: the writer finished without the agent (rc 0)"
+  grep -q 'No space left on device' "$OUT/control-$FS.log" || fail "$FS control: no ENOSPC in the writer's output"
+  [ "$(lv_bytes)" = $((1024 * MIB)) ] || fail "$FS control: the LV changed without the agent"
+  docker rm control >/dev/null
+  ok control "writer rc $rc: $(grep -m1 'No space left' "$OUT/control-$FS.log")"
+
+  # 2. the agent grows LV + filesystem online while the writer writes
+  write_config $STATE/agent.yaml 60%
+  start_agent $STATE/agent.yaml "$FS"
+  fs_before=$(fs_bytes)
+  writer filler 40 1
+  rc=$(writer_exit filler)
+  docker logs filler >"$OUT/filler-$FS.log" 2>&1
+  [ "$rc" = 0 ] || fail "$FS grow: the writer failed with the agent running (rc $rc): $(tail -n2 "$OUT/filler-$FS.log")"
+  lv_after=$(lv_bytes)
+  [ "$lv_after" -gt $((1024 * MIB)) ] || fail "$FS grow: LV not extended ($lv_after)"
+  sleep 3 # two looks: the metrics carry the settled size
+  fs_after=$(fs_bytes)
+  metric_size=$(metric data_filesystem_size_bytes)
+  metric_lv=$(metric data_filesystem_lv_size_bytes)
+  show df -B1 --output=source,fstype,size,used,avail,itotal,iused,target $DATA_ROOT | tee "$OUT/df-$FS-after.txt"
+  busybox wget -qO- "$METRICS" | grep '^docker_autogrow_data_filesystem' | tee "$OUT/metrics-$FS-after.txt"
+  [ "$fs_after" -gt "$fs_before" ] || fail "$FS grow: filesystem did not grow ($fs_before -> $fs_after)"
+  [ "$(printf '%.0f' "$metric_size")" = "$fs_after" ] || fail "$FS grow: df size $fs_after != metric $metric_size"
+  [ "$(printf '%.0f' "$metric_lv")" = "$lv_after" ] || fail "$FS grow: lvs $lv_after != metric $metric_lv"
+  grows=$(metric data_filesystem_grows_total 'result="grown"')
+  [ "$(printf '%.0f' "$grows")" -ge 1 ] || fail "$FS grow: grows_total{result=grown} is $grows"
+  ok grow "writer rc 0; LV 1073741824 -> $lv_after; fs $fs_before -> $fs_after; df = metric; grows $grows"
+
+  # 3. VG exhausted: another LV takes every free extent; the filler's files stay, a second writer
+  #    crosses the threshold
+  lvcreate -q -y -n hog -l 100%FREE $VG
+  lv_before=$(lv_bytes)
+  used=$(df -B1 --output=used $DATA_ROOT | tail -n1 | tr -d ' ')
+  need=$(((fs_after * 65 / 100 - used) / (32 * MIB) + 1))
+  [ "$need" -gt 0 ] || need=1
+  writer extra "$need" 0
+  rc=$(writer_exit extra)
+  [ "$rc" = 0 ] || fail "$FS exhausted: the second writer failed (rc $rc)"
+  wait_for 60 bash -c "busybox wget -qO- $METRICS | grep -q '^docker_autogrow_data_filesystem_cannot_grow{reason=\"vg-exhausted\"} 1'" ||
+    fail "$FS exhausted: no cannot_grow{reason=vg-exhausted} 1: $(busybox wget -qO- $METRICS | grep cannot_grow)"
+  [ "$(lv_bytes)" = "$lv_before" ] || fail "$FS exhausted: the LV changed ($lv_before -> $(lv_bytes))"
+  pending=$(metric data_filesystem_pending_recoveries)
+  [ "$(printf '%.0f' "$pending")" = 0 ] || fail "$FS exhausted: $pending pending recoveries"
+  intents=$(grep -c '"step":"intent"' $STATE/data-filesystem-journal.jsonl || true)
+  dones=$(grep -c '"step":"done"' $STATE/data-filesystem-journal.jsonl || true)
+  [ "$intents" = "$dones" ] || fail "$FS exhausted: $intents intents, $dones done in the journal"
+  grep -m1 '"vg-exhausted"\|VG\|volume group' "$OUT/agent-$FS.log" >/dev/null || true
+  vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free $VG >"$OUT/vgs-$FS-exhausted.json"
+  ok vg-exhausted "cannot_grow{reason=vg-exhausted} 1, LV unchanged at $lv_before, journal $intents intents / $dones done"
+  docker rm -f extra >/dev/null
+  lvremove -q -y $VG/hog
+
+  # 4. kill -9 after lvextend, before the filesystem grow; the restart finishes it
+  stop_agent
+  tool=$([ "$FS" = ext4 ] && echo resize2fs || { [ "$FS" = xfs ] && echo xfs_growfs || echo btrfs; })
+  cat >/tmp/blocking-fs-grow <<EOT
+#!/bin/sh
+echo \$\$ >/tmp/blocking-fs-grow.pid
+exec sleep 600
+EOT
+  chmod +x /tmp/blocking-fs-grow
+  rm -f /tmp/blocking-fs-grow.pid
+  # threshold 1%: the restarted agent grows at once
+  write_config $STATE/agent-kill.yaml 1% "binaries:
+  $tool: /tmp/blocking-fs-grow"
+  lv_before=$(lv_bytes)
+  fs_before=$(fs_bytes)
+  start_agent $STATE/agent-kill.yaml "$FS-kill"
+  wait_for 120 test -s /tmp/blocking-fs-grow.pid || fail "$FS kill: the agent never reached the filesystem grow"
+  kill -KILL "$AGENT_PID"
+  wait "$AGENT_PID" 2>/dev/null || true
+  AGENT_PID=""
+  kill -KILL "$(cat /tmp/blocking-fs-grow.pid)" 2>/dev/null || true
+  lv_killed=$(lv_bytes)
+  fs_killed=$(fs_bytes)
+  cp $STATE/data-filesystem-journal.jsonl "$OUT/journal-$FS-killed.jsonl"
+  [ "$lv_killed" -gt "$lv_before" ] || fail "$FS kill: LV not extended before the kill ($lv_before -> $lv_killed)"
+  [ "$fs_killed" = "$fs_before" ] || fail "$FS kill: filesystem changed before its grow ($fs_before -> $fs_killed)"
+  tail -n1 $STATE/data-filesystem-journal.jsonl | grep -q '"step":"lv-extended"' || fail "$FS kill: last journal step is not lv-extended"
+  ok killed "LV $lv_before -> $lv_killed, fs still $fs_killed, journal ends at lv-extended"
+  start_agent $STATE/agent.yaml "$FS-restart"
+  wait_for 120 bash -c "[ \$(df -B1 --output=size $DATA_ROOT | tail -n1 | tr -d ' ') -gt $fs_before ]" ||
+    fail "$FS recover: filesystem not grown after the restart"
+  wait_for 30 bash -c "busybox wget -qO- $METRICS | grep -q '^docker_autogrow_data_filesystem_pending_recoveries 0'" ||
+    fail "$FS recover: pending recoveries not 0"
+  [ "$(lv_bytes)" = "$lv_killed" ] || fail "$FS recover: LV changed again during recovery"
+  grep -q 'data filesystem grow recovery' "$OUT/agent-$FS-restart.log" || fail "$FS recover: no recovery log line"
+  cp $STATE/data-filesystem-journal.jsonl "$OUT/journal-$FS-recovered.jsonl"
+  ok recovered "fs $fs_before -> $(fs_bytes) after the restart; LV $lv_killed"
+  teardown_fs
+done
+echo "DATAFS PASSED"

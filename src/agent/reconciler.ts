@@ -535,7 +535,7 @@ export class Reconciler {
 
     let observation: Observation;
     try {
-      observation = await backend.observe(running, startedAtMs, { partial: scope !== 'all' });
+      observation = await backend.observe(running, startedAtMs, { partial: scope !== 'all', dryRun });
       probes.push({ name: `${backend.driver} observe`, ok: true, durationMs: clock.nowMs() - startedAtMs });
     } catch (error) {
       const message = errorMessage(error);

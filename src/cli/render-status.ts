@@ -8,6 +8,7 @@
 import type { ContainerReport, PassReport } from '../report/pass-report.js';
 import type { PoolUsage } from '../storage/types.js';
 import { formatBytes, formatDurationMs } from '../util/units.js';
+import { isPendingPersistenceState, pendingPersistenceAdvice } from '../policy/persistence.js';
 
 /** A container row of `status`: the reconciler's report carries the resolved threshold and cooldown. */
 export type StatusContainerReport = ContainerReport;
@@ -116,7 +117,7 @@ function rowOf(container: StatusContainerReport, options: RenderStatusOptions): 
     used: usedBytes !== null ? formatBytes(usedBytes) : '-',
     usedPercent: ratio !== null ? usageBar(ratio, options.barWidth) : '-',
     rule: container.ruleName,
-    next: nextAction(container, options),
+    next: `${nextAction(container, options)}${isPendingPersistenceState(usage?.detail['persistence']) ? `; NOT PERSISTENT (${usage?.detail['persistence']})` : ''}`,
   };
 }
 
@@ -201,6 +202,14 @@ export function renderStatus(report: PassReport, options: RenderStatusOptions): 
   const warnings = report.containers.flatMap((container) =>
     container.labelWarnings.map((warning) => `${container.name}: ${warning}`),
   );
+  // devicemapper grows dockerd does not cache yet: say so, and what makes them permanent
+  for (const container of report.containers) {
+    const persistence = container.usage?.detail['persistence'];
+    if (isPendingPersistenceState(persistence))
+      warnings.push(
+        `${container.name}: not persistent (${persistence}): ${pendingPersistenceAdvice(persistence)}`,
+      );
+  }
   const problems = [
     ...report.errors,
     ...report.probes.filter((probe) => !probe.ok).map((p) => `${p.name}: ${p.error ?? 'failed'}`),
@@ -233,6 +242,7 @@ export function statusJson(report: PassReport, options: RenderStatusOptions): st
         next: nextAction(container, options),
         timeToFullSeconds: container.timeToFullSeconds,
         backoffUntilMs: container.backoffUntilMs,
+        persistence: container.usage?.detail['persistence'] ?? null,
       };
     });
   return `${JSON.stringify(

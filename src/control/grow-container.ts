@@ -10,11 +10,16 @@ import type {
   Reconciler,
 } from '../agent/reconciler.js';
 import type { Inventory } from '../docker/inventory-port.js';
+import type { DockerInfo } from '../docker/model.js';
+import { manualGrowPersistenceRefusal } from '../policy/persistence.js';
+import { growPersistenceFacts } from '../storage/devicemapper/persistence.js';
 import { ControlRequestError } from './protocol.js';
 
 export interface GrowContainerDeps {
   inventory: Inventory;
   reconciler: Pick<Reconciler, 'growNow'>;
+  /** What decides whether a devicemapper grow can be made persistent (src/policy/persistence.ts). */
+  dockerInfo: Pick<DockerInfo, 'driver' | 'driverStatus'>;
   /** Container ids with a grow request being handled (shared by every request of one process). */
   requested: Set<string>;
 }
@@ -34,6 +39,10 @@ export async function growContainer(
   if (!container) throw new ControlRequestError(`grow: no container ${JSON.stringify(reference)}`, 2);
   if (!container.running)
     throw new ControlRequestError(`grow: container ${container.name} is not running`, 1);
+  // A grow that the next stop + start would undo (devicemapper without deferred removal) is
+  // refused unless forced, with the reason and the fix; a dry run still prints the plan.
+  const refusal = manualGrowPersistenceRefusal(growPersistenceFacts(deps.dockerInfo), options.force === true);
+  if (refusal && options.dryRun !== true) throw new ControlRequestError(`grow: ${refusal}`, 1);
   if (deps.requested.has(container.id)) {
     return {
       containerId: container.id,

@@ -6,20 +6,26 @@
  */
 import type { Reconciler } from '../agent/reconciler.js';
 import type { Inventory } from '../docker/inventory-port.js';
-import { growContainer } from './grow-container.js';
+import { growContainer, type GrowContainerDeps } from './grow-container.js';
 import { CONTROL_PROTOCOL_VERSION, type ControlReply, type ControlRequest } from './protocol.js';
 import type { ControlHandler } from './server.js';
 
 export function createControlHandler(agent: {
   inventory: Inventory;
   reconciler: Pick<Reconciler, 'growNow' | 'runPass' | 'lastReport'>;
+  dockerInfo: GrowContainerDeps['dockerInfo'];
 }): ControlHandler {
   const requested = new Set<string>();
   return async (request: ControlRequest): Promise<ControlReply> => {
     switch (request.op) {
       case 'grow': {
         const report = await growContainer(
-          { inventory: agent.inventory, reconciler: agent.reconciler, requested },
+          {
+            inventory: agent.inventory,
+            reconciler: agent.reconciler,
+            dockerInfo: agent.dockerInfo,
+            requested,
+          },
           request.container,
           request.target,
           { dryRun: request.dryRun, force: request.force },

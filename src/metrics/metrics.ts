@@ -49,6 +49,9 @@ export const GROW_TRIGGERS = [
 /** Seconds: grows take milliseconds (quota) to tens of seconds (dm suspend + xfs_growfs on a busy host). */
 const RESIZE_DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/** States of `docker_autogrow_devicemapper_unpersisted_devices` (a devicemapper container's `detail.persistence`). */
+export const DM_PERSISTENCE_STATES = ['held', 'unheld'] as const;
+
 const LINT_FAILING_DEFAULT_METRICS = [
   'nodejs_active_handles_total',
   'nodejs_active_requests_total',
@@ -374,6 +377,15 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       buckets: RESIZE_DURATION_BUCKETS_SECONDS,
     },
   });
+  // devicemapper grows that dockerd does not cache yet (src/storage/devicemapper/persistence.ts)
+  const dmPersistence = defineMetrics(registry, {
+    unpersisted: {
+      type: 'gauge',
+      name: 'devicemapper_unpersisted_devices',
+      help: `Running devicemapper containers grown beyond the size dockerd caches for them, by state: held (a kernel hold keeps the grown size over stop and start until dockerd restarts) or unheld (the next stop and start fails unless the agent re-creates the device). ${CACHED}`,
+      labels: ['state'],
+    },
+  });
   const { buildInfo, passes, passErrors, lastPassTimestamp, lastSuccessfulPassTimestamp } = self;
   const { lastPassDuration, probeSuccess, probeDuration, dryRun, eventStreamConnected } = self;
   const { eventStreamReconnects, guardContainers, guardLooks, guardEvaluations } = self;
@@ -574,6 +586,14 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       }
       applyPool(report);
       applyProbes(report);
+      if (report.driver === 'devicemapper') {
+        for (const state of DM_PERSISTENCE_STATES) {
+          const count = report.containers.filter(
+            (container) => container.usage?.detail['persistence'] === state,
+          ).length;
+          dmPersistence.unpersisted.set({ state }, count);
+        }
+      }
 
       passes.inc();
       passErrors.inc(report.errors.length);

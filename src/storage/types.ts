@@ -90,6 +90,8 @@ export interface ObserveOptions {
    * guard look, a manual grow): per-container caches of the others must be kept, not pruned.
    */
   partial?: boolean;
+  /** True for a dry-run pass (`status`, `once --dry-run`): observe only, never repair anything. */
+  dryRun?: boolean;
 }
 
 /** One container's usage read on the fill guard's fast path (no process started). */

@@ -333,7 +333,7 @@ describe(`devicemapper backend on the real kernel (${env.environment})`, () => {
 
   it('an agent restart (fresh backend) recovers and keeps holding; a dockerd restart keeps the grown size', async () => {
     watcher.stop();
-    backend.releaseHolds(); // the agent exits: the kernel closes its descriptors
+    await backend.releaseHolds(); // the agent exits: the kernel closes its descriptors
     backend = await newBackend();
     await backend.recover([await inspect('c1')]);
     await backend.observe([await inspect('c1')], Date.now());

@@ -266,6 +266,7 @@ describe('grow requests', () => {
     const deps = {
       inventory: new FakeInventory([stopped]),
       reconciler: { growNow: async () => report('x') },
+      dockerInfo: { driver: 'btrfs', driverStatus: [] },
       requested: new Set<string>(),
     };
     await expect(growContainer(deps, 'nope', { byBytes: 1 }, {})).rejects.toMatchObject({ exitCode: 2 });
@@ -279,6 +280,7 @@ describe('grow requests', () => {
     let finish!: () => void;
     const handle = createControlHandler({
       inventory: new FakeInventory([container]),
+      dockerInfo: { driver: 'btrfs', driverStatus: [] },
       reconciler: {
         growNow: async () => {
           calls += 1;

@@ -22,9 +22,11 @@ import {
   createStep,
   expectSteps,
   happyGrowSteps,
+  holdStep,
   host,
   loadStep,
   noEffect,
+  removeStep,
   restoreSteps,
   resumeStep,
   stuckResumeStep,
@@ -88,7 +90,7 @@ describe('grow a container device', () => {
       dryRun: false,
     });
     expectGrown(h);
-    // Mutations were exactly load, resume (never signalled), xfs_growfs.
+    // Mutations were exactly load, resume (never signalled), xfs_growfs, then the kernel hold.
     const mutations = runner.calls.filter(
       (call) => !['table', 'status', 'info'].includes(call.args[0] ?? ''),
     );
@@ -96,7 +98,10 @@ describe('grow a container device', () => {
       ['dmsetup', 'load'],
       ['dmsetup', 'resume'],
       ['xfs_growfs', '-d'],
+      ['dmsetup', 'create'],
     ]);
+    expect(h.sim.holdNames()).toEqual([`autogrow-hold-${HASH}`]);
+    expect(h.sim.device().open).toBe(2); // Docker's mount and the hold
     expect(mutations[1]?.killOnTimeout).toBe(false);
     expect(pendingIntents(h)).toEqual([]);
   });
@@ -337,20 +342,20 @@ describe('agent killed between steps, then recover()', () => {
     {
       name: 'resume finished in the kernel, agent killed before recording it',
       script: (h) => [loadStep(h.sim), resumeStep(h.sim, killed)],
-      recovery: (h) => [xfsGrowStep(h)],
+      recovery: (h) => [xfsGrowStep(h), holdStep(h.sim)],
       outcome: 'grown',
     },
     {
       name: 'after resume was recorded, before xfs_growfs ran',
       script: (h) => [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h, killedBefore)],
-      recovery: (h) => [xfsGrowStep(h)],
+      recovery: (h) => [xfsGrowStep(h), holdStep(h.sim)],
       outcome: 'grown',
     },
     {
       name: 'xfs_growfs finished, agent killed before recording it',
       script: (h) => [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h, killed)],
       // Growing an XFS that already fills its device is harmless ("data size unchanged").
-      recovery: (h) => [xfsGrowStep(h)],
+      recovery: (h) => [xfsGrowStep(h), holdStep(h.sim)],
       outcome: 'grown',
     },
   ];
@@ -401,7 +406,7 @@ describe('agent killed between steps, then recover()', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     h.sim.devices.delete(DEVICE); // docker stop
     h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const restarted = expectSteps(h.sim.runner(), createStep(h.sim));
+    const restarted = expectSteps(h.sim.runner(), createStep(h.sim), holdStep(h.sim));
     await h.backend(restarted).recover([h.docker.current]);
     restarted.assertDone();
     expect(h.sim.device().live).toBe(NEW_TABLE_3G);
@@ -418,22 +423,55 @@ describe('persistence: a grown container starts again at its grown size', () => 
     await h.backend(runner).grow(request());
     return h;
   }
+  const HOLD = `autogrow-hold-${HASH}`;
+  const stopped = () => container({ running: false, state: 'exited', pid: 0 });
+  /** dockerd restarted since the grow: it read the patched metadata file and caches the grown size. */
+  const dockerCaches = (bytes: number, overrides = {}) =>
+    container({
+      graphDriverData: { DeviceId: '4', DeviceName: DEVICE, DeviceSize: String(bytes) },
+      ...overrides,
+    });
+  /** Docker's stop on a device nothing else holds: it is removed (no hold, e.g. an older agent). */
+  function dockerRemovesUnheldDevice(h: Host): void {
+    if (h.sim.devices.has(HOLD)) h.sim.remove(HOLD);
+    h.sim.devices.delete(DEVICE);
+  }
 
-  it('on stop, the device Docker removed is re-created at the grown size on the same pool and id', async () => {
+  it('the grow leaves a kernel hold that outlives the process: a later agent takes it over, a stop keeps the device', async () => {
+    // Issue 13: `once` grows and exits; `run` starts later; then docker stop + start.
     const h = await grownHost();
-    h.sim.devices.delete(DEVICE); // Docker deactivates the device at `die`
-    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
+    expect(h.sim.holdNames()).toEqual([HOLD]);
+    const runner = h.sim.runner(); // the later agent: reads only, the hold is already there
+    const agent = h.backend(runner);
+    await agent.recover([container()]);
+    const observation = await agent.observe([container()], 1);
+    expect(observation.containers.get(CONTAINER_ID)?.detail.persistence).toBe('held');
+    expect(agent.pendingPersistence()).toMatchObject([{ hash: HASH, state: 'held', grownBytes: 3 * GIB }]);
+    expect(await agent.heldDevices()).toEqual([HASH]);
+    // docker stop: the device is open (the hold), so Docker only schedules a deferred removal.
+    h.docker.current = stopped();
+    await agent.onContainerStopped(stopped());
+    expect(h.sim.deviceBytes()).toBe(3 * GIB);
+    runner.assertDone();
+  });
+
+  it('on stop, a device Docker removed (no hold) is re-created at the grown size on the same pool and id, and held', async () => {
+    const h = await grownHost();
+    dockerRemovesUnheldDevice(h);
+    h.docker.current = stopped();
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim), holdStep(h.sim));
     await h.backend(runner).onContainerStopped(h.docker.current);
     runner.assertDone();
     expect(h.sim.device().live).toBe(NEW_TABLE_3G);
+    expect(h.sim.holdNames()).toEqual([HOLD]);
   });
 
   it('waits for Docker to remove the old-size device before re-creating it', async () => {
     const h = await grownHost();
-    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    h.sim.remove(HOLD);
+    h.docker.current = stopped();
     let waits = 0;
-    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim), holdStep(h.sim));
     // The device is still there (deferred removal in progress) for two polls.
     h.sim.device().live = OLD_TABLE;
     await h
@@ -450,11 +488,12 @@ describe('persistence: a grown container starts again at its grown size', () => 
 
   it('a device Docker left active at its old size and unopened (a failed start) is lengthened in place', async () => {
     const h = await grownHost();
-    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
+    h.sim.remove(HOLD);
+    h.docker.current = stopped();
     h.sim.device().live = OLD_TABLE;
     h.sim.device().open = 0;
     let clock = 0;
-    const runner = expectSteps(h.sim.runner(), loadStep(h.sim), resumeStep(h.sim));
+    const runner = expectSteps(h.sim.runner(), loadStep(h.sim), resumeStep(h.sim), holdStep(h.sim));
     await h
       .backend(runner, { nowMs: () => (clock += 1000), recreateWaitMs: 3000 })
       .onContainerStopped(h.docker.current);
@@ -462,43 +501,98 @@ describe('persistence: a grown container starts again at its grown size', () => 
     expect(h.sim.device().live).toBe(NEW_TABLE_3G);
   });
 
-  it('a container that was removed gets no device back, and its record is dropped', async () => {
+  it('a container that was removed gets no device back; its hold is released and its record dropped', async () => {
     const h = await grownHost();
-    h.sim.devices.delete(DEVICE);
     h.docker.current = null;
     rmSync(h.metadataFile); // docker rm
-    const runner = h.sim.runner(); // a create would fail: not scripted
+    const runner = expectSteps(h.sim.runner(), removeStep(h.sim, HOLD));
     const backend = h.backend(runner);
     await backend.onContainerStopped(container({ running: false }));
     await backend.recover([]);
+    runner.assertDone();
+    expect(h.sim.holdNames()).toEqual([]);
     expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).not.toContain(HASH);
   });
 
-  it('at agent start, a stopped grown container gets its device re-created', async () => {
+  it('at agent start, a grown container stopped while no agent ran gets its device re-created and held', async () => {
     const h = await grownHost();
-    h.sim.devices.delete(DEVICE);
-    h.docker.current = container({ running: false, state: 'exited', pid: 0 });
-    const runner = expectSteps(h.sim.runner(), createStep(h.sim));
-    await h.backend(runner).recover([h.docker.current]);
+    dockerRemovesUnheldDevice(h);
+    h.docker.current = stopped();
+    const runner = expectSteps(h.sim.runner(), createStep(h.sim), holdStep(h.sim));
+    await h.backend(runner).recover([]); // the reconciler passes running containers only
     runner.assertDone();
     expect(h.sim.device().live).toBe(NEW_TABLE_3G);
   });
 
-  it('holds a grown device open (Docker then only defers its removal) and lets go once Docker deleted the container', async () => {
+  it('a pass puts back a hold that went missing (asking dockerd at most every recheck interval)', async () => {
     const h = await grownHost();
-    expect([...h.held.values()]).toEqual([`/dev/mapper/${DEVICE}`]);
-    const runner = h.sim.runner();
+    h.sim.remove(HOLD);
+    let clock = 0;
+    const runner = expectSteps(h.sim.runner(), holdStep(h.sim));
+    const backend = h.backend(runner, { nowMs: () => clock, persistenceRecheckMs: 10_000 });
+    const observation = await backend.observe([container()], 1);
+    runner.assertDone();
+    expect(observation.containers.get(CONTAINER_ID)?.detail.persistence).toBe('held');
+    // dockerd look-ups over passes inside one recheck interval: one
+    const counting = h.backend(h.sim.runner(), { nowMs: () => clock, persistenceRecheckMs: 10_000 });
+    h.docker.inspections = 0;
+    for (clock = 0; clock < 5000; clock += 1000) await counting.observe([container()], clock);
+    expect(h.docker.inspections).toBe(1);
+    clock = 20_000;
+    await counting.observe([container()], clock);
+    expect(h.docker.inspections).toBe(2);
+  });
+
+  it('a dry-run pass (status, once --dry-run) only reports: no hold placed, nothing released', async () => {
+    const h = await grownHost();
+    h.sim.remove(HOLD);
+    const runner = h.sim.runner(); // reads only
     const backend = h.backend(runner);
-    // A fresh agent re-opens its hold on the next pass.
-    await backend.observe([container()], 1);
-    expect(h.held.size).toBe(2);
+    const observation = await backend.observe([container()], 1, { dryRun: true });
+    expect(observation.containers.get(CONTAINER_ID)?.detail.persistence).toBe('unheld');
+    h.docker.current = dockerCaches(3 * GIB);
+    h.sim.addHold(DEVICE);
+    await h.backend(runner).observe([dockerCaches(3 * GIB)], 2, { dryRun: true });
+    expect(h.sim.holdNames()).toEqual([HOLD]);
+    expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).toContain(HASH);
+  });
+
+  it('once dockerd caches the grown size (it restarted since the grow) the hold is released and the grow is persistent', async () => {
+    const h = await grownHost();
+    h.docker.current = dockerCaches(3 * GIB);
+    const runner = expectSteps(h.sim.runner(), removeStep(h.sim, HOLD));
+    const backend = h.backend(runner);
+    const observation = await backend.observe([dockerCaches(3 * GIB)], 1);
+    runner.assertDone();
+    expect(h.sim.holdNames()).toEqual([]);
+    expect(h.sim.device().open).toBe(1);
+    expect(observation.containers.get(CONTAINER_ID)?.detail.persistence).toBeUndefined();
+    expect(backend.pendingPersistence()).toEqual([]);
+    expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).not.toContain(HASH);
+  });
+
+  it('Docker marking the container deleted (docker rm of a held device) releases the hold so its deferred removal completes', async () => {
+    const h = await grownHost();
     writeFileSync(
       h.metadataFile,
       '{"device_id":4,"size":3221225472,"transaction_id":4,"initialized":false,"deleted":true}',
     );
-    await backend.observe([], 2);
-    expect(h.held.size).toBe(1); // the first agent instance of this test still holds its own fd
+    h.sim.device().open = 1; // only the hold: Docker unmounted it
+    const runner = expectSteps(h.sim.runner(), removeStep(h.sim, HOLD), removeStep(h.sim, DEVICE));
+    await h.backend(runner).observe([], 2);
+    runner.assertDone();
+    expect(h.sim.devices.has(DEVICE)).toBe(false);
     expect(readFileSync(path.join(h.stateDir, 'devicemapper-grown.json'), 'utf8')).not.toContain(HASH);
+  });
+
+  it('without deferred removal no hold is placed: the grow is reported unheld', async () => {
+    const h = host();
+    const runner = expectSteps(h.sim.runner(), loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h));
+    const backend = h.backend(runner, { holdGrownDevices: false });
+    await backend.grow(request());
+    const observation = await backend.observe([container()], 1);
+    runner.assertDone();
+    expect(observation.containers.get(CONTAINER_ID)?.detail.persistence).toBe('unheld');
   });
 
   it('a container that was never grown is left alone on stop', async () => {
@@ -509,7 +603,6 @@ describe('persistence: a grown container starts again at its grown size', () => 
     expect(runner.calls).toEqual([]);
   });
 });
-
 describe('observe', () => {
   it('uses three dmsetup commands whatever the container count and reports usage and the pool', async () => {
     const h = host();

@@ -8,11 +8,15 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  DEVICE,
   GIB,
+  HASH,
   LOOP_DATA_FILE,
   POOL,
   POOL_BLOCK_BYTES,
+  container,
   expectSteps,
+  happyGrowSteps,
   host,
   loopGrowSteps,
   loopHost,
@@ -172,6 +176,41 @@ describe('doctor', () => {
       .backend(h.sim.runner(), { sysBlockDir, binaryPresent: (tool) => tool !== 'losetup' })
       .doctor();
     const failing = checks.filter((check) => !check.ok).map((check) => check.name);
-    expect(failing).toEqual(['deferred removal enabled', 'live-restore', 'pool healthy', 'losetup present']);
+    expect(failing).toEqual([
+      'deferred removal enabled',
+      'live-restore',
+      'devicemapper grows can be held',
+      'pool healthy',
+      'losetup present',
+    ]);
+    const held = checks.find((check) => check.name === 'devicemapper grows can be held');
+    expect(held?.detail).toMatch(/without deferred removal and deferred deletion/);
+    expect(held?.fix).toMatch(/dm\.use_deferred_removal=true/);
+  });
+
+  it('lists grown devices dockerd does not cache yet, held or not, with the fix', async () => {
+    const h = host();
+    const grower = expectSteps(h.sim.runner(), ...happyGrowSteps(h));
+    await h.backend(grower).grow({ container: container(), fromBytes: GIB, toBytes: 3 * GIB, dryRun: false });
+    const doctorOf = async () => {
+      const runner = h.sim.runner();
+      runner.allow('lvm', ['config', '--typeconfig', 'full', 'activation/thin_pool_autoextend_threshold'], {
+        stdout: 'thin_pool_autoextend_threshold=100\n',
+      });
+      const checks = await h.backend(runner).doctor();
+      return checks.find((check) => check.name === 'grown devices persistent')!;
+    };
+    const held = await doctorOf();
+    expect(held).toMatchObject({ ok: false, severity: 'warn' });
+    expect(held.detail).toMatch(
+      /^c1 .*grown to 3221225472 bytes, dockerd has 1073741824\): grown; .*kernel hold/,
+    );
+    expect(held.fix).toMatch(/restart dockerd/);
+    h.sim.remove(`autogrow-hold-${HASH}`);
+    expect(await doctorOf()).toMatchObject({ ok: false, severity: 'error' });
+    h.docker.current = container({
+      graphDriverData: { DeviceId: '4', DeviceName: DEVICE, DeviceSize: String(3 * GIB) },
+    });
+    expect(await doctorOf()).toMatchObject({ ok: true, detail: 'dockerd caches every grown size' });
   });
 });

@@ -22,6 +22,7 @@ import {
   type DevicemapperOptions,
   type FsStats,
 } from '../../src/storage/devicemapper/index.js';
+import { HOLD_NAME_PREFIX, holdDeviceName, holdTable } from '../../src/storage/devicemapper/persistence.js';
 import {
   REFERENCE_LVM_DRIVER_STATUS,
   REFERENCE_LVM_POOL,
@@ -194,6 +195,34 @@ export class DmSim {
     device.inactive = null;
     device.suspended = true;
   }
+  /** `dmsetup create autogrow-hold-<hash> --readonly`: a linear device that keeps `name` open. */
+  addHold(name: string): void {
+    const held = this.device(name);
+    held.open += 1;
+    this.devices.set(holdDeviceName(name.split('-').pop()!), {
+      major: 253,
+      minor: 90,
+      uuid: '',
+      live: holdTable(`${held.major}:${held.minor}`),
+      inactive: null,
+      suspended: false,
+      open: 0,
+    });
+  }
+  /** `dmsetup remove <name>`: a hold going away closes the device under it. */
+  remove(name: string): void {
+    const device = this.device(name);
+    this.devices.delete(name);
+    const [, , target, lower] = device.live.split(' ');
+    if (target !== 'linear') return;
+    for (const other of this.devices.values()) {
+      if (`${other.major}:${other.minor}` === lower) other.open = Math.max(0, other.open - 1);
+    }
+  }
+  /** Hold devices present, by the name of what they hold. */
+  holdNames(): string[] {
+    return [...this.devices.keys()].filter((name) => name.startsWith(HOLD_NAME_PREFIX));
+  }
   xfsGrow(): void {
     this.fsSizeBytes = xfsSizeFor(this.deviceBytes() ?? 0);
   }
@@ -262,10 +291,8 @@ export interface Host {
   metadataFile: string;
   /** The mountinfo file the backend reads (the container's XFS mount is on mountPath). */
   mountinfoPath: string;
-  /** What inspect returns for the container (null: removed). */
-  docker: { current: ContainerInfo | null };
-  /** Device paths the backend holds open (fake open/close). */
-  held: Map<number, string>;
+  /** What inspect returns for the container (null: removed), and how many inspects ran. */
+  docker: { current: ContainerInfo | null; inspections: number };
   backend(runner: ScriptedRunner, options?: DevicemapperOptions): DevicemapperBackend;
 }
 
@@ -287,13 +314,14 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
     `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n33 32 253:3 / ${mountPath} rw,relatime shared:2 - xfs /dev/mapper/${DEVICE} rw,nouuid,attr2,inode64,logbufs=8,logbsize=32k,sunit=1024,swidth=1024,noquota\n`,
   );
   const sim = new DmSim();
-  const held = new Map<number, string>();
-  let nextFd = 100;
-  const docker = { current: container() as ContainerInfo | null };
+  const docker = { current: container() as ContainerInfo | null, inspections: 0 };
   const dockerApi: DockerApi = {
     info: async () => dockerInfo,
     listContainerIds: async () => (docker.current ? [docker.current.id] : []),
-    inspectContainer: async (id) => (docker.current && docker.current.id === id ? docker.current : null),
+    inspectContainer: async (id) => {
+      docker.inspections += 1;
+      return docker.current && docker.current.id === id ? docker.current : null;
+    },
     ping: async () => true,
   };
   return {
@@ -304,7 +332,6 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
     metadataFile,
     mountinfoPath,
     docker,
-    held,
     backend: (runner, options = {}) =>
       createDevicemapperBackend(
         { runner, docker: dockerApi, dockerInfo, logger: silentLogger(), stateDir, commandTimeoutMs: 5000 },
@@ -314,14 +341,6 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
           statfs: async () => sim.statfs(),
           sleep: async () => undefined,
           binaryPresent: () => true,
-          openDevice: (devicePath) => {
-            nextFd += 1;
-            held.set(nextFd, devicePath);
-            return nextFd;
-          },
-          closeDevice: (fd) => {
-            held.delete(fd);
-          },
           ...options,
         },
       ),
@@ -379,6 +398,23 @@ export function createStep(sim: DmSim, options: StepOptions = {}): Step {
   return dmsetupStep(['create', name, '--table', table], () => sim.create(name, table), options);
 }
 
+/** `dmsetup create autogrow-hold-<hash> --readonly --table '0 8 linear 253:3 8'`: the kernel hold. */
+export function holdStep(sim: DmSim, options: StepOptions = {}): Step {
+  const { name = DEVICE } = options;
+  const held = sim.devices.get(name);
+  const table = holdTable(held ? `${held.major}:${held.minor}` : '253:3');
+  return dmsetupStep(
+    ['create', holdDeviceName(name.split('-').pop()!), '--readonly', '--table', table],
+    () => sim.addHold(name),
+    options,
+  );
+}
+
+/** `dmsetup remove <name>` (a hold, or a deleted container's device). */
+export function removeStep(sim: DmSim, name: string, options: StepOptions = {}): Step {
+  return dmsetupStep(['remove', name], () => sim.remove(name), options);
+}
+
 /** `xfs_growfs -d <mount>`: the filesystem fills its (possibly grown) device. */
 export function xfsGrowStep(h: Host, options: Omit<StepOptions, 'name' | 'table'> = {}): Step {
   return [
@@ -394,9 +430,9 @@ export function expectSteps(runner: ScriptedRunner, ...steps: Step[]): ScriptedR
   return runner;
 }
 
-/** A grow that works: load the 3 GiB table, resume, xfs_growfs. */
+/** A grow that works: load the 3 GiB table, resume, xfs_growfs, then the kernel hold. */
 export function happyGrowSteps(h: Host): Step[] {
-  return [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h)];
+  return [loadStep(h.sim), resumeStep(h.sim), xfsGrowStep(h), holdStep(h.sim)];
 }
 
 /** The backend's rollback of a suspended device: load the saved table again, resume. */

@@ -40,7 +40,10 @@ export function registerGrowCommand(program: Command, context: CliContext): void
     .addOption(new Option('--to <size>', 'target size, e.g. 15G').conflicts('by'))
     .addOption(new Option('--by <size>', 'increment, e.g. 5G').conflicts('to'))
     .option('--dry-run', 'print the exact plan; change nothing')
-    .option('--force', 'allow a size above the policy maxSize and through the pool reserve')
+    .option(
+      '--force',
+      'allow a size above the policy maxSize and through the pool reserve, and a grow that cannot be made persistent',
+    )
     .option('--json', 'print the result as JSON')
     .action(async (containerRef: string, options: GrowOptions) => {
       const target = parseTarget(options);
@@ -99,7 +102,12 @@ async function growThroughOwner(
     await agent.inventory.resync();
     try {
       return await growContainer(
-        { inventory: agent.inventory, reconciler: agent.reconciler, requested: new Set() },
+        {
+          inventory: agent.inventory,
+          reconciler: agent.reconciler,
+          dockerInfo: agent.dockerInfo,
+          requested: new Set(),
+        },
         request.container,
         request.target,
         { dryRun: request.dryRun, force: request.force },

@@ -10,7 +10,7 @@
  * - recover: replays the write-ahead journal of an agent killed mid-grow.
  * - growPool: lvextend (direct-lvm) or sparse file + losetup -c + pool reload (loop-lvm).
  */
-import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { statfs as statfsCallback } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -35,11 +35,22 @@ import {
   GrowJournal,
   GrownDeviceStore,
   type DeviceGrowIntent,
+  type GrownDevice,
   type GrowStepName,
   type PendingIntent,
   type PoolGrowIntent,
 } from './journal.js';
 import { withDeviceLock } from './lock.js';
+import { DM_HOLD_FIX, growPersistenceProblem, pendingPersistenceAdvice } from '../../policy/persistence.js';
+import {
+  devicePersistence,
+  growPersistenceFacts,
+  holdDeviceName,
+  holdTable,
+  kernelHolds,
+  type DevicePersistence,
+  type KernelHold,
+} from './persistence.js';
 import {
   DM_INFO_FIELDS,
   DM_INFO_SEPARATOR,
@@ -75,6 +86,7 @@ import {
 import { errorMessage } from '../../util/errors.js';
 
 export * from './parse.js';
+export * from './persistence.js';
 
 /** What statfs reports, in the units the backend needs. */
 export interface FsStats {
@@ -100,15 +112,15 @@ export interface DevicemapperOptions {
   /** How long onContainerStopped waits for Docker to remove the old device (default 3 s). */
   recreateWaitMs?: number;
   /**
-   * Keep grown devices open while Docker may deactivate them (default: when docker info says
-   * deferred removal and deferred deletion are enabled). Docker then only schedules a deferred
-   * removal at stop, and its next start cancels it and mounts the existing, grown device: this
-   * closes the `docker restart` race. Tests pass fakes for open/close.
+   * Keep grown devices open with a kernel hold (persistence.ts) until dockerd caches the grown
+   * size (default: when docker info says deferred removal and deferred deletion are enabled).
+   * Docker then only schedules a deferred removal at stop, and its next start cancels it and mounts
+   * the existing, grown device: this closes the `docker restart` race, and because the kernel owns
+   * the hold it also covers stops while no agent process runs.
    */
   holdGrownDevices?: boolean;
-  openDevice?: (devicePath: string) => number;
-  closeDevice?: (fd: number) => void;
-  devMapperDir?: string;
+  /** How often a pass asks dockerd again whether it caches a grown size yet (default 10 s). */
+  persistenceRecheckMs?: number;
   /** Binary lookup for doctor (default: the runner's search). */
   binaryPresent?: (tool: ToolName) => boolean;
 }
@@ -138,12 +150,28 @@ export interface DevicemapperBackend extends StorageBackend {
   ): Promise<{ fromBytes: number; toBytes: number; steps: readonly GrowStep[] }>;
   recover(containers: readonly ContainerInfo[]): Promise<void>;
   onContainerStopped(container: ContainerInfo): Promise<void>;
-  /** Closes every hold (what the kernel does when the agent exits); for shutdown and tests. */
-  releaseHolds(): void;
-  /** Devices currently held open, by mount hash. */
-  heldDevices(): readonly string[];
+  /** Removes every kernel hold (tests; an operator's `dmsetup remove autogrow-hold-*` does the same). */
+  releaseHolds(): Promise<void>;
+  /** Devices held by a kernel hold now, by mount hash. */
+  heldDevices(): Promise<string[]>;
+  /**
+   * Grown devices that dockerd does not cache at their grown size yet, as the last pass (or
+   * recover) left them: what status, metrics and doctor show.
+   */
+  pendingPersistence(): readonly PendingPersistence[];
   /** Failed grow steps since start, by step name (`dmsetup load`, `xfs_growfs`, ...). */
   failureCounts(): ReadonlyMap<string, number>;
+}
+
+/** A grown device that is not persistent yet (see persistence.ts). */
+export interface PendingPersistence {
+  containerId: string;
+  hash: string;
+  deviceName: string;
+  grownBytes: number;
+  dockerSizeBytes: number | null;
+  state: Exclude<DevicePersistence, 'persistent'>;
+  running: boolean;
 }
 
 interface DmSnapshot {
@@ -245,31 +273,47 @@ export function createDevicemapperBackend(
   const holdGrownDevices =
     options.holdGrownDevices ??
     (dockerDm.deferredRemovalEnabled === true && dockerDm.deferredDeletionEnabled === true);
-  const openDevice =
-    options.openDevice ?? ((devicePath: string) => openSync(devicePath, fsConstants.O_RDONLY));
-  const closeDevice = options.closeDevice ?? ((fd: number) => closeSync(fd));
-  const devMapperDir = options.devMapperDir ?? '/dev/mapper';
-  /** Open file descriptors on grown devices, by hash (see holdGrownDevices). */
-  const holds = new Map<string, number>();
+  const persistenceRecheckMs = options.persistenceRecheckMs ?? 10_000;
+  /** When each grown record was last checked against dockerd (ms), so a pass asks at most every recheck. */
+  const lastPersistenceCheckMs = new Map<string, number>();
+  let pending: PendingPersistence[] = [];
 
-  function hold(hash: string, deviceName: string): void {
-    if (!holdGrownDevices || holds.has(hash)) return;
+  /**
+   * Puts a kernel hold on a grown device (idempotent: a hold already there is kept). `state` is a
+   * snapshot taken under the device lock; null: take one.
+   */
+  async function hold(hash: string, deviceName: string, state: DmSnapshot | null = null): Promise<boolean> {
+    if (!holdGrownDevices) return false;
+    const snap = state ?? (await snapshot(false));
+    const info = snap.infos.get(deviceName);
+    if (!info) return false;
+    const existing = kernelHolds(snap.tables).get(hash);
+    if (existing) {
+      if (existing.heldMajorMinor === majorMinor(info)) return true;
+      // A hold on another device than the container's: never ours to keep.
+      await removeHold(existing);
+    }
     try {
-      holds.set(hash, openDevice(path.join(devMapperDir, deviceName)));
+      await dmsetup(['create', holdDeviceName(hash), '--readonly', '--table', holdTable(majorMinor(info))]);
+      logger.info({ device: deviceName, hold: holdDeviceName(hash) }, 'kernel hold placed on a grown device');
+      return true;
     } catch (error) {
-      logger.warn({ device: deviceName, error: errorMessage(error) }, 'could not hold a grown device open');
+      countFailure('hold');
+      logger.warn({ device: deviceName, error: errorMessage(error) }, 'could not hold a grown device');
+      return false;
     }
   }
 
-  function release(hash: string): void {
-    const fd = holds.get(hash);
-    if (fd === undefined) return;
-    holds.delete(hash);
-    try {
-      closeDevice(fd);
-    } catch {
-      // already closed
-    }
+  async function removeHold(existing: KernelHold): Promise<void> {
+    await dmsetup(['remove', existing.name]);
+    logger.info({ hold: existing.name }, 'kernel hold released');
+  }
+
+  /** Releases the hold on `hash` if there is one (`state`: a snapshot; null: take one). */
+  async function release(hash: string, state: DmSnapshot | null = null): Promise<void> {
+    const snap = state ?? (await snapshot(false));
+    const existing = kernelHolds(snap.tables).get(hash);
+    if (existing) await removeHold(existing);
   }
 
   /** Docker deleted the container (metadata file gone or marked deleted): stop holding its device. */
@@ -470,23 +514,11 @@ export function createDevicemapperBackend(
       }
     }
     const mounts = readMounts();
-    // Holds: re-open for running grown containers (e.g. after an agent restart); drop them once
-    // Docker deleted the container, so its deferred removal and deletion can complete.
-    for (const hash of [...holds.keys()]) {
-      if (metadataGoneOrDeleted(hash)) {
-        release(hash);
-        grown.remove(hash);
-      }
-    }
-    for (const record of grown.all()) {
-      if (
-        !holds.has(record.hash) &&
-        state.infos.has(record.deviceName) &&
-        !metadataGoneOrDeleted(record.hash)
-      ) {
-        hold(record.hash, record.deviceName);
-      }
-    }
+    // Take over and settle every grow not persistent yet, whoever made it (a pass for one
+    // container leaves that to the whole-host passes).
+    if (!options.partial)
+      await reconcilePersistence(state, pool, containers, options.dryRun === true ? 'assess' : 'pass');
+    const pendingByContainer = new Map(pending.map((entry) => [entry.containerId, entry]));
     for (const container of containers) {
       if (!container.running || container.storageDriver !== 'devicemapper') continue;
       try {
@@ -522,6 +554,10 @@ export function createDevicemapperBackend(
             fsAvailableBytes,
             mappedBytes: (mapped?.mappedSectors ?? 0) * SECTOR_BYTES,
             dockerSizeBytes: device.dockerSizeBytes ?? -1,
+            // Present only for a grown device dockerd does not cache at its grown size yet.
+            ...(pendingByContainer.has(container.id)
+              ? { persistence: pendingByContainer.get(container.id)!.state }
+              : {}),
           },
         });
       } catch (error) {
@@ -665,7 +701,7 @@ export function createDevicemapperBackend(
       journal.record(intent.intentId, 'metadata-patched');
     }
     rememberGrown(intent);
-    hold(intent.hash, intent.deviceName);
+    await hold(intent.hash, intent.deviceName);
     journal.record(intent.intentId, 'done');
   }
 
@@ -950,7 +986,7 @@ export function createDevicemapperBackend(
       });
       if (!live) {
         await dmsetup(['create', record.deviceName, '--table', newTable]);
-        hold(record.hash, record.deviceName);
+        await hold(record.hash, record.deviceName);
         logger.info(
           { device: record.deviceName, sizeSectors: record.sizeSectors },
           're-created stopped container device at its grown size',
@@ -959,7 +995,7 @@ export function createDevicemapperBackend(
       }
       if (live.lengthSectors >= record.sizeSectors) {
         // Still there at the grown size: held open, Docker only scheduled a deferred removal.
-        hold(record.hash, record.deviceName);
+        await hold(record.hash, record.deviceName);
         return;
       }
       if (nowMs() >= deadline && live.info.openCount === 0 && !live.info.suspended) {
@@ -967,7 +1003,7 @@ export function createDevicemapperBackend(
         // lengthen it in place (nothing has it open).
         await dmsetup(['load', record.deviceName, '--table', newTable]);
         await dmsetup(['resume', record.deviceName], true);
-        hold(record.hash, record.deviceName);
+        await hold(record.hash, record.deviceName);
         logger.info(
           { device: record.deviceName },
           'lengthened a stopped container device Docker left at its old size',
@@ -986,7 +1022,7 @@ export function createDevicemapperBackend(
   }
 
   async function forgetRemoved(hash: string, deviceName: string): Promise<void> {
-    release(hash);
+    await release(hash);
     const state = await snapshot(false);
     const info = state.infos.get(deviceName);
     if (info && info.openCount === 0) {
@@ -1015,19 +1051,213 @@ export function createDevicemapperBackend(
       }
       journal.compact();
     }
-    const byId = new Map(containers.map((container) => [container.id, container]));
-    for (const record of grown.all()) {
-      const container = byId.get(record.containerId);
-      try {
-        if (!container || !container.running) await ensureGrownDevice(record.containerId, record.hash);
-        if (grown.get(record.hash)) hold(record.hash, record.deviceName);
-      } catch (error) {
-        logger.error(
-          { device: record.deviceName, error: errorMessage(error) },
-          'could not re-create a grown device',
+    // Whatever an earlier process left (a `once`, a `grow`, an agent killed or upgraded): holds
+    // re-established, stopped grown containers' devices re-created, persistent grows released.
+    try {
+      const state = await snapshot(false);
+      await reconcilePersistence(state, poolContext(state), containers, 'recover');
+    } catch (error) {
+      logger.error({ error: errorMessage(error) }, 'could not take over grown devices');
+    }
+  }
+
+  /**
+   * Every whole-host pass and at agent start: for each grown device on record (on disk, whoever
+   * grew it), asks dockerd whether it caches the grown size (a fresh `docker inspect` at most every
+   * persistenceRecheckMs per device; at once in recover), releases the hold and drops the record
+   * once it does, and otherwise makes sure the device is there at its grown size and held.
+   * A pass takes each device's lock before acting; recover runs at agent start, before this
+   * process grows anything, as the journal replay does.
+   */
+  async function reconcilePersistence(
+    state: DmSnapshot,
+    pool: PoolContext,
+    running: readonly ContainerInfo[],
+    caller: 'pass' | 'recover' | 'assess',
+  ): Promise<void> {
+    const force = caller === 'recover';
+    const readOnly = caller === 'assess';
+    const locked = <T>(hash: string, body: () => Promise<T>): Promise<T> =>
+      caller === 'pass' ? withDeviceLock(deps.stateDir, `dm-${hash}`, body) : body();
+    const runningById = new Map(running.map((container) => [container.id, container]));
+    const previous = new Map(pending.map((entry) => [entry.hash, entry]));
+    const records = grown.all();
+    const next: PendingPersistence[] = [];
+    const holds = kernelHolds(state.tables);
+    for (const [hash, existing] of holds) {
+      // A hold without a record whose container Docker deleted: nothing needs it any more.
+      if (!readOnly && !records.some((record) => record.hash === hash) && metadataGoneOrDeleted(hash)) {
+        await removeHold(existing).catch((error: unknown) =>
+          logger.warn({ hold: existing.name, error: errorMessage(error) }, 'could not release a hold'),
         );
       }
     }
+    for (const record of records) {
+      try {
+        const entry = await reconcileRecord(
+          record,
+          state,
+          pool,
+          holds,
+          runningById.get(record.containerId) ?? null,
+          force,
+          previous.get(record.hash) ?? null,
+          readOnly ? null : locked,
+        );
+        if (entry) next.push(entry);
+      } catch (error) {
+        const carried = previous.get(record.hash);
+        next.push(
+          carried ?? {
+            containerId: record.containerId,
+            hash: record.hash,
+            deviceName: record.deviceName,
+            grownBytes: record.sizeSectors * SECTOR_BYTES,
+            dockerSizeBytes: null,
+            state: holds.has(record.hash) ? 'held' : 'unheld',
+            running: runningById.has(record.containerId),
+          },
+        );
+        logger.warn(
+          { device: record.deviceName, error: errorMessage(error) },
+          'could not settle a grown device this pass',
+        );
+      }
+    }
+    pending = next;
+  }
+
+  function dockerSizeOf(container: ContainerInfo): number | null {
+    try {
+      return parseGraphDriverData(container.graphDriverData).dockerSizeBytes ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function reconcileRecord(
+    record: GrownDevice,
+    state: DmSnapshot,
+    pool: PoolContext,
+    holds: ReadonlyMap<string, KernelHold>,
+    runningContainer: ContainerInfo | null,
+    force: boolean,
+    previous: PendingPersistence | null,
+    /** null: a dry-run pass, which only assesses (no hold, no re-create, no release). */
+    locked: (<T>(hash: string, body: () => Promise<T>) => Promise<T>) | null,
+  ): Promise<PendingPersistence | null> {
+    const grownBytes = record.sizeSectors * SECTOR_BYTES;
+    if (metadataGoneOrDeleted(record.hash)) {
+      if (locked) await locked(record.hash, () => forgetRemoved(record.hash, record.deviceName));
+      return null;
+    }
+    let current: ContainerInfo | null = runningContainer;
+    let dockerSizeBytes = runningContainer ? dockerSizeOf(runningContainer) : null;
+    if (dockerSizeBytes === null || dockerSizeBytes < grownBytes) {
+      const lastMs = lastPersistenceCheckMs.get(record.hash);
+      if (force || lastMs === undefined || nowMs() - lastMs >= persistenceRecheckMs) {
+        lastPersistenceCheckMs.set(record.hash, nowMs());
+        current = await deps.docker.inspectContainer(record.containerId);
+        if (!current) {
+          if (locked) await locked(record.hash, () => forgetRemoved(record.hash, record.deviceName));
+          return null;
+        }
+        dockerSizeBytes = dockerSizeOf(current);
+      } else if (!runningContainer) {
+        // Not asked again yet and not running: keep what the last check found, holds re-checked below.
+        current = null;
+      }
+    }
+    const verdict = devicePersistence({ grownBytes, dockerSizeBytes, held: holds.has(record.hash) });
+    if (verdict === 'persistent') {
+      if (!locked) return null;
+      await locked(record.hash, async () => {
+        await release(record.hash);
+        grown.remove(record.hash);
+      });
+      lastPersistenceCheckMs.delete(record.hash);
+      logger.info(
+        { device: record.deviceName, grownBytes, dockerSizeBytes },
+        'grow is persistent: dockerd caches the grown size',
+      );
+      return null;
+    }
+    const info = state.infos.get(record.deviceName);
+    const liveSectors = Number(state.tables.get(record.deviceName)?.[0]?.lengthSectors ?? 0);
+    const isRunning = current ? current.running : (previous?.running ?? false);
+    const needsAction =
+      holdGrownDevices &&
+      (!holds.has(record.hash) ||
+        holds.get(record.hash)?.heldMajorMinor !== (info ? majorMinor(info) : null) ||
+        !info ||
+        liveSectors < record.sizeSectors);
+    let held = holds.has(record.hash);
+    if (locked && (needsAction || (!holdGrownDevices && !info && current && !current.running))) {
+      const stopped = current ? !current.running : !isRunning;
+      held = await locked(record.hash, () => settleDevice(record, stopped, pool));
+    }
+    return {
+      containerId: record.containerId,
+      hash: record.hash,
+      deviceName: record.deviceName,
+      grownBytes,
+      dockerSizeBytes,
+      state: held ? 'held' : 'unheld',
+      running: isRunning,
+    };
+  }
+
+  /**
+   * Under the device lock, on a fresh snapshot: a stopped container's missing device is created
+   * at its grown size, one Docker left at the old size and nobody opened is lengthened, and the
+   * device gets its hold. Returns whether it is held.
+   */
+  async function settleDevice(record: GrownDevice, stopped: boolean, pool: PoolContext): Promise<boolean> {
+    let state = await snapshot(false);
+    const newTable = formatThinTable(record.sizeSectors, {
+      poolDevice: pool.majorMinor,
+      deviceId: record.deviceId,
+      externalOrigin: null,
+    });
+    const info = state.infos.get(record.deviceName);
+    const segments = state.tables.get(record.deviceName);
+    if (!info || !segments) {
+      if (!stopped) return false;
+      await dmsetup(['create', record.deviceName, '--table', newTable]);
+      logger.info(
+        { device: record.deviceName, sizeSectors: record.sizeSectors },
+        're-created stopped container device at its grown size',
+      );
+      state = await snapshot(false);
+    } else {
+      const live = liveThin(
+        state,
+        {
+          deviceName: record.deviceName,
+          deviceId: record.deviceId,
+          hash: record.hash,
+          dockerSizeBytes: null,
+        },
+        pool,
+      );
+      if (live && live.lengthSectors < record.sizeSectors) {
+        if (!stopped || live.info.openCount > 0 || live.info.suspended) {
+          logger.warn(
+            { device: record.deviceName, liveSectors: live.lengthSectors, grownSectors: record.sizeSectors },
+            'grown device is active at a smaller size and in use; not touching it',
+          );
+          return false;
+        }
+        await dmsetup(['load', record.deviceName, '--table', newTable]);
+        await dmsetup(['resume', record.deviceName], true);
+        logger.info(
+          { device: record.deviceName },
+          'lengthened a stopped container device Docker left at its old size',
+        );
+        state = await snapshot(false);
+      }
+    }
+    return hold(record.hash, record.deviceName, state);
   }
 
   async function onContainerStopped(container: ContainerInfo): Promise<void> {
@@ -1232,6 +1462,63 @@ export function createDevicemapperBackend(
     });
   }
 
+  /**
+   * doctor: whether grows can be made persistent on this host, and every grown device dockerd does
+   * not cache at its grown size yet (read only: asks dockerd and reads the kernel's holds).
+   */
+  async function persistenceChecks(): Promise<DoctorCheck[]> {
+    const problem = growPersistenceProblem(growPersistenceFacts(deps.dockerInfo));
+    const checks: DoctorCheck[] = [
+      {
+        name: 'devicemapper grows can be held',
+        ok: problem === null,
+        severity: 'warn',
+        detail:
+          problem ??
+          'deferred removal and deletion on: a kernel hold (autogrow-hold-<hash>) keeps each grown device until dockerd caches its size',
+        ...(problem === null ? {} : { fix: DM_HOLD_FIX }),
+      },
+    ];
+    try {
+      const holds = kernelHolds((await snapshot(false)).tables);
+      const lines: string[] = [];
+      let unheld = 0;
+      for (const record of grown.all()) {
+        const current = await deps.docker.inspectContainer(record.containerId);
+        if (!current) continue;
+        const state = devicePersistence({
+          grownBytes: record.sizeSectors * SECTOR_BYTES,
+          dockerSizeBytes: dockerSizeOf(current),
+          held: holds.has(record.hash),
+        });
+        if (state === 'persistent') continue;
+        if (state === 'unheld') unheld += 1;
+        lines.push(
+          `${current.name} (${record.deviceName}, grown to ${record.sizeSectors * SECTOR_BYTES} bytes, dockerd has ${dockerSizeOf(current) ?? 'unknown'}): ${pendingPersistenceAdvice(state)}`,
+        );
+      }
+      checks.push({
+        name: 'grown devices persistent',
+        ok: lines.length === 0,
+        severity: unheld > 0 ? 'error' : 'warn',
+        detail: lines.length === 0 ? 'dockerd caches every grown size' : lines.join('; '),
+        ...(lines.length === 0
+          ? {}
+          : {
+              fix: 'restart dockerd (with "live-restore": true running containers keep running): it then reads the patched metadata files, and the agent releases its holds at its next pass',
+            }),
+      });
+    } catch (error) {
+      checks.push({
+        name: 'grown devices persistent',
+        ok: false,
+        severity: 'warn',
+        detail: `could not check: ${errorMessage(error)}`,
+      });
+    }
+    return checks;
+  }
+
   async function doctor(): Promise<DoctorCheck[]> {
     const checks: DoctorCheck[] = [];
     let docker: DockerDmDriverStatus | null = null;
@@ -1274,6 +1561,7 @@ export function createDevicemapperBackend(
         : 'live-restore off: a dockerd restart (needed after `docker restart` of a grown container) stops containers',
       fix: 'set "live-restore": true in /etc/docker/daemon.json',
     });
+    checks.push(...(await persistenceChecks()));
     const tools: ToolName[] = ['dmsetup', 'xfs_growfs', 'resize2fs'];
     let pool: PoolContext | null = null;
     try {
@@ -1345,10 +1633,11 @@ export function createDevicemapperBackend(
     growPool: (toBytes, dryRun) => growPoolPart('data', toBytes, dryRun),
     growPoolMetadata: (toBytes, dryRun) => growPoolPart('metadata', toBytes, dryRun),
     failureCounts: () => failures,
-    releaseHolds: () => {
-      for (const hash of [...holds.keys()]) release(hash);
+    releaseHolds: async () => {
+      for (const existing of kernelHolds((await snapshot(false)).tables).values()) await removeHold(existing);
     },
-    heldDevices: () => [...holds.keys()],
+    heldDevices: async () => [...kernelHolds((await snapshot(false)).tables).keys()],
+    pendingPersistence: () => pending,
     doctor,
   };
 }

@@ -4,10 +4,9 @@
  * configuration error). The only place that calls process.exit.
  */
 import { errorMessage } from './util/errors.js';
-import { CommanderError } from 'commander';
 import { ConfigError } from './config/load.js';
 import { buildProgram } from './cli/program.js';
-import { CliError, EXIT_FAILURE, EXIT_USAGE } from './cli/errors.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE, commanderExitCode } from './cli/errors.js';
 
 async function main(argv: string[]): Promise<number> {
   const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
@@ -16,10 +15,8 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // help and version exit 0; usage errors were already printed by commander
-      return error.exitCode === 0 ? 0 : EXIT_USAGE;
-    }
+    const parseExitCode = commanderExitCode(error);
+    if (parseExitCode !== undefined) return parseExitCode;
     if (error instanceof ConfigError) {
       io.stderr.write(`docker-autogrow: ${error.message}\n`);
       return EXIT_USAGE;

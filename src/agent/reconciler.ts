@@ -60,6 +60,7 @@ import type {
 } from '../report/pass-report.js';
 import { errorMessage } from '../util/errors.js';
 import { realTimers, type Clock, type Timers } from '../util/clock.js';
+import { growFailureDetails, type GrowFailureDetails } from '../storage/grow-error.js';
 
 export interface ReconcilerDeps {
   inventory: Inventory;
@@ -732,6 +733,7 @@ export class Reconciler {
         { durable: false },
       );
       let failure: string | null = null;
+      let failureDetails: GrowFailureDetails = { step: 'read back', deviceState: 'unknown' };
       let steps: GrowStep[] = [];
       let resultBytes = fromBytes;
       let noop = false;
@@ -747,6 +749,7 @@ export class Reconciler {
         }
       } catch (error) {
         failure = errorMessage(error);
+        failureDetails = growFailureDetails(error);
       }
       const endMs = clock.nowMs();
       const durationMs = endMs - startedMs;
@@ -791,14 +794,18 @@ export class Reconciler {
         toBytes,
         durationMs,
         error: failure,
+        ...failureDetails,
         consecutiveFailures,
         backoffUntilMs,
       });
       logger.error(
-        { ...fields, durationMs, err: failure, consecutiveFailures, backoffUntilMs },
+        { ...fields, durationMs, err: failure, ...failureDetails, consecutiveFailures, backoffUntilMs },
         'grow failed',
       );
-      return { outcome: { kind: 'failed', fromBytes, toBytes, durationMs, error: failure }, backoffUntilMs };
+      return {
+        outcome: { kind: 'failed', fromBytes, toBytes, durationMs, error: failure, ...failureDetails },
+        backoffUntilMs,
+      };
     } finally {
       this.semaphore.release();
     }

@@ -17,6 +17,7 @@
  *   and alerts work before the first event.
  */
 import { packageVersion } from '../util/package-version.js';
+import { UNKNOWN_GROW_STEP } from '../storage/grow-error.js';
 import { METRIC_PREFIX, Registry, collectProcessMetrics, defineMetrics, type Gauge } from './define.js';
 import type { ContainerReport, PassReport, PoolAction } from '../report/pass-report.js';
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
@@ -386,6 +387,16 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       labels: ['state'],
     },
   });
+  // failed container grows by the step that broke (src/storage/grow-error.ts); a series appears
+  // with its first failure, since the steps are the backend's to name
+  const { growFailures } = defineMetrics(registry, {
+    growFailures: {
+      type: 'counter',
+      name: 'grow_failures_total',
+      help: 'Failed container grows by driver and the step that failed (e.g. dmsetup resume, btrfs qgroup limit, read back; unknown when the backend did not say).',
+      labels: ['driver', 'step'],
+    },
+  });
   const { buildInfo, passes, passErrors, lastPassTimestamp, lastSuccessfulPassTimestamp } = self;
   const { lastPassDuration, probeSuccess, probeDuration, dryRun, eventStreamConnected } = self;
   const { eventStreamReconnects, guardContainers, guardLooks, guardEvaluations } = self;
@@ -503,6 +514,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       }
       if (outcome.kind !== 'planned')
         resizeDuration.observe({ driver: container.driver }, outcome.durationMs / 1000);
+      if (outcome.kind === 'failed')
+        growFailures.inc({ driver: container.driver, step: outcome.step ?? UNKNOWN_GROW_STEP });
     }
   }
 

@@ -69,7 +69,7 @@ export class FakeBackend implements StorageBackend {
   /** When set, observe() throws this. */
   observeError: Error | null = null;
   private readonly containers = new Map<string, SimulatedContainer>();
-  private readonly failures = new Map<string, string[]>();
+  private readonly failures = new Map<string, (string | Error)[]>();
   private readonly observeErrors = new Map<string, string>();
   pool: FakePoolOptions | null;
   /** When set, grow() waits on this before acting (to hold a grow in flight). */
@@ -117,9 +117,9 @@ export class FakeBackend implements StorageBackend {
     this.addUsage(container, bytes, this.clock.nowMs());
   }
 
-  /** The next `count` grows of `id` fail with `message`. */
-  failNextGrows(id: string, count: number, message = 'simulated grow failure'): void {
-    this.failures.set(id, [...(this.failures.get(id) ?? []), ...Array<string>(count).fill(message)]);
+  /** The next `count` grows of `id` fail with `failure` (a message, or the error to throw). */
+  failNextGrows(id: string, count: number, failure: string | Error = 'simulated grow failure'): void {
+    this.failures.set(id, [...(this.failures.get(id) ?? []), ...Array<string | Error>(count).fill(failure)]);
   }
 
   setObserveError(id: string, message: string | null): void {
@@ -240,9 +240,8 @@ export class FakeBackend implements StorageBackend {
     this.clock.advance(this.growDurationMs);
     const container = this.settle(id);
     const queued = this.failures.get(id);
-    if (queued && queued.length > 0) {
-      throw new Error(queued.shift());
-    }
+    const failure = queued?.shift();
+    if (failure !== undefined) throw typeof failure === 'string' ? new Error(failure) : failure;
     if (container.sizeBytes === null) throw new Error('no limit');
     if (container.sizeBytes >= request.toBytes) {
       return {

@@ -240,7 +240,11 @@ describe('btrfs backend grow', () => {
     runner.expect('btrfs', limit(80 * MiB), ok('qgroup-limit-missing'));
     await expect(
       backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
-    ).rejects.toThrow(/unable to limit requested quota group/);
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(/unable to limit requested quota group/),
+      step: 'btrfs qgroup limit',
+      deviceState: 'unchanged',
+    });
     expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
   });
 
@@ -252,7 +256,10 @@ describe('btrfs backend grow', () => {
     runner.expect('btrfs', show, ok('qgroup-show'));
     await expect(
       backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
-    ).rejects.toThrow(/shows max referenced 67108864 instead of 83886080/);
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(/shows max referenced 67108864 instead of 83886080/),
+      step: 'read back',
+    });
     expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
   });
 
@@ -272,7 +279,13 @@ describe('btrfs backend grow', () => {
     runner.expect('btrfs', show, ok('qgroup-show-after-limit'));
     await expect(
       backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 80 * MiB, dryRun: false }),
-    ).rejects.toThrow(/writing .* failed \(EROFS.*next container start would reset the limit to 67108864/);
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(
+        /writing .* failed \(EROFS.*next container start would reset the limit to 67108864/,
+      ),
+      step: 'write quota file',
+      deviceState: 'limit-set-file-pending',
+    });
     expect(readFileSync(host.quotaFile, 'utf8')).toBe(String(64 * MiB));
   });
 

@@ -105,6 +105,8 @@ export function samplePassReport(startedAtMs: number = Date.now()): PassReport {
       toBytes: 77 * MIB,
       durationMs: 1500,
       error: 'btrfs qgroup limit: exit 1',
+      step: 'btrfs qgroup limit',
+      deviceState: 'unchanged',
     },
   });
   const unlimited = containerReport({

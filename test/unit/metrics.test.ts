@@ -272,6 +272,9 @@ describe('metrics from pass reports', () => {
     expect(valueOf(samples, 'docker_autogrow_resizes_total', { ...btrfs, result: 'grown' })).toBe(1);
     expect(valueOf(samples, 'docker_autogrow_resizes_total', { ...btrfs, result: 'failed' })).toBe(1);
     expect(valueOf(samples, 'docker_autogrow_resizes_total', { ...btrfs, result: 'noop' })).toBe(0);
+    expect(
+      valueOf(samples, 'docker_autogrow_grow_failures_total', { ...btrfs, step: 'btrfs qgroup limit' }),
+    ).toBe(1);
     expect(valueOf(samples, 'docker_autogrow_grown_bytes_total', btrfs)).toBe(13 * MIB);
     expect(valueOf(samples, 'docker_autogrow_resize_duration_seconds_count', btrfs)).toBe(2);
     expect(valueOf(samples, 'docker_autogrow_resize_duration_seconds_sum', btrfs)).toBeCloseTo(1.542, 6);

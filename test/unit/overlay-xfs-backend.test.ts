@@ -288,7 +288,11 @@ describe('overlay-xfs backend', () => {
     runner.expect('xfs_quota', report, fx('vm-report-initial'));
     await expect(
       backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false }),
-    ).rejects.toThrow(/shows hard limit 67108864 instead of 134217728/);
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(/shows hard limit 67108864 instead of 134217728/),
+      step: 'read back',
+      deviceState: 'unknown',
+    });
   });
 
   it('a failed xfs_quota limit is a failed grow', async () => {
@@ -301,7 +305,11 @@ describe('overlay-xfs backend', () => {
     });
     await expect(
       backend.grow({ container: limited, fromBytes: 64 * MiB, toBytes: 128 * MiB, dryRun: false }),
-    ).rejects.toThrow(/cannot set limits/);
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(/cannot set limits/),
+      step: 'xfs_quota limit',
+      deviceState: 'unchanged',
+    });
   });
 
   it('never shrinks, rounds targets up to 4 KiB, refuses unlimited containers', async () => {

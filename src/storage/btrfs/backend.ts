@@ -22,6 +22,7 @@
  * path before acting and verifies after.
  */
 import { errorMessage } from '../../util/errors.js';
+import { GrowProgress } from '../grow-error.js';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { assertContainerId, isLayerHash, isSafeUint } from '../../docker/ids.js';
@@ -454,6 +455,15 @@ class BtrfsBackend implements StorageBackend {
   }
 
   async grow(request: GrowRequest): Promise<GrowResult> {
+    const progress = new GrowProgress();
+    try {
+      return await this.growStepByStep(request, progress);
+    } catch (error) {
+      throw progress.failed(error);
+    }
+  }
+
+  private async growStepByStep(request: GrowRequest, progress: GrowProgress): Promise<GrowResult> {
     const { container, dryRun } = request;
     const toBytes = request.toBytes;
     if (!isSafeUint(toBytes) || toBytes <= 0)
@@ -481,6 +491,7 @@ class BtrfsBackend implements StorageBackend {
       const steps: GrowStep[] = [];
       if (fileBytes < liveLimit) {
         steps.push({ name: `write ${quotaFile} = ${liveLimit}` });
+        progress.at('repair quota file', 'limit-set-file-pending');
         if (!dryRun) {
           this.writeQuota(this.dataRoot, target.mountId, liveLimit);
           this.deps.logger.warn(
@@ -513,8 +524,10 @@ class BtrfsBackend implements StorageBackend {
     }
 
     // 1. the live limit (a single ioctl: it took or it did not)
+    progress.at('btrfs qgroup limit', 'unchanged');
     await this.btrfs(limitArgs);
     // 2. re-read: the limit must now be exactly what we asked for
+    progress.at('read back', 'unknown');
     const { qgroupKey, limitBytes: limitAfterBytes } = await this.readLimit(target);
     if (limitAfterBytes !== toBytes) {
       throw new Error(
@@ -523,6 +536,7 @@ class BtrfsBackend implements StorageBackend {
       );
     }
     // 3. persistence: only a limit that took is written for Docker to re-apply
+    progress.at('write quota file', 'limit-set-file-pending');
     try {
       this.writeQuota(this.dataRoot, target.mountId, toBytes);
     } catch (error) {

@@ -84,6 +84,7 @@ import {
   type ThinTable,
 } from './parse.js';
 import { errorMessage } from '../../util/errors.js';
+import { StorageGrowError } from '../grow-error.js';
 
 export * from './parse.js';
 export * from './persistence.js';
@@ -125,18 +126,9 @@ export interface DevicemapperOptions {
   binaryPresent?: (tool: ToolName) => boolean;
 }
 
-/** A grow step failed. `deviceState` says what the device was left as. */
-export class DevicemapperGrowError extends Error {
+/** A grow step failed. `deviceState` says what the device was left as (src/storage/grow-error.ts). */
+export class DevicemapperGrowError extends StorageGrowError {
   override readonly name = 'DevicemapperGrowError';
-  constructor(
-    message: string,
-    readonly step: string,
-    readonly deviceState:
-      'unchanged' | 'restored' | 'grown-fs-pending' | 'grown-persist-pending' | 'suspended',
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 export interface DevicemapperBackend extends StorageBackend {

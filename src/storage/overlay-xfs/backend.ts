@@ -23,6 +23,7 @@
  * (nothing Docker wrote goes into it); then the report is read again to verify.
  */
 import { errorMessage } from '../../util/errors.js';
+import { GrowProgress } from '../grow-error.js';
 import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
 import type { ContainerInfo } from '../../docker/model.js';
@@ -369,6 +370,15 @@ class OverlayXfsBackend implements StorageBackend {
   }
 
   async grow(request: GrowRequest): Promise<GrowResult> {
+    const progress = new GrowProgress();
+    try {
+      return await this.growStepByStep(request, progress);
+    } catch (error) {
+      throw progress.failed(error);
+    }
+  }
+
+  private async growStepByStep(request: GrowRequest, progress: GrowProgress): Promise<GrowResult> {
     const { container, dryRun } = request;
     assertContainerId(container.id);
     if (!isSafeUint(request.toBytes) || request.toBytes <= 0) {
@@ -410,7 +420,9 @@ class OverlayXfsBackend implements StorageBackend {
     if (dryRun)
       return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
 
+    progress.at('xfs_quota limit', 'unchanged');
     await this.deps.runner.run({ tool: 'xfs_quota', args: limitArgs, timeoutMs: this.deps.commandTimeoutMs });
+    progress.at('read back', 'unknown');
     const after = (await this.report()).get(projectId);
     const readBack = after?.hardLimitBytes ?? null;
     // XFS stores limits in filesystem blocks (4 KiB here, at most 64 KiB): accept the target

@@ -25,6 +25,8 @@ import { Reconciler } from './reconciler.js';
 import type { Clock } from '../util/clock.js';
 import type { PassReport } from '../report/pass-report.js';
 import { DataFilesystemWatcher, dataFilesystemSettings } from '../storage/data-filesystem/watcher.js';
+import { createReclaimer } from '../reclaim/wiring.js';
+import type { Reclaimer } from '../reclaim/reclaimer.js';
 
 /** Docker could not be reached or answered nonsense: the agent cannot serve this host. */
 export class DockerUnavailableError extends Error {
@@ -47,6 +49,8 @@ export interface AgentContext {
   metrics: Metrics;
   /** The data-filesystem loop (its own component beside the reconciler); null when disabled. */
   dataFilesystem?: DataFilesystemWatcher | null;
+  /** The reclaim ladder (src/reclaim/); null when reclaim is disabled. */
+  reclaimer?: Reclaimer | null;
 }
 
 /** The agent's own state directory: beside the journal (locks and backend intent logs). */
@@ -149,6 +153,7 @@ export async function createAgentContext(
         if (key.startsWith(`${containerId}\n`)) labelWarningsSeen.delete(key);
     },
   });
+  const reclaimer = createReclaimer(config, logger, dockerInfo, metrics, options.clock);
   const dataFilesystem = createDataFilesystemWatcher(
     config,
     logger,
@@ -156,6 +161,7 @@ export async function createAgentContext(
     dockerInfo,
     metrics,
     options.clock,
+    reclaimer,
   );
   return {
     config,
@@ -169,6 +175,7 @@ export async function createAgentContext(
     reconciler,
     metrics,
     dataFilesystem,
+    reclaimer,
   };
 }
 
@@ -180,6 +187,7 @@ function createDataFilesystemWatcher(
   dockerInfo: DockerInfo,
   metrics: Metrics,
   clock: Clock | undefined,
+  reclaimer: Reclaimer | null,
 ): DataFilesystemWatcher | null {
   if (!config.dataFilesystem.enabled) return null;
   return new DataFilesystemWatcher({
@@ -192,7 +200,10 @@ function createDataFilesystemWatcher(
     commandTimeoutMs: config.commandTimeout,
     logger: logger.child({ component: 'data-filesystem' }),
     clock: clock ?? { nowMs: () => Date.now() },
-    onStatus: (status) => metrics.dataFilesystem.applyStatus(status),
+    onStatus: (status) => {
+      metrics.dataFilesystem.applyStatus(status);
+      reclaimer?.observeDataFilesystem(status);
+    },
   });
 }
 
@@ -259,6 +270,7 @@ export async function runAgent(
   await inventory.start();
   await reconciler.start();
   await context.dataFilesystem?.start();
+  context.reclaimer?.start();
   const first = reconciler.lastReport ?? (await reconciler.runPass({}));
   firstPassDone = true;
   const summary = describeReport(first);
@@ -280,6 +292,7 @@ export async function runAgent(
       await notifier.stopping();
       notifier.stopWatchdog();
       await context.dataFilesystem?.stop();
+      await context.reclaimer?.stop();
       await reconciler.stop();
       await inventory.stop();
       await server?.close();

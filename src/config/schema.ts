@@ -10,6 +10,7 @@ import { parseListenAddress } from './listen.js';
 import { z } from 'zod';
 import { TOOL_NAMES } from '../exec/runner.js';
 import { parseDurationMs, parsePercentRatio, parseSizeBytes } from '../util/units.js';
+import { reclaimSchema } from './reclaim-schema.js';
 
 const SIZE_HINT = 'a size such as 512M, 10G, 1.5T or a byte count';
 const PERCENT_HINT = 'a percentage from 0% to 100%, such as 85%';
@@ -333,6 +334,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .meta({ description: "the filesystem under Docker's data root, for every storage driver" }),
+  reclaim: reclaimSchema(percentRatio, durationMs),
   commandTimeout: durationMs(TIMEOUT_BOUNDS).prefault('30s').meta({ description: 'per external command' }),
   binaries: z
     // Only the tools the agent runs: `binaries.rm` would be accepted and never used (a typo, or a hope).

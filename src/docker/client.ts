@@ -11,6 +11,21 @@ import type { DockerApi } from './inventory-port.js';
 import type { DockerEventSource } from './events.js';
 import { mapContainerInspect, mapDockerInfo } from './mapping.js';
 import type { ContainerInfo, DockerInfo } from './model.js';
+import {
+  assertRemovable,
+  mapBuildCache,
+  mapBuildPrune,
+  mapContainerList,
+  mapImageList,
+  mapVolumeList,
+} from '../reclaim/docker-mapping.js';
+import type {
+  BuildCacheFacts,
+  ContainerFacts,
+  ImageFacts,
+  ReclaimDockerApi,
+  VolumeFacts,
+} from '../reclaim/types.js';
 
 export interface DockerClientOptions {
   /** Unix socket of the daemon, e.g. /var/run/docker.sock. */
@@ -28,7 +43,7 @@ function httpStatusOf(error: unknown): number | null {
   return null;
 }
 
-export class DockerClient implements DockerApi, DockerEventSource {
+export class DockerClient implements DockerApi, DockerEventSource, ReclaimDockerApi {
   private readonly api: Docker;
   /**
    * A second dockerode for the event stream: docker-modem's `timeout` is a socket idle timeout,
@@ -91,6 +106,65 @@ export class DockerClient implements DockerApi, DockerEventSource {
     };
     if (options.since !== undefined) query['since'] = options.since;
     return (await this.eventsApi.getEvents(query as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+  }
+
+  // The reclaim ladder's calls (src/reclaim/ladder.ts): listings, and removals that never force.
+
+  private dial(path: string, method: 'GET' | 'POST', options: Record<string, unknown>): Promise<unknown> {
+    const modem = (
+      this.api as unknown as {
+        modem: { dial: (opts: unknown, cb: (e: unknown, d: unknown) => void) => void };
+      }
+    ).modem;
+    return new Promise((resolve, reject) =>
+      modem.dial(
+        { path, method, options, statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' } },
+        (error, data) => (error ? reject(error as Error) : resolve(data)),
+      ),
+    );
+  }
+
+  async listImagesForReclaim(): Promise<ImageFacts[]> {
+    return mapImageList(await this.api.listImages({ all: false }));
+  }
+
+  async listContainersForReclaim(): Promise<ContainerFacts[]> {
+    return mapContainerList(await this.api.listContainers({ all: true }));
+  }
+
+  async listBuildCache(): Promise<BuildCacheFacts[]> {
+    return mapBuildCache(await this.dial('/system/df?', 'GET', { type: 'build-cache' }));
+  }
+
+  async listVolumesForReclaim(): Promise<VolumeFacts[]> {
+    return mapVolumeList(await this.api.listVolumes({ filters: { dangling: ['true'] } }));
+  }
+
+  async pruneBuildCache(options: {
+    unusedForMs?: number;
+  }): Promise<{ deletedIds: string[]; reclaimedBytes: number }> {
+    const filters =
+      options.unusedForMs === undefined
+        ? {}
+        : { 'unused-for': [`${Math.floor(options.unusedForMs / 1000)}s`] };
+    return mapBuildPrune(
+      await this.dial('/build/prune?', 'POST', { all: true, filters: JSON.stringify(filters) }),
+    );
+  }
+
+  async removeImage(reference: string): Promise<void> {
+    assertRemovable('image', reference);
+    await this.api.getImage(reference).remove({ force: false, noprune: false });
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    assertRemovable('container', id);
+    await this.api.getContainer(id).remove({ force: false, v: false });
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    assertRemovable('volume', name);
+    await this.api.getVolume(name).remove({ force: false });
   }
 }
 

@@ -23,6 +23,7 @@ import type { ContainerReport, PassReport, PoolAction } from '../report/pass-rep
 import { SKIP_REASONS, type GrowTrigger } from '../policy/types.js';
 import type { PoolMode, StorageDriverName } from '../storage/types.js';
 import { createDataFilesystemMetrics, type DataFilesystemMetrics } from './data-filesystem-metrics.js';
+import { createReclaimMetrics, type ReclaimMetrics } from './reclaim-metrics.js';
 
 export { METRIC_PREFIX };
 
@@ -105,6 +106,8 @@ export interface Metrics {
   containerSeriesWrites(): number;
   /** The filesystem under Docker's data root (src/metrics/data-filesystem-metrics.ts). */
   readonly dataFilesystem: DataFilesystemMetrics;
+  /** The reclaim ladder (src/metrics/reclaim-metrics.ts). */
+  readonly reclaim: ReclaimMetrics;
 }
 
 type ContainerLabels = { container_id: string; container_name: string; driver: string };
@@ -569,9 +572,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   }
 
   const dataFilesystem = createDataFilesystemMetrics(registry);
+  const reclaim = createReclaimMetrics(registry);
   return {
     registry,
     dataFilesystem,
+    reclaim,
 
     applyPassReport(report: PassReport): void {
       if (report.driver) initDriver(report.driver);

@@ -8,6 +8,11 @@ import { errorMessage } from '../util/errors.js';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createDockerClient, type DockerClient } from '../docker/client.js';
+import {
+  describeEndpoint,
+  resolveDockerEndpointFromEnvironment,
+  type DockerEndpoint,
+} from '../docker/endpoint-env.js';
 import { createDockerInventory, type DockerInventory } from '../docker/inventory.js';
 import type { DockerEventSource } from '../docker/events.js';
 import type { DockerApi } from '../docker/inventory-port.js';
@@ -51,6 +56,8 @@ export interface AgentContext {
   dataFilesystem?: DataFilesystemWatcher | null;
   /** The reclaim ladder (src/reclaim/); null when reclaim is disabled. */
   reclaimer?: Reclaimer | null;
+  /** Which Docker endpoint and where it came from (src/docker/endpoint.ts), for logs and status. */
+  dockerEndpoint?: string;
 }
 
 /** The agent's own state directory: beside the journal (locks and backend intent logs). */
@@ -65,18 +72,27 @@ export function stateDirOf(config: Config): string {
 export async function connectDocker(
   config: Config,
   wrap: (client: DockerClient) => AgentDocker = (client) => client,
-): Promise<{ docker: AgentDocker; dockerInfo: DockerInfo }> {
-  const docker = wrap(
-    createDockerClient({
-      socketPath: config.docker.socketPath,
-      timeoutMs: config.docker.timeout,
-    }),
-  );
+  endpoint?: DockerEndpoint,
+  logger?: Logger,
+): Promise<{ docker: AgentDocker; dockerInfo: DockerInfo; dockerEndpoint: string }> {
+  let resolved: DockerEndpoint;
   try {
-    return { docker, dockerInfo: await docker.info() };
+    resolved = endpoint ?? resolveDockerEndpointFromEnvironment(config);
   } catch (error) {
+    throw new DockerUnavailableError(errorMessage(error));
+  }
+  const docker = wrap(createDockerClient({ endpoint: resolved, timeoutMs: config.docker.timeout, logger }));
+  const dockerEndpoint = describeEndpoint(resolved);
+  try {
+    return { docker, dockerInfo: await docker.info(), dockerEndpoint };
+  } catch (error) {
+    // the client's errors already name the endpoint, its source and a hint
     const reason = errorMessage(error);
-    throw new DockerUnavailableError(`cannot reach Docker at ${config.docker.socketPath}: ${reason}`);
+    throw new DockerUnavailableError(
+      reason.startsWith('cannot reach Docker')
+        ? reason
+        : `cannot reach Docker at ${dockerEndpoint}: ${reason}`,
+    );
   }
 }
 
@@ -94,6 +110,8 @@ export interface AgentContextOptions {
   createBackend?: (dockerInfo: DockerInfo, deps: BackendDeps) => StorageBackend;
   /** The reconciler's clock (default: Date.now). */
   clock?: Clock;
+  /** The Docker endpoint (default: resolved from the config and the environment like the docker CLI). */
+  dockerEndpoint?: DockerEndpoint;
 }
 
 /** Builds every part of the agent; starts nothing. */
@@ -105,7 +123,12 @@ export async function createAgentContext(
   const metrics = createMetrics();
   const execaRunner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
   const runner = options.wrapRunner ? options.wrapRunner(execaRunner) : execaRunner;
-  const { docker, dockerInfo } = await connectDocker(config, options.wrapDocker);
+  const { docker, dockerInfo, dockerEndpoint } = await connectDocker(
+    config,
+    options.wrapDocker,
+    options.dockerEndpoint,
+    logger.child({ component: 'docker' }),
+  );
   const backend = (options.createBackend ?? createBackendFor)(dockerInfo, {
     runner,
     docker,
@@ -176,6 +199,7 @@ export async function createAgentContext(
     metrics,
     dataFilesystem,
     reclaimer,
+    dockerEndpoint,
   };
 }
 
@@ -261,6 +285,7 @@ export async function runAgent(
       driver: context.dockerInfo.driver,
       dockerVersion: context.dockerInfo.serverVersion,
       dataRoot: context.dockerInfo.dockerRootDir,
+      dockerEndpoint: context.dockerEndpoint,
       intervalMs: config.interval,
       dryRun: config.dryRun,
       metricsPort: server?.port ?? null,

@@ -22,6 +22,10 @@ export function buildProgram(io: CliIo): Command {
       '-c, --config <file>',
       'configuration file (default: $AUTOGROW_CONFIG or /etc/docker-autogrow/config.yaml)',
     )
+    .option(
+      '-H, --host <address>',
+      'Docker daemon (unix:///path or tcp://host:port); default: docker.host, $DOCKER_HOST, the docker context, /var/run/docker.sock',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
         'trace',

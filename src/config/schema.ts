@@ -276,6 +276,10 @@ export const configSchema = z.strictObject({
         })
         .prefault('/var/run/docker.sock'),
       timeout: durationMs(TIMEOUT_BOUNDS).prefault('10s'),
+      host: z.string().min(1).optional().meta({
+        description:
+          'daemon address like the docker CLI -H: unix:///path or tcp://host:port; overrides DOCKER_HOST and the docker context',
+      }),
     })
     .prefault({}),
   journal: z

@@ -1,15 +1,30 @@
 /**
  * The Docker adapter: the only module that imports dockerode. It implements the daemon-facing
  * {@link DockerApi} port and the raw {@link DockerEventSource} under the event stream; mapping of
- * the JSON it returns lives in ./mapping.ts.
+ * the JSON it returns lives in ./mapping.ts, the choice of daemon in ./endpoint.ts.
+ *
+ * - Connects to a resolved {@link DockerEndpoint} (unix socket, or tcp with optional TLS) and never
+ *   lets docker-modem read DOCKER_HOST / DOCKER_CERT_PATH itself (its defaults would silently win
+ *   over the endpoint we resolved).
+ * - Negotiates the API version like the docker CLI: asks the unversioned `/version` once, then
+ *   uses min(daemon's ApiVersion, {@link MAX_API_VERSION}) as the path prefix.
+ * - Every call has a whole-call deadline (`timeoutMs`): docker-modem's own timeout only fires on an
+ *   idle socket, so a daemon dribbling one byte a second would hold a call forever.
+ * - Failures are {@link DockerApiError}s with a kind; the first failure of an outage is logged once
+ *   as a warning (with the endpoint and where it came from), repeats at debug, recovery at info.
  *
  * Never asks for sizes (`size=true` walks every layer of every container and stalls busy daemons).
  */
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import Docker from 'dockerode';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../log/logger.js';
+import { describeEndpoint, endpointAddress, endpointHint, type DockerEndpoint } from './endpoint.js';
 import { assertContainerId, isContainerId } from './ids.js';
 import type { DockerApi } from './inventory-port.js';
 import type { DockerEventSource } from './events.js';
-import { mapContainerInspect, mapDockerInfo } from './mapping.js';
+import { DockerDataError, mapContainerInspect, mapDockerInfo } from './mapping.js';
 import type { ContainerInfo, DockerInfo } from './model.js';
 import {
   assertRemovable,
@@ -27,11 +42,38 @@ import type {
   VolumeFacts,
 } from '../reclaim/types.js';
 
+/**
+ * The newest API version whose answers ./mapping.ts was checked against (Engine 29: from 1.52
+ * inspect has Storage.RootFS.Snapshot instead of GraphDriver under the containerd store).
+ */
+export const MAX_API_VERSION = '1.52';
+/** The oldest we speak to: Engine 20.10. */
+export const MIN_API_VERSION = '1.41';
+
 export interface DockerClientOptions {
-  /** Unix socket of the daemon, e.g. /var/run/docker.sock. */
-  socketPath: string;
-  /** Per-request timeout (idle socket) for API calls; for the event stream, the time to connect. */
+  /** Where the daemon is (src/docker/endpoint.ts). */
+  endpoint?: DockerEndpoint;
+  /** Shorthand for a unix endpoint (tests, doctor). */
+  socketPath?: string;
+  /** Whole-call deadline for API calls; for the event stream, the time until the daemon answers. */
   timeoutMs: number;
+  /** Outage warnings go here (one per outage); none when absent. */
+  logger?: Logger;
+}
+
+export type DockerApiErrorKind = 'unreachable' | 'timeout' | 'http' | 'garbage' | 'version';
+
+/** A Docker API call that failed, with why, and the endpoint it was sent to. */
+export class DockerApiError extends Error {
+  override readonly name = 'DockerApiError';
+  constructor(
+    message: string,
+    readonly kind: DockerApiErrorKind,
+    readonly call: string,
+    readonly statusCode: number | null = null,
+  ) {
+    super(message);
+  }
 }
 
 /** A daemon answer with an HTTP status (dockerode attaches `statusCode` to its errors). */
@@ -43,7 +85,98 @@ function httpStatusOf(error: unknown): number | null {
   return null;
 }
 
+/** "1.41" -> [1, 41]; null for anything else. */
+function parseApiVersion(value: unknown): [number, number] | null {
+  if (typeof value !== 'string') return null;
+  const match = /^(\d+)\.(\d+)$/.exec(value.trim());
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+function compareApiVersions(a: [number, number], b: [number, number]): number {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}
+
+/** docker CLI negotiation: the daemon's version, capped at ours; refused when the daemon is too old. */
+export function negotiateApiVersion(serverApiVersion: unknown): string {
+  const server = parseApiVersion(serverApiVersion);
+  const max = parseApiVersion(MAX_API_VERSION) as [number, number];
+  const min = parseApiVersion(MIN_API_VERSION) as [number, number];
+  if (!server) throw new Error(`/version has no usable ApiVersion: ${JSON.stringify(serverApiVersion)}`);
+  if (compareApiVersions(server, min) < 0) {
+    throw new Error(
+      `the daemon speaks API ${server.join('.')}; docker-autogrow needs ${MIN_API_VERSION} (Engine 20.10) or newer`,
+    );
+  }
+  return (compareApiVersions(server, max) > 0 ? max : server).join('.');
+}
+
+/** `/info` validated before anything uses it: a proxy or a broken daemon answering `{}` is not Docker. */
+export function validateDockerInfo(info: DockerInfo): DockerInfo {
+  const problems: string[] = [];
+  if (info.serverVersion === '') problems.push('no ServerVersion');
+  if (info.driver === '' || !/^[a-z0-9][a-z0-9_.-]*$/i.test(info.driver)) problems.push('no usable Driver');
+  if (!info.dockerRootDir.startsWith('/')) problems.push('no absolute DockerRootDir');
+  if (problems.length > 0)
+    throw new DockerDataError(`/info is not a Docker daemon's answer (${problems.join(', ')})`);
+  return info;
+}
+
+/** dockerode/docker-modem options that never fall back to DOCKER_HOST / DOCKER_CERT_PATH. */
+function modemOptions(endpoint: DockerEndpoint): Docker.DockerOptions {
+  // docker-modem merges its environment defaults under ours (Object.assign): name every key.
+  const neutral = {
+    socketPath: undefined,
+    host: undefined,
+    port: undefined,
+    protocol: undefined,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    pathPrefix: undefined,
+    agent: undefined,
+  };
+  if (endpoint.kind === 'unix')
+    return { ...neutral, socketPath: endpoint.socketPath } as Docker.DockerOptions;
+  const base = { ...neutral, host: endpoint.hostname, port: endpoint.port };
+  if (!endpoint.tls) return { ...base, protocol: 'http' } as Docker.DockerOptions;
+  const read = (file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new DockerApiError(
+        `cannot read TLS file ${file}: ${errorMessage(error)}`,
+        'unreachable',
+        'connect',
+      );
+    }
+  };
+  const tls = {
+    ca: read(endpoint.tls.caPath),
+    cert: read(endpoint.tls.certPath),
+    key: read(endpoint.tls.keyPath),
+  };
+  return {
+    ...base,
+    protocol: 'https',
+    ...tls,
+    // DOCKER_TLS without _VERIFY (or a context with SkipTLSVerify): encrypted, not authenticated
+    ...(endpoint.tls.verify ? {} : { agent: new https.Agent({ ...tls, rejectUnauthorized: false }) }),
+  } as Docker.DockerOptions;
+}
+
+function endpointOf(options: DockerClientOptions): DockerEndpoint {
+  if (options.endpoint) return options.endpoint;
+  if (options.socketPath)
+    return {
+      kind: 'unix',
+      socketPath: options.socketPath,
+      source: { kind: 'config', key: 'docker.socketPath' },
+    };
+  throw new Error('DockerClient needs an endpoint or a socketPath');
+}
+
 export class DockerClient implements DockerApi, DockerEventSource, ReclaimDockerApi {
+  readonly endpoint: DockerEndpoint;
   private readonly api: Docker;
   /**
    * A second dockerode for the event stream: docker-modem's `timeout` is a socket idle timeout,
@@ -51,47 +184,189 @@ export class DockerClient implements DockerApi, DockerEventSource, ReclaimDocker
    * daemon answers (`connectionTimeout`, cleared on the response).
    */
   private readonly eventsApi: Docker;
+  private negotiated: Promise<string> | null = null;
+  /** Failures since the last success (0: healthy); the first one is logged as a warning. */
+  private failuresInOutage = 0;
+  private outageStartedMs = 0;
+  private everAnswered = false;
 
   constructor(readonly options: DockerClientOptions) {
-    this.api = new Docker({ socketPath: options.socketPath, timeout: options.timeoutMs });
-    this.eventsApi = new Docker({
-      socketPath: options.socketPath,
-      connectionTimeout: options.timeoutMs,
-    } as never);
+    this.endpoint = endpointOf(options);
+    const modem = modemOptions(this.endpoint);
+    this.api = new Docker({ ...modem, timeout: options.timeoutMs });
+    this.eventsApi = new Docker({ ...modem, connectionTimeout: options.timeoutMs } as never);
+  }
+
+  /** `unix:///var/run/docker.sock (the default socket)`: for status, logs and errors. */
+  get description(): string {
+    return describeEndpoint(this.endpoint);
+  }
+
+  /** The API version in use, once negotiated (null before the first call). */
+  apiVersion: string | null = null;
+
+  private negotiate(): Promise<string> {
+    this.negotiated ??= this.call('version', async (signal) => {
+      const raw = asObject(await this.api.version({ abortSignal: signal } as never));
+      let version: string;
+      try {
+        version = negotiateApiVersion(raw['ApiVersion']);
+      } catch (error) {
+        throw new DockerApiError(`${errorMessage(error)}`, 'version', 'version');
+      }
+      this.apiVersion = version;
+      // docker-modem prefixes every path with this from now on
+      (this.api.modem as { version?: string }).version = `v${version}`;
+      (this.eventsApi.modem as { version?: string }).version = `v${version}`;
+      return version;
+    }).catch((error: unknown) => {
+      this.negotiated = null; // try again on the next call
+      throw error;
+    });
+    return this.negotiated;
+  }
+
+  /**
+   * Runs one API call under a whole-call deadline and turns every failure into a
+   * {@link DockerApiError}; tracks outages for the one-warning-per-outage log.
+   */
+  private async call<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(
+          new DockerApiError(
+            `Docker at ${endpointAddress(this.endpoint)} gave no complete answer to ${what} within ${this.options.timeoutMs} ms`,
+            'timeout',
+            what,
+          ),
+        );
+      }, this.options.timeoutMs);
+    });
+    try {
+      const result = await Promise.race([run(abort.signal), deadline]);
+      this.noteSuccess();
+      return result;
+    } catch (error) {
+      const typed = this.typedError(what, error);
+      // an HTTP answer (404, 409, 500 from one request) is the daemon talking: not an outage
+      if (typed.kind === 'http') this.noteSuccess();
+      else this.noteFailure(typed);
+      throw typed;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private typedError(what: string, error: unknown): DockerApiError {
+    if (error instanceof DockerApiError) return error;
+    const status = httpStatusOf(error);
+    const message = errorMessage(error);
+    if (status !== null) {
+      return new DockerApiError(`docker ${what}: HTTP ${status}: ${message}`, 'http', what, status);
+    }
+    if (error instanceof DockerDataError || error instanceof SyntaxError) {
+      return new DockerApiError(
+        `docker ${what}: unexpected answer from ${endpointAddress(this.endpoint)}: ${message}`,
+        'garbage',
+        what,
+      );
+    }
+    return new DockerApiError(
+      `cannot reach Docker at ${describeEndpoint(this.endpoint)}: ${message}; ${endpointHint(this.endpoint)}`,
+      'unreachable',
+      what,
+    );
+  }
+
+  private noteSuccess(): void {
+    this.everAnswered = true;
+    if (this.failuresInOutage > 0) {
+      this.options.logger?.info(
+        {
+          endpoint: endpointAddress(this.endpoint),
+          failedCalls: this.failuresInOutage,
+          outageMs: Date.now() - this.outageStartedMs,
+        },
+        'Docker answers again',
+      );
+    }
+    this.failuresInOutage = 0;
+  }
+
+  private noteFailure(error: DockerApiError): void {
+    this.failuresInOutage += 1;
+    // Before the daemon ever answered, the caller reports the failure (a one-shot CLI error): an
+    // outage is losing a daemon that worked.
+    if (!this.everAnswered) return;
+    if (this.failuresInOutage === 1) {
+      this.outageStartedMs = Date.now();
+      this.options.logger?.warn(
+        { endpoint: endpointAddress(this.endpoint), kind: error.kind, call: error.call, err: error.message },
+        'Docker is not answering; retrying quietly until it does',
+      );
+    } else {
+      this.options.logger?.debug(
+        { kind: error.kind, call: error.call, err: error.message },
+        'Docker still not answering',
+      );
+    }
+  }
+
+  /** True while the last call failed for want of a daemon (not an HTTP error). */
+  get inOutage(): boolean {
+    return this.failuresInOutage > 0;
   }
 
   async info(): Promise<DockerInfo> {
-    const [rawInfo, rawVersion] = await Promise.all([this.api.info(), this.api.version()]);
-    return mapDockerInfo(rawInfo, rawVersion);
+    await this.negotiate();
+    return this.call('info', async (signal) => {
+      const [rawInfo, rawVersion] = await Promise.all([
+        this.api.info({ abortSignal: signal } as never),
+        this.api.version({ abortSignal: signal } as never),
+      ]);
+      return validateDockerInfo(
+        mapDockerInfo(asObjectOrThrow(rawInfo, '/info'), asObjectOrThrow(rawVersion, '/version')),
+      );
+    });
   }
 
   /** All containers, running or not. No `size` parameter: the daemon default is false. */
   async listContainerIds(): Promise<string[]> {
-    const list: unknown = await this.api.listContainers({ all: true });
-    if (!Array.isArray(list)) throw new Error('docker container list: unexpected answer (not an array)');
-    const ids: string[] = [];
-    for (const entry of list) {
-      const id = typeof entry === 'object' && entry !== null ? (entry as { Id?: unknown }).Id : undefined;
-      if (isContainerId(id)) ids.push(id);
-    }
-    return ids;
+    await this.negotiate();
+    return this.call('container list', async (signal) => {
+      const list: unknown = await this.api.listContainers({ all: true, abortSignal: signal } as never);
+      if (!Array.isArray(list)) throw new DockerDataError('container list is not an array');
+      const ids: string[] = [];
+      for (const entry of list) {
+        const id = typeof entry === 'object' && entry !== null ? (entry as { Id?: unknown }).Id : undefined;
+        if (isContainerId(id)) ids.push(id);
+      }
+      return ids;
+    });
   }
 
   async inspectContainer(id: string): Promise<ContainerInfo | null> {
     assertContainerId(id);
-    let raw: unknown;
+    await this.negotiate();
     try {
-      raw = await this.api.getContainer(id).inspect();
+      return await this.call('container inspect', async (signal) =>
+        mapContainerInspect(await this.api.getContainer(id).inspect({ abortSignal: signal } as never)),
+      );
     } catch (error) {
-      if (httpStatusOf(error) === 404) return null;
+      if (error instanceof DockerApiError && error.statusCode === 404) return null;
       throw error;
     }
-    return mapContainerInspect(raw);
   }
 
   async ping(): Promise<boolean> {
     try {
-      await this.api.ping();
+      await this.call(
+        'ping',
+        (signal) => this.api.ping({ abortSignal: signal } as never) as unknown as Promise<unknown>,
+      );
       return true;
     } catch {
       return false;
@@ -100,6 +375,7 @@ export class DockerClient implements DockerApi, DockerEventSource, ReclaimDocker
 
   /** `GET /events?filters={"type":["container"]}[&since=...]`: the raw, never-ending HTTP body. */
   async openEvents(options: { since?: string; signal: AbortSignal }): Promise<NodeJS.ReadableStream> {
+    await this.negotiate();
     const query: Record<string, unknown> = {
       filters: { type: ['container'] },
       abortSignal: options.signal,
@@ -166,6 +442,20 @@ export class DockerClient implements DockerApi, DockerEventSource, ReclaimDocker
     assertRemovable('volume', name);
     await this.api.getVolume(name).remove({ force: false });
   }
+}
+
+function asObject(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+/** docker-modem hands back the raw text when a 200 answer is not JSON: that is garbage, not Docker. */
+function asObjectOrThrow(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DockerDataError(`${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
 }
 
 /** Factory for the composition root. */

@@ -94,7 +94,9 @@ describe('docker-autogrow CLI', () => {
     const file = configFile('docker: { socketPath: /nonexistent/docker.sock, timeout: 2s }\n');
     const { code, stderr } = cli(['--config', file, 'status']);
     expect(code).toBe(1);
-    expect(stderr).toContain('cannot reach Docker at /nonexistent/docker.sock');
+    expect(stderr).toContain(
+      'cannot reach Docker at unix:///nonexistent/docker.sock (from docker.socketPath',
+    );
     expect(stderr).not.toMatch(/^\s+at /m);
   });
 

@@ -16,6 +16,9 @@ type Handler = (request: http.IncomingMessage, response: http.ServerResponse) =>
 const RUNNING = fixture('docker/btrfs/inspect-running-sized.json');
 const RUNNING_ID = (JSON.parse(RUNNING) as { Id: string }).Id;
 const OTHER_ID = 'd'.repeat(64);
+const VERSION = fixture('docker/btrfs/version.json');
+/** The negotiated path prefix against the recorded 20.10 daemon (ApiVersion 1.41). */
+const V = '/v1.41';
 
 describe('DockerClient over a scripted unix-socket daemon', () => {
   let dir: string;
@@ -23,16 +26,24 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
   let server: http.Server;
   let requests: string[];
   let handler: Handler;
+  /** Answers the unversioned `GET /version` of the API negotiation (null: the handler does). */
+  let negotiation: string | null;
 
   beforeEach(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'agdc-'));
     socketPath = path.join(dir, 'docker.sock');
     requests = [];
+    negotiation = VERSION;
     handler = (_request, response) => {
       response.statusCode = 500;
       response.end('{"message":"unscripted"}');
     };
     server = http.createServer((request, response) => {
+      if (negotiation !== null && request.url === '/version') {
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.end(negotiation);
+        return;
+      }
       requests.push(`${request.method} ${request.url}`);
       handler(request, response);
     });
@@ -55,13 +66,13 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
       json(response, 200, JSON.stringify([{ Id: RUNNING_ID }, { Id: 'not-an-id' }, {}, { Id: OTHER_ID }]));
     const client = new DockerClient({ socketPath, timeoutMs: 2000 });
     expect(await client.listContainerIds()).toEqual([RUNNING_ID, OTHER_ID]);
-    expect(requests).toEqual(['GET /containers/json?all=true']);
+    expect(requests).toEqual([`GET ${V}/containers/json?all=true`]);
     expect(requests.join('\n')).not.toMatch(/size/);
   });
 
   it('inspects by validated id (no size), maps the answer, and turns 404 into null', async () => {
     handler = (request, response) => {
-      if (request.url === `/containers/${RUNNING_ID}/json`) json(response, 200, RUNNING);
+      if (request.url === `${V}/containers/${RUNNING_ID}/json`) json(response, 200, RUNNING);
       else json(response, 404, '{"message":"No such container"}');
     };
     const client = new DockerClient({ socketPath, timeoutMs: 2000 });
@@ -72,7 +83,10 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
     });
     expect(await client.inspectContainer(OTHER_ID)).toBeNull();
     await expect(client.inspectContainer('../../../info')).rejects.toThrow(/not a Docker container id/);
-    expect(requests).toEqual([`GET /containers/${RUNNING_ID}/json`, `GET /containers/${OTHER_ID}/json`]);
+    expect(requests).toEqual([
+      `GET ${V}/containers/${RUNNING_ID}/json`,
+      `GET ${V}/containers/${OTHER_ID}/json`,
+    ]);
   });
 
   it('passes other daemon errors on', async () => {
@@ -83,8 +97,8 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
 
   it('reads /info and /version together', async () => {
     handler = (request, response) => {
-      if (request.url === '/info') json(response, 200, fixture('docker/btrfs/info.json'));
-      else if (request.url === '/version') json(response, 200, fixture('docker/btrfs/version.json'));
+      if (request.url === `${V}/info`) json(response, 200, fixture('docker/btrfs/info.json'));
+      else if (request.url === `${V}/version`) json(response, 200, VERSION);
       else json(response, 404, '{}');
     };
     const client = new DockerClient({ socketPath, timeoutMs: 2000 });
@@ -93,7 +107,7 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
       apiVersion: '1.41',
       serverVersion: '20.10.24+dfsg1',
     });
-    expect([...requests].sort()).toEqual(['GET /info', 'GET /version']);
+    expect([...requests].sort()).toEqual([`GET ${V}/info`, `GET ${V}/version`]);
   });
 
   it('times API calls out after timeoutMs', async () => {
@@ -128,7 +142,7 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
     const abort = new AbortController();
     const body = await client.openEvents({ since: '1795815190.000000001', signal: abort.signal });
     const url = new URL(`http://x${requests[0]?.slice(4)}`);
-    expect(url.pathname).toBe('/events');
+    expect(url.pathname).toBe(`${V}/events`);
     expect(JSON.parse(url.searchParams.get('filters') ?? '')).toEqual({ type: ['container'] });
     expect(url.searchParams.get('since')).toBe('1795815190.000000001');
     expect([...url.searchParams.keys()].sort()).toEqual(['filters', 'since']);

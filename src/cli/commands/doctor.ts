@@ -10,7 +10,9 @@ import { ExecaRunner } from '../../exec/runner.js';
 import { silentLogger } from '../../log/logger.js';
 import { UnsupportedDriverError, createBackendFor } from '../../storage/select.js';
 import type { BackendDeps, StorageBackend } from '../../storage/types.js';
-import { CliError, EXIT_FAILURE } from '../errors.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
+import { DockerEndpointError, describeEndpoint, type DockerEndpoint } from '../../docker/endpoint.js';
+import { resolveDockerEndpointFromEnvironment } from '../../docker/endpoint-env.js';
 import type { CliContext } from '../context.js';
 
 /**
@@ -38,14 +40,22 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
     .action(async (options: { json?: boolean }) => {
       const { config } = loadConfig({ flagPath: context.globals().config, env: context.io.env });
       const runner = new ExecaRunner({ binaries: config.binaries, defaultTimeoutMs: config.commandTimeout });
-      const docker = new DockerClient({
-        socketPath: config.docker.socketPath,
-        timeoutMs: config.docker.timeout,
-      });
+      let endpoint: DockerEndpoint;
+      try {
+        endpoint = resolveDockerEndpointFromEnvironment(config, {
+          flagHost: context.globals().host,
+          env: context.io.env,
+        });
+      } catch (error) {
+        if (error instanceof DockerEndpointError) throw new CliError(error.message, EXIT_USAGE);
+        throw error;
+      }
+      const docker = new DockerClient({ endpoint, timeoutMs: config.docker.timeout });
       const stateDir = stateDirOf(config);
       const result = await runDoctor({
         docker,
-        socketPath: config.docker.socketPath,
+        // a tcp:// endpoint has no socket file: the address stands in (its socket check then fails plainly)
+        socketPath: endpoint.kind === 'unix' ? endpoint.socketPath : describeEndpoint(endpoint),
         binaryPath: (tool) => runner.binaryPath(tool),
         binaryOverrides: config.binaries,
         stateDir,

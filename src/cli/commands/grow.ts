@@ -49,7 +49,7 @@ export function registerGrowCommand(program: Command, context: CliContext): void
       const target = parseTarget(options);
       if (!isContainerReference(containerRef))
         throw new CliError(`grow: ${JSON.stringify(containerRef)} is not a container name or id`, EXIT_USAGE);
-      const { config, logger } = loadCliConfig(context, { logsToStderr: true });
+      const { config, logger, endpoint } = loadCliConfig(context, { logsToStderr: true });
       const request: GrowRequest = {
         v: CONTROL_PROTOCOL_VERSION,
         op: 'grow',
@@ -58,7 +58,9 @@ export function registerGrowCommand(program: Command, context: CliContext): void
         dryRun: options.dryRun === true,
         force: options.force === true,
       };
-      const report = await growThroughOwner(stateDirOf(config), request, () => buildAgent(config, logger));
+      const report = await growThroughOwner(stateDirOf(config), request, () =>
+        buildAgent(config, logger, endpoint),
+      );
       if (options.json) {
         context.io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {

@@ -17,11 +17,11 @@ export function registerOnceCommand(program: Command, context: CliContext): void
     .option('--json', 'print the pass report as JSON')
     .action(async (options: { dryRun?: boolean; json?: boolean }) => {
       const dryRun = options.dryRun === true;
-      const { config, logger } = loadCliConfig(context, {
+      const { config, logger, endpoint } = loadCliConfig(context, {
         logsToStderr: true,
         overrides: dryRun ? { dryRun } : {},
       });
-      const build = () => buildAgent(config, logger);
+      const build = () => buildAgent(config, logger, endpoint);
       // A dry run changes nothing: it never needs the owner. An acting pass is the agent's when
       // one runs (joining its pass), or this process's under the agent lock.
       const report = config.dryRun

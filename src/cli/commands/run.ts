@@ -17,7 +17,7 @@ export function registerRunCommand(program: Command, context: CliContext): void 
     )
     .option('--dry-run', 'decide and report every pass; change nothing')
     .action(async (options: { dryRun?: boolean }) => {
-      const { config, source, logger } = loadCliConfig(context, {
+      const { config, source, logger, endpoint } = loadCliConfig(context, {
         logsToStderr: false,
         overrides: options.dryRun ? { dryRun: true } : {},
       });
@@ -35,7 +35,7 @@ export function registerRunCommand(program: Command, context: CliContext): void 
         throw error;
       }
       try {
-        const agentContext = await buildAgent(config, logger);
+        const agentContext = await buildAgent(config, logger, endpoint);
         recoverInterruptedGrows(agentContext);
         const agent = await runAgent(agentContext, context.io.env);
         // After the first pass: `grow`, `once` and `status` are requests to this process from now on.

@@ -15,7 +15,10 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
     .description('show the pool and every container: size, used, used %, the rule that applies, next action')
     .option('--json', 'print as JSON')
     .action(async (options: { json?: boolean }) => {
-      const { config, logger } = loadCliConfig(context, { logsToStderr: true, overrides: { dryRun: true } });
+      const { config, logger, endpoint } = loadCliConfig(context, {
+        logsToStderr: true,
+        overrides: { dryRun: true },
+      });
       // The running agent's latest pass when one runs; else a dry-run pass here, with the same
       // observation and policy the agent uses, and nothing changes.
       const reply = await askAgentIfRunning(stateDirOf(config), {
@@ -23,6 +26,8 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         op: 'status',
       });
       let report: PassReport;
+      // which daemon and why (only known here when this process asked Docker itself)
+      let dockerEndpoint: string | null = null;
       // the data filesystem (dataFilesystem.enabled): one dry-run look of its watcher, in-process
       // only for now (the control protocol's status answer does not carry it yet)
       let dataFs: Awaited<ReturnType<NonNullable<AgentContext['dataFilesystem']>['runOnce']>> | null = null;
@@ -31,7 +36,8 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         if (reply.op !== 'status') throw new CliError(`the agent answered status with ${reply.op}`);
         report = reply.report;
       } else {
-        const agent = await buildAgent(config, logger.child({}, { level: 'warn' }));
+        const agent = await buildAgent(config, logger.child({}, { level: 'warn' }), endpoint);
+        dockerEndpoint = agent.dockerEndpoint ?? null;
         await agent.inventory.resync();
         report = await agent.reconciler.runPass({ dryRun: true });
         dataFs = (await agent.dataFilesystem?.runOnce()) ?? null;
@@ -40,12 +46,20 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
       if (options.json) {
         const json = statusJson(report, renderOptions);
         context.io.stdout.write(
-          dataFs
-            ? `${JSON.stringify({ ...JSON.parse(json), dataFilesystem: dataFilesystemJson(dataFs) }, null, 2)}\n`
+          dataFs || dockerEndpoint
+            ? `${JSON.stringify(
+                {
+                  ...(JSON.parse(json) as object),
+                  ...(dockerEndpoint ? { dockerEndpoint } : {}),
+                  ...(dataFs ? { dataFilesystem: dataFilesystemJson(dataFs) } : {}),
+                },
+                null,
+                2,
+              )}\n`
             : json,
         );
       } else {
-        const text = renderStatus(report, renderOptions);
+        const text = `${dockerEndpoint ? `Docker: ${dockerEndpoint}\n` : ''}${renderStatus(report, renderOptions)}`;
         context.io.stdout.write(dataFs ? `${text}\n${renderDataFilesystemLines(dataFs).join('\n')}\n` : text);
       }
     });

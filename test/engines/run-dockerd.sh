@@ -1,0 +1,39 @@
+#!/bin/bash
+# Runs dockerd from an engine root (test/engines/build-root.sh) in its own mount namespace, with the
+# root pivoted to (pivot_root, not chroot: a dockerd 26/28 in a plain chroot ran its containers with the
+# HOST's / as their root filesystem) and /proc, /sys (cgroups), /dev mounted inside.
+#
+# Usage: run-dockerd.sh <engine-root> <dir>... -- <dockerd arguments>
+#   Each <dir> (absolute, under /tmp) is bind-mounted into the new root at the same path, so sockets,
+#   data roots and pidfiles have the same paths inside and out (the agent on the host reads them).
+# The cached root is mounted read-only; /run and /tmp are fresh tmpfs. Every step execs, so the
+# process started here IS dockerd in the end (signals reach it; the namespace dies with it).
+set -euo pipefail
+if [ "${AGD_IN_NAMESPACE:-}" != 1 ]; then
+  export AGD_IN_NAMESPACE=1
+  exec /usr/bin/unshare --mount --propagation private /bin/bash "$0" "$@"
+fi
+ROOT=$1; shift
+DIRS=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do DIRS+=("$1"); shift; done
+[ "${1:-}" = -- ] && shift
+[ -x "$ROOT/usr/sbin/dockerd" ] || { echo "run-dockerd: no dockerd in $ROOT" >&2; exit 2; }
+
+NEW=$(mktemp -d /tmp/agengine-XXXXXX)
+mount --bind "$ROOT" "$NEW"
+mount -o remount,bind,ro "$NEW"
+mount -t tmpfs -o mode=0755 tmpfs "$NEW/run"
+mount -t tmpfs -o mode=1777 tmpfs "$NEW/tmp"
+mount -t proc proc "$NEW/proc"
+mount --rbind /sys "$NEW/sys"
+mount --rbind /dev "$NEW/dev"
+for dir in "${DIRS[@]}"; do
+  case "$dir" in /tmp/*) ;; *) echo "run-dockerd: $dir is not under /tmp" >&2; exit 2 ;; esac
+  mkdir -p "$NEW$dir"
+  mount --rbind "$dir" "$NEW$dir"
+done
+# a static busybox for the one step after the pivot that the root itself has no tool for (umount)
+mkdir "$NEW/run/agd" && cp /bin/busybox "$NEW/run/agd/busybox"
+cd "$NEW"
+/usr/sbin/pivot_root . .oldroot
+exec /usr/sbin/chroot . /bin/sh -c '/run/agd/busybox umount -l /.oldroot && /run/agd/busybox rm -rf /run/agd && exec /usr/sbin/dockerd "$@"' dockerd "$@"

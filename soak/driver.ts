@@ -42,6 +42,7 @@ import {
   checkQgroups,
   checkResourceTrend,
   checkStarts,
+  checkReleasedLock,
   checkStateLeftovers,
   checkWriteErrors,
   countByInvariant,
@@ -666,7 +667,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       case 'drain':
         if (!live.has(op.name)) return opError(op.kind, `no container ${op.name}`);
         if (!(await inspectRunning(op.name))) return opError(op.kind, `${op.name} is not running`);
-        await dockerCli(['exec', op.name, 'rm', '-rf', '/w'], 60_000);
+        // the files, not the directory: a writer in flight keeps writing (into a new file)
+        await dockerCli(['exec', op.name, 'sh', '-c', 'rm -f /w/*'], 60_000);
         return;
       case 'cli-grow': {
         if (!options.agent) return;
@@ -789,11 +791,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
           { invariant: 'leak', atMs: Date.now(), detail: `agent pid ${pid} still alive after SIGTERM` },
         ]);
       checkJournalNow(Number.POSITIVE_INFINITY);
+      const entries = existsSync(stateDir) ? readdirSync(stateDir) : [];
       noteViolations(
-        checkStateLeftovers(Date.now(), existsSync(stateDir) ? readdirSync(stateDir) : [], [
-          /^journal\.jsonl(\.\d+)?$/,
-        ]),
+        checkStateLeftovers(Date.now(), entries, [/^journal\.jsonl(\.\d+)?$/, /^agent\.lock\.d$/]),
       );
+      const lockDir = path.join(stateDir, 'agent.lock.d');
+      if (existsSync(lockDir))
+        noteViolations(checkReleasedLock(Date.now(), 'agent.lock.d', readdirSync(lockDir)));
     }
     sampleLimits();
     noteViolations(checkLimitsNeverShrink(limitSamples));

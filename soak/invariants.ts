@@ -425,3 +425,29 @@ export function checkHealthz(probes: readonly HealthProbe[]): Violation[] {
       detail: `/healthz failed: ${probe.error ?? 'not 200'}`,
     }));
 }
+
+/**
+ * A process lock directory (src/util/process-lock.ts: `<gen>`, `<gen>.released`, `.tmp-*`) after
+ * its holder stopped cleanly: the newest generation is released, older generations were cleaned
+ * up (at most one generation remains), and no temporary file is left.
+ */
+export function checkReleasedLock(atMs: number, lockName: string, entries: readonly string[]): Violation[] {
+  const generations = entries.filter((entry) => /^\d{1,15}$/.test(entry)).map(Number);
+  const released = new Set(
+    entries.filter((entry) => /^\d{1,15}\.released$/.test(entry)).map((entry) => Number(entry.split('.')[0])),
+  );
+  const others = entries.filter((entry) => !/^\d{1,15}(\.released)?$/.test(entry));
+  const violations: Violation[] = [];
+  const newest = generations.length === 0 ? null : Math.max(...generations);
+  if (newest !== null && !released.has(newest))
+    violations.push({ invariant: 'leak', atMs, detail: `${lockName}: generation ${newest} is still held` });
+  if (generations.length > 1)
+    violations.push({
+      invariant: 'leak',
+      atMs,
+      detail: `${lockName}: ${generations.length} generations left behind`,
+    });
+  for (const entry of others)
+    violations.push({ invariant: 'leak', atMs, detail: `${lockName}: stray ${entry}` });
+  return violations;
+}

@@ -51,8 +51,9 @@ export default tseslint.config(
     },
   },
   {
-    // The runner adapter is the one place that may spawn processes; tests may use them to prove injection safety.
-    files: ['src/exec/runner.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    // The runner adapter is the one place that may spawn processes; tests may use them to prove injection safety,
+    // and the benchmarks and the soak drive real daemons and the built agent with them.
+    files: ['src/exec/runner.ts', 'test/**/*.ts', 'bench/**/*.ts', 'soak/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
 );

@@ -1,0 +1,889 @@
+/**
+ * The soak driver: runs a seeded schedule (soak/schedule.ts) against a real private dockerd 20.10
+ * on a real loop-mounted btrfs with qgroups and the real built agent (`dist/src/main.js run`),
+ * injects the faults the schedule asks for, records what happened, and judges it with the pure
+ * invariants of soak/invariants.ts. Run it with `npm run soak -- --minutes N --seed S`
+ * (soak/main.ts) or from test/integration/soak-short.test.ts.
+ *
+ * The agent reaches Docker through a proxy socket (soak/proxy.ts) so the soak can cut its
+ * connections (the event stream among them) without touching the daemon. Everything the soak
+ * measures about the agent is read independently of it: limits from the btrfs qgroups in sysfs,
+ * pool space from statfs, RSS and fds from /proc, containers from `docker ps` on the daemon's own
+ * socket.
+ */
+import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statfsSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ShippedAgent } from '../test/support/agent-process.js';
+import { LoopBtrfs, TestDockerd } from '../test/support/dockerd.js';
+import { freePort } from '../test/support/ports.js';
+import { REPO_ROOT } from '../test/support/repo-root.js';
+import {
+  checkFdTargets,
+  checkHealthz,
+  checkJournal,
+  checkLimitsNeverShrink,
+  checkMetricSeries,
+  checkQgroups,
+  checkResourceTrend,
+  checkStarts,
+  checkReleasedLock,
+  checkStateLeftovers,
+  checkWriteErrors,
+  countByInvariant,
+  type HealthProbe,
+  type InvariantName,
+  type JournalSummary,
+  type LimitSample,
+  type PoolSample,
+  type ResourceSample,
+  type StartOutcome,
+  type Violation,
+  type WriteOutcome,
+} from './invariants.js';
+import { CuttableProxy } from './proxy.js';
+import { describeOp, generateSchedule, labelMaxSizeMiB, type ScheduledOp, type SoakOp } from './schedule.js';
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 ** 2;
+const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+
+/** The agent policy the soak runs with (also what the invariants assume). */
+export const SOAK_POLICY = {
+  thresholdRatio: 0.8,
+  stepRatio: 0.5,
+  minStepBytes: 32 * MiB,
+  maxStepBytes: 256 * MiB,
+  maxSizeMiB: 512,
+  reserveRatio: 0.15,
+} as const;
+
+export interface SoakOptions {
+  seed: number;
+  /** Wall-clock budget for the operations (the final checks come on top). */
+  minutes: number;
+  /** Run exactly the first K operations of the schedule (a replay), whatever the time. */
+  ops?: number;
+  /** false: the control run, no agent at all (writers must fail at their limits). */
+  agent: boolean;
+  minContainers: number;
+  maxContainers: number;
+  poolBytes: number;
+  /** Concurrent writers at most. */
+  maxWriters: number;
+  log: (line: string) => void;
+  /** Print every operation as it runs. */
+  verbose: boolean;
+}
+
+export const DEFAULT_SOAK_OPTIONS: Omit<SoakOptions, 'seed' | 'minutes' | 'log'> = {
+  agent: true,
+  minContainers: 20,
+  maxContainers: 60,
+  poolBytes: 6 * 1024 ** 3,
+  maxWriters: 4,
+  verbose: false,
+};
+
+export const FAULT_KINDS = [
+  'dockerd-restart',
+  'agent-term',
+  'agent-kill',
+  'event-cut',
+  'pool-fill',
+  'pool-drain',
+  'container-restart',
+  'label-recreate',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface SoakResult {
+  seed: number;
+  agent: boolean;
+  minutesBudget: number;
+  durationSeconds: number;
+  opsPlanned: number;
+  opsRun: number;
+  opsByKind: Record<string, number>;
+  opErrors: number;
+  opErrorsByKind: Record<string, number>;
+  faults: Record<FaultKind, number>;
+  eventCutConnections: number;
+  containersCreated: number;
+  containersStarted: number;
+  maxContainersAlive: number;
+  writes: { total: number; mib: number; interrupted: number; errors: number; errorsExcused: number };
+  grows: { seenInQgroups: number; journal: JournalSummary | null; cliGrows: Record<string, number> };
+  violations: Record<InvariantName, number>;
+  violationsTotal: number;
+  violationSamples: Violation[];
+  agentIncarnations: number;
+  resources: { maxRssMiB: number; maxFds: number; samples: number };
+  healthProbes: { total: number; failedWhileUp: number };
+  metricCheckpoints: number;
+  loadAverage: { start: number[]; end: number[] };
+  replay: string;
+  startedAt: string;
+}
+
+interface LiveContainer {
+  name: string;
+  id: string;
+  limitBytes: number | null;
+  labels: Record<string, string>;
+  maxSizeBytes: number;
+  /** /sys/fs/btrfs/<uuid>/qgroups/0_<subvolume>, or null when not found. */
+  qgroupDir: string | null;
+}
+
+interface DockerError {
+  message: string;
+}
+
+function errorText(error: unknown): string {
+  const failure = error as { stderr?: string; stdout?: string; message?: string };
+  return (failure.stderr || failure.stdout || failure.message || String(error)).trim();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function parseSizeLabelBytes(raw: string | undefined, limitBytes: number): number | null {
+  if (raw === undefined) return null;
+  const percent = /^(\d+)%$/.exec(raw);
+  if (percent) return Math.ceil((Number(percent[1]) / 100) * limitBytes);
+  const mib = /^(\d+)M$/.exec(raw);
+  return mib ? Number(mib[1]) * MiB : null;
+}
+
+/** What the agent's next grow of this container would add (its room need in the pool). */
+export function nextGrowBytes(
+  container: Pick<LiveContainer, 'labels' | 'maxSizeBytes'>,
+  limitBytes: number,
+): number {
+  const step =
+    parseSizeLabelBytes(container.labels['autogrow.step'], limitBytes) ??
+    Math.ceil(SOAK_POLICY.stepRatio * limitBytes);
+  const increment = Math.min(SOAK_POLICY.maxStepBytes, Math.max(SOAK_POLICY.minStepBytes, step));
+  return Math.max(0, Math.min(increment, container.maxSizeBytes - limitBytes));
+}
+
+function writerScript(mode: 'trickle' | 'steady' | 'full', mib: number, file: string): string {
+  const fail = 'echo "WRITE-ERROR $out"; exit 97';
+  if (mode === 'full') {
+    return `mkdir -p /w && out=$(dd if=/dev/zero of=${file} bs=1M count=${mib} 2>&1) || { ${fail}; }; echo done`;
+  }
+  const [chunkKiB, count, pause] = mode === 'trickle' ? [256, mib * 4, '0.1'] : [1024, mib, '0.05'];
+  return (
+    `mkdir -p /w && i=0; while [ $i -lt ${count} ]; do ` +
+    `out=$(dd if=/dev/zero of=${file} bs=${chunkKiB}k count=1 seek=$i conv=notrunc 2>&1) || { ${fail}; }; ` +
+    `i=$((i+1)); sleep ${pause}; done; echo done`
+  );
+}
+
+export async function runSoak(options: SoakOptions): Promise<SoakResult> {
+  const { log } = options;
+  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run npm run build first`);
+  const startedAt = new Date();
+  const startedAtMs = Date.now();
+  const loadStart = loadavg().map((value) => Number(value.toFixed(2)));
+  const planned = options.ops ?? Math.max(200, Math.ceil(options.minutes * 150));
+  const schedule = generateSchedule({
+    seed: options.seed,
+    count: planned,
+    minContainers: options.minContainers,
+    maxContainers: options.maxContainers,
+    writeBudgetMiB: Math.floor((options.poolBytes / MiB) * 0.4),
+    checkpointEvery: 40,
+    defaultMaxSizeMiB: SOAK_POLICY.maxSizeMiB,
+  });
+  const replay =
+    `npm run soak -- --seed ${options.seed} --minutes ${options.minutes}` +
+    (options.agent ? '' : ' --no-agent') +
+    ` --min-containers ${options.minContainers} --max-containers ${options.maxContainers}`;
+
+  const workDir = mkdtempSync(path.join(tmpdir(), 'agsoak-'));
+  const btrfs = new LoopBtrfs(options.poolBytes, path.join(workDir, 'fs'));
+  mkdirSync(path.join(workDir, 'fs'), { recursive: true });
+  const dockerBase = path.join(workDir, 'd');
+  mkdirSync(dockerBase, { recursive: true });
+  const stateDir = path.join(workDir, 'state');
+  const journalPath = path.join(stateDir, 'journal.jsonl');
+  const configFile = path.join(workDir, 'config.yaml');
+  let dockerd: TestDockerd | null = null;
+  let proxy: CuttableProxy | null = null;
+  let agent: ShippedAgent | null = null;
+  let agentUp = false;
+  let incarnation = 0;
+  const timers: NodeJS.Timeout[] = [];
+
+  // recorded facts
+  const writes: WriteOutcome[] = [];
+  const starts: StartOutcome[] = [];
+  const limitSamples: LimitSample[] = [];
+  const poolSamples: PoolSample[] = [];
+  const resourceSamples: ResourceSample[] = [];
+  const probes: HealthProbe[] = [];
+  const violations: Violation[] = [];
+  const opsByKind: Record<string, number> = {};
+  const opErrorsByKind: Record<string, number> = {};
+  const faults = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
+  const cliGrows: Record<string, number> = {};
+  let writesInterrupted = 0;
+  let writtenMiB = 0;
+  let growsSeen = 0;
+  let containersCreated = 0;
+  let containersStarted = 0;
+  let maxAlive = 0;
+  let metricCheckpoints = 0;
+  let fillFiles = 0;
+  let opsRun = 0;
+  let eventCutConnections = 0;
+  let journalSummary: JournalSummary | null = null;
+  const live = new Map<string, LiveContainer>();
+  const removedQgroupDirs = new Set<string>();
+  const lastLimit = new Map<string, number>();
+  const writers = new Set<Promise<void>>();
+
+  const noteViolations = (found: Violation[]) => {
+    for (const violation of found) {
+      violations.push(violation);
+      log(`VIOLATION ${violation.invariant}: ${violation.detail}`);
+    }
+  };
+  const opError = (kind: string, message: string) => {
+    opErrorsByKind[kind] = (opErrorsByKind[kind] ?? 0) + 1;
+    if (options.verbose) log(`  op error (${kind}): ${message.split('\n')[0]}`);
+  };
+
+  // --- rig ----------------------------------------------------------------------------------
+  await btrfs.create();
+  const { stdout: show } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', btrfs.mountPoint]);
+  const fsUuid = /uuid: (\S+)/.exec(show)?.[1];
+  if (!fsUuid) throw new Error(`no btrfs uuid in: ${show}`);
+  const docker = new TestDockerd({ storageDriver: 'btrfs', dataRoot: btrfs.mountPoint, baseDir: dockerBase });
+  dockerd = docker;
+  const metricsPort = await freePort();
+
+  const poolSample = (): PoolSample | null => {
+    try {
+      const stats = statfsSync(btrfs.mountPoint);
+      const total = stats.blocks * stats.bsize;
+      const sample = {
+        atMs: Date.now(),
+        freeAboveReserveBytes: stats.bavail * stats.bsize - SOAK_POLICY.reserveRatio * total,
+      };
+      poolSamples.push(sample);
+      return sample;
+    } catch {
+      return null;
+    }
+  };
+  const readLimit = (container: LiveContainer): number | null => {
+    if (!container.qgroupDir) return null;
+    try {
+      const value = Number(readFileSync(path.join(container.qgroupDir, 'max_referenced'), 'utf8'));
+      return Number.isFinite(value) && value > 0 ? value : null;
+    } catch {
+      return null;
+    }
+  };
+  const sampleLimits = () => {
+    const atMs = Date.now();
+    for (const container of live.values()) {
+      const limitBytes = readLimit(container);
+      if (limitBytes === null) continue;
+      const before = lastLimit.get(container.id);
+      if (before === limitBytes) continue;
+      if (before !== undefined && limitBytes > before) growsSeen += 1;
+      lastLimit.set(container.id, limitBytes);
+      limitSamples.push({ containerId: container.id, atMs, limitBytes });
+    }
+  };
+  const sampleResources = () => {
+    const pid = agent?.pid ?? 0;
+    if (!agentUp || pid === 0) return;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const fds = readdirSync(`/proc/${pid}/fd`).length;
+      resourceSamples.push({ incarnation, atMs: Date.now(), rssBytes: rssKiB * 1024, fds });
+    } catch {
+      // the agent is between incarnations
+    }
+  };
+  const probeHealth = () => {
+    const upAtStart = agentUp;
+    const atMs = Date.now();
+    const done = (ok: boolean, error: string | null) =>
+      probes.push({ atMs, agentUp: upAtStart && agentUp, ok, error });
+    const req = request(
+      { host: '127.0.0.1', port: metricsPort, path: '/healthz', timeout: 3_000 },
+      (response) => {
+        response.resume();
+        response.on('end', () => done(response.statusCode === 200, `status ${response.statusCode}`));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out after 3 s')));
+    req.on('error', (error) => done(false, error.message));
+    req.end();
+  };
+  const fetchText = (urlPath: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: metricsPort, path: urlPath, timeout: 10_000 },
+        (response) => {
+          let body = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (body += chunk));
+          response.on('end', () => resolve(body));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+
+  const runCli = (
+    args: string[],
+    timeoutMs = 120_000,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [MAIN_JS, '--config', configFile, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  const startAgent = async () => {
+    incarnation += 1;
+    const next = new ShippedAgent(configFile);
+    agent = next;
+    await next.start(120_000);
+    agentUp = true;
+  };
+  const stopAgent = async (how: 'term' | 'kill') => {
+    agentUp = false;
+    if (!agent) return;
+    if (how === 'kill') await agent.kill();
+    else await agent.stop(60_000);
+  };
+
+  const dockerCli = (args: string[], timeoutMs = 60_000) => docker.cli(args, timeoutMs);
+
+  const inspectRunning = async (name: string): Promise<boolean> =>
+    (await dockerCli(['inspect', '--format', '{{.State.Running}}', name], 30_000)).trim() === 'true';
+
+  const registerContainer = async (
+    name: string,
+    id: string,
+    limitMiB: number | null,
+    labels: Record<string, string>,
+  ) => {
+    let qgroupDir: string | null = null;
+    try {
+      const mountId = readFileSync(
+        path.join(btrfs.mountPoint, 'image', 'btrfs', 'layerdb', 'mounts', id, 'mount-id'),
+        'utf8',
+      ).trim();
+      const { stdout } = await execFileAsync('/bin/btrfs', [
+        'inspect-internal',
+        'rootid',
+        path.join(btrfs.mountPoint, 'btrfs', 'subvolumes', mountId),
+      ]);
+      qgroupDir = `/sys/fs/btrfs/${fsUuid}/qgroups/0_${stdout.trim()}`;
+    } catch (error) {
+      opError('register', errorText(error));
+    }
+    const limitBytes = limitMiB === null ? null : limitMiB * MiB;
+    live.set(name, {
+      name,
+      id,
+      limitBytes,
+      labels,
+      maxSizeBytes:
+        limitBytes === null ? 0 : Math.max(limitBytes, labelMaxSizeMiB(labels, SOAK_POLICY.maxSizeMiB) * MiB),
+      qgroupDir,
+    });
+    maxAlive = Math.max(maxAlive, live.size);
+  };
+  const forget = (name: string) => {
+    const container = live.get(name);
+    if (!container) return;
+    if (container.qgroupDir) removedQgroupDirs.add(container.qgroupDir);
+    live.delete(name);
+  };
+
+  const createAndStart = async (
+    name: string,
+    limitMiB: number | null,
+    labels: Record<string, string>,
+    restartPolicy: boolean,
+  ) => {
+    const args = ['run', '-d', '--name', name];
+    if (limitMiB !== null) args.push('--storage-opt', `size=${limitMiB}M`);
+    if (restartPolicy) args.push('--restart', 'unless-stopped');
+    for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
+    args.push(image, 'sh', '-c', 'trap "exit 0" TERM; sleep 1d & wait');
+    const atMs = Date.now();
+    containersCreated += 1;
+    try {
+      const id = (await dockerCli(args, 120_000)).trim();
+      await registerContainer(name, id, limitMiB, labels);
+      containersStarted += 1;
+      starts.push({ name, atMs, error: null });
+    } catch (error) {
+      const message = errorText(error);
+      starts.push({ name, atMs, error: message });
+      // the container may exist half-made: keep it known so it is removed later
+      try {
+        const id = (await dockerCli(['inspect', '--format', '{{.Id}}', name], 30_000)).trim();
+        await registerContainer(name, id, limitMiB, labels);
+      } catch {
+        // not created at all
+      }
+      noteViolations(checkStarts([starts.at(-1) as StartOutcome]));
+    }
+  };
+
+  const startExisting = async (name: string, verb: 'start' | 'restart') => {
+    if (!live.has(name)) return opError(verb, `no container ${name}`);
+    const atMs = Date.now();
+    try {
+      await dockerCli(verb === 'start' ? ['start', name] : ['restart', '-t', '2', name], 120_000);
+      const running = await inspectRunning(name);
+      starts.push({
+        name,
+        atMs,
+        error: running ? null : `${verb} returned but the container is not running`,
+      });
+      if (running) containersStarted += 1;
+    } catch (error) {
+      starts.push({ name, atMs, error: errorText(error) });
+    }
+    noteViolations(checkStarts([starts.at(-1) as StartOutcome]));
+  };
+
+  const launchWriter = async (op: Extract<SoakOp, { kind: 'write' }>, index: number) => {
+    const container = live.get(op.name);
+    if (!container) return opError('write', `no container ${op.name}`);
+    while (writers.size >= options.maxWriters) await Promise.race(writers);
+    const file = `/w/f${index}`;
+    const promise = (async () => {
+      let output = '';
+      let code = 0;
+      try {
+        output = await dockerCli(['exec', op.name, 'sh', '-c', writerScript(op.mode, op.mib, file)], 300_000);
+      } catch (error) {
+        const failure = error as { code?: number; stdout?: string; stderr?: string };
+        code = typeof failure.code === 'number' ? failure.code : -1;
+        output = `${failure.stdout ?? ''}${failure.stderr ?? ''}`;
+      }
+      const atMs = Date.now();
+      if (code === 97 || output.includes('WRITE-ERROR')) {
+        const limitBytes = readLimit(container) ?? container.limitBytes;
+        poolSample();
+        const outcome: WriteOutcome = {
+          name: op.name,
+          containerId: container.id,
+          atMs,
+          error: output.replace(/\s+/g, ' ').trim(),
+          limitBytes,
+          maxSizeBytes: container.maxSizeBytes,
+          neededRoomBytes: limitBytes === null ? MiB : nextGrowBytes(container, limitBytes),
+        };
+        writes.push(outcome);
+        const found = checkWriteErrors([outcome], poolSamples, { windowMs: 3_000 });
+        noteViolations(found);
+        if (found.length === 0 && options.verbose) log(`  write error excused: ${outcome.error}`);
+      } else if (code !== 0) {
+        // the exec was cut by a stop, rm, restart or daemon restart: not a write error
+        writesInterrupted += 1;
+      } else {
+        writtenMiB += op.mib;
+        writes.push({
+          name: op.name,
+          containerId: container.id,
+          atMs,
+          error: null,
+          limitBytes: null,
+          maxSizeBytes: 0,
+          neededRoomBytes: 0,
+        });
+      }
+    })();
+    writers.add(promise);
+    void promise.finally(() => writers.delete(promise));
+  };
+
+  const readJournalText = (): string => {
+    const files: string[] = [];
+    for (let n = 10; n >= 1; n -= 1) if (existsSync(`${journalPath}.${n}`)) files.push(`${journalPath}.${n}`);
+    if (existsSync(journalPath)) files.push(journalPath);
+    return files.map((file) => readFileSync(file, 'utf8')).join('');
+  };
+  const journalViolationKeys = new Set<string>();
+  const checkJournalNow = (openAllowedAfterMs: number) => {
+    if (!options.agent) return;
+    const { summary, violations: found } = checkJournal(readJournalText(), Date.now(), openAllowedAfterMs);
+    journalSummary = summary;
+    noteViolations(found.filter((violation) => !journalViolationKeys.has(violation.detail)));
+    for (const violation of found) journalViolationKeys.add(violation.detail);
+  };
+
+  /** Quiet point: the metric series must match the running containers once passes have run. */
+  const checkpoint = async () => {
+    if (!options.agent || !agentUp) return;
+    metricCheckpoints += 1;
+    const passes = async () => {
+      const text = await fetchText('/metrics');
+      return Number(/^docker_autogrow_passes_total (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    try {
+      const before = await passes();
+      const deadline = Date.now() + 30_000;
+      while ((await passes()) < before + 2 && Date.now() < deadline) await sleep(250);
+      // converge: events and resyncs may need a pass or two after a cut; 15 s is the bound
+      const convergeBy = Date.now() + 15_000;
+      let found: Violation[] = [];
+      for (;;) {
+        const runningIds = (await dockerCli(['ps', '-q', '--no-trunc'], 30_000))
+          .trim()
+          .split('\n')
+          .filter(Boolean);
+        const exposition = await fetchText('/metrics');
+        const again = (await dockerCli(['ps', '-q', '--no-trunc'], 30_000))
+          .trim()
+          .split('\n')
+          .filter(Boolean);
+        if (again.join() !== runningIds.join()) continue;
+        found = checkMetricSeries(Date.now(), exposition, runningIds);
+        if (found.length === 0 || Date.now() > convergeBy) break;
+        await sleep(1_000);
+      }
+      noteViolations(found);
+    } catch (error) {
+      opError('checkpoint', errorText(error));
+    }
+    checkJournalNow(Date.now() - 60_000);
+    // fds of the agent that point at removed containers' qgroups
+    const pid = agent?.pid ?? 0;
+    if (pid > 0) {
+      try {
+        const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`);
+          } catch {
+            return '';
+          }
+        });
+        const liveDirs = new Set([...live.values()].map((container) => container.qgroupDir));
+        const gone = [...removedQgroupDirs].filter((dir) => !liveDirs.has(dir)).map((dir) => `${dir}/`);
+        noteViolations(checkFdTargets(Date.now(), pid, targets, gone));
+      } catch {
+        // between incarnations
+      }
+    }
+  };
+
+  const fillPool = async () => {
+    const stats = statfsSync(btrfs.mountPoint);
+    const total = stats.blocks * stats.bsize;
+    const freeAboveReserve = stats.bavail * stats.bsize - SOAK_POLICY.reserveRatio * total;
+    // leave a little room above the reserve: grows still fit, a few at most
+    const fillBytes = Math.floor((freeAboveReserve - 0.03 * total) / MiB) * MiB;
+    if (fillBytes <= 0) return opError('pool-fill', 'the pool is already close to its reserve');
+    fillFiles += 1;
+    await execFileAsync('/usr/bin/fallocate', [
+      '-l',
+      String(fillBytes),
+      path.join(btrfs.mountPoint, `soak-fill-${fillFiles}`),
+    ]);
+    await execFileAsync('/bin/btrfs', ['filesystem', 'sync', btrfs.mountPoint]);
+    poolSample();
+  };
+  const drainPool = async () => {
+    for (const entry of readdirSync(btrfs.mountPoint)) {
+      if (entry.startsWith('soak-fill-')) unlinkSync(path.join(btrfs.mountPoint, entry));
+    }
+    await execFileAsync('/bin/btrfs', ['filesystem', 'sync', btrfs.mountPoint]);
+    poolSample();
+  };
+
+  const execute = async (scheduled: ScheduledOp) => {
+    const { op } = scheduled;
+    switch (op.kind) {
+      case 'create':
+        if (live.has(op.name)) return opError(op.kind, `${op.name} exists`);
+        return createAndStart(op.name, op.limitMiB, op.labels, op.restartPolicy);
+      case 'start':
+        return startExisting(op.name, 'start');
+      case 'restart':
+        faults['container-restart'] += 1;
+        return startExisting(op.name, 'restart');
+      case 'stop':
+        if (!live.has(op.name)) return opError(op.kind, `no container ${op.name}`);
+        await dockerCli(['stop', '-t', '2', op.name], 60_000);
+        return;
+      case 'rm':
+        if (!live.has(op.name)) return opError(op.kind, `no container ${op.name}`);
+        await dockerCli(['rm', '-f', op.name], 120_000);
+        forget(op.name);
+        return;
+      case 'recreate': {
+        faults['label-recreate'] += 1;
+        if (live.has(op.name)) {
+          await dockerCli(['rm', '-f', op.name], 120_000);
+          forget(op.name);
+        }
+        return createAndStart(op.name, op.limitMiB, op.labels, false);
+      }
+      case 'write':
+        return launchWriter(op, scheduled.index);
+      case 'drain':
+        if (!live.has(op.name)) return opError(op.kind, `no container ${op.name}`);
+        if (!(await inspectRunning(op.name))) return opError(op.kind, `${op.name} is not running`);
+        // the files, not the directory: a writer in flight keeps writing (into a new file)
+        await dockerCli(['exec', op.name, 'sh', '-c', 'rm -f /w/*'], 60_000);
+        return;
+      case 'cli-grow': {
+        if (!options.agent) return;
+        if (!live.has(op.name)) return opError(op.kind, `no container ${op.name}`);
+        const result = await runCli(['grow', op.name, '--by', `${op.byMiB}M`, '--json']);
+        let outcome = `exit-${result.code}`;
+        try {
+          const parsed = JSON.parse(result.stdout) as { result?: string; reason?: string };
+          outcome = `${parsed.result ?? outcome}${parsed.reason ? `:${parsed.reason}` : ''}`;
+        } catch {
+          // no JSON: the exit code says it
+        }
+        cliGrows[outcome] = (cliGrows[outcome] ?? 0) + 1;
+        if (result.code !== 0 && result.code !== 1) opError(op.kind, `${outcome}: ${result.stderr}`);
+        return;
+      }
+      case 'cli-once': {
+        if (!options.agent) return;
+        const result = await runCli(['once', '--json']);
+        if (result.code !== 0) opError(op.kind, `exit ${result.code}: ${result.stderr}`);
+        return;
+      }
+      case 'dockerd-restart':
+        faults['dockerd-restart'] += 1;
+        await docker.stop(30_000);
+        await docker.start(120_000);
+        return;
+      case 'agent-term':
+      case 'agent-kill':
+        if (!options.agent) return;
+        faults[op.kind] += 1;
+        await stopAgent(op.kind === 'agent-kill' ? 'kill' : 'term');
+        await startAgent();
+        return;
+      case 'event-cut':
+        faults['event-cut'] += 1;
+        eventCutConnections += proxy?.cut() ?? 0;
+        return;
+      case 'pool-fill':
+        faults['pool-fill'] += 1;
+        return fillPool();
+      case 'pool-drain':
+        faults['pool-drain'] += 1;
+        return drainPool();
+      case 'checkpoint':
+        return checkpoint();
+    }
+  };
+
+  let image = '';
+  try {
+    await docker.start(120_000);
+    image = await docker.ensureBusyboxImage();
+    proxy = new CuttableProxy(path.join(workDir, 'p.sock'), docker.socketPath);
+    await proxy.start();
+    writeFileSync(
+      configFile,
+      [
+        'interval: 1s',
+        'resyncInterval: 10s',
+        'defaults:',
+        `  threshold: ${SOAK_POLICY.thresholdRatio * 100}%`,
+        `  step: ${SOAK_POLICY.stepRatio * 100}%`,
+        `  minStep: ${SOAK_POLICY.minStepBytes / MiB}M`,
+        `  maxStep: ${SOAK_POLICY.maxStepBytes / MiB}M`,
+        `  maxSize: ${SOAK_POLICY.maxSizeMiB}M`,
+        '  cooldown: 0s',
+        'pool:',
+        `  reserve: ${SOAK_POLICY.reserveRatio * 100}%`,
+        'backoff: { initial: 1s, max: 10s }',
+        `docker: { socketPath: ${proxy.listenPath}, timeout: 10s }`,
+        `journal: { path: ${journalPath} }`,
+        `metrics: { listen: 127.0.0.1:${metricsPort} }`,
+        'log: { level: info }',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    if (options.agent) await startAgent();
+    timers.push(setInterval(sampleLimits, 500));
+    timers.push(setInterval(poolSample, 500));
+    timers.push(setInterval(sampleResources, 5_000));
+    if (options.agent) timers.push(setInterval(probeHealth, 1_000));
+
+    log(
+      `soak seed ${options.seed}: ${schedule.length} operations planned, ${options.ops === undefined ? `${options.minutes} min` : `exactly ${options.ops} operations`}; ` +
+        `agent ${options.agent ? 'on' : 'OFF (control)'}; work dir ${workDir}`,
+    );
+    log(`replay: ${replay}${options.ops === undefined ? ' (or --ops K for the first K operations)' : ''}`);
+
+    const deadlineMs = startedAtMs + options.minutes * 60_000;
+    for (const scheduled of schedule) {
+      if (options.ops === undefined && Date.now() >= deadlineMs) break;
+      if (scheduled.delayMs > 0) await sleep(scheduled.delayMs);
+      opsByKind[scheduled.op.kind] = (opsByKind[scheduled.op.kind] ?? 0) + 1;
+      opsRun += 1;
+      if (options.verbose || scheduled.index % 50 === 0) {
+        log(
+          `${describeOp(scheduled)}  [alive ${live.size}, writers ${writers.size}, load ${loadavg()[0]?.toFixed(2)}]`,
+        );
+      }
+      try {
+        await execute(scheduled);
+      } catch (error) {
+        opError(scheduled.op.kind, errorText(error as DockerError));
+      }
+    }
+
+    // --- the end: writers finish, a last quiet checkpoint, a clean stop, leftovers -------------
+    log(`operations done (${opsRun}); waiting for ${writers.size} writers`);
+    await Promise.allSettled([...writers]);
+    await drainPool().catch((error: unknown) => opError('pool-drain', errorText(error)));
+    await checkpoint();
+    if (options.agent) {
+      const pid = (agent as ShippedAgent | null)?.pid ?? 0;
+      await stopAgent('term');
+      const exitedCleanly = pid > 0 && !existsSync(`/proc/${pid}`);
+      if (!exitedCleanly)
+        noteViolations([
+          { invariant: 'leak', atMs: Date.now(), detail: `agent pid ${pid} still alive after SIGTERM` },
+        ]);
+      checkJournalNow(Number.POSITIVE_INFINITY);
+      const entries = existsSync(stateDir) ? readdirSync(stateDir) : [];
+      noteViolations(
+        checkStateLeftovers(Date.now(), entries, [/^journal\.jsonl(\.\d+)?$/, /^agent\.lock\.d$/]),
+      );
+      const lockDir = path.join(stateDir, 'agent.lock.d');
+      if (existsSync(lockDir))
+        noteViolations(checkReleasedLock(Date.now(), 'agent.lock.d', readdirSync(lockDir)));
+    }
+    sampleLimits();
+    noteViolations(checkLimitsNeverShrink(limitSamples));
+    noteViolations(
+      checkResourceTrend(resourceSamples, {
+        warmupMs: 60_000,
+        minSpanMs: 5 * 60_000,
+        maxFdGrowth: 16,
+        maxRssGrowthBytes: 48 * MiB,
+      }),
+    );
+    noteViolations(checkHealthz(probes));
+    // qgroups: removed containers must not leave limited qgroups behind
+    try {
+      const { stdout: qgroups } = await execFileAsync('/bin/btrfs', [
+        'qgroup',
+        'show',
+        '--raw',
+        btrfs.mountPoint,
+      ]);
+      const { stdout: subvolumes } = await execFileAsync('/bin/btrfs', [
+        'subvolume',
+        'list',
+        btrfs.mountPoint,
+      ]);
+      const qgroupIds = qgroups
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/)[0] ?? '')
+        .filter((id) => /^0\/\d+$/.test(id));
+      const subvolumeIds = subvolumes
+        .split('\n')
+        .map((line) => Number(/^ID (\d+)/.exec(line)?.[1]))
+        .filter((id) => Number.isFinite(id));
+      noteViolations(checkQgroups(Date.now(), qgroupIds, subvolumeIds, 0));
+    } catch (error) {
+      opError('qgroups', errorText(error));
+    }
+  } finally {
+    for (const timer of timers) clearInterval(timer);
+    await Promise.allSettled([...writers]);
+    if (agentUp || agent) await stopAgent('term').catch(() => undefined);
+    await proxy?.stop().catch(() => undefined);
+    await dockerd?.destroy().catch(() => undefined);
+    await btrfs.destroy().catch(() => undefined);
+    rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  const writeErrors = writes.filter((write) => write.error !== null);
+  const counts = countByInvariant(violations);
+  const result: SoakResult = {
+    seed: options.seed,
+    agent: options.agent,
+    minutesBudget: options.minutes,
+    durationSeconds: Math.round((Date.now() - startedAtMs) / 1000),
+    opsPlanned: schedule.length,
+    opsRun,
+    opsByKind,
+    opErrors: Object.values(opErrorsByKind).reduce((sum, count) => sum + count, 0),
+    opErrorsByKind,
+    faults,
+    eventCutConnections,
+    containersCreated,
+    containersStarted,
+    maxContainersAlive: maxAlive,
+    writes: {
+      total: writes.length + writesInterrupted,
+      mib: writtenMiB,
+      interrupted: writesInterrupted,
+      errors: writeErrors.length,
+      errorsExcused: writeErrors.length - counts['write-error'],
+    },
+    grows: { seenInQgroups: growsSeen, journal: journalSummary, cliGrows },
+    violations: counts,
+    violationsTotal: violations.length,
+    violationSamples: violations.slice(0, 40),
+    agentIncarnations: incarnation,
+    resources: {
+      maxRssMiB: Number((Math.max(0, ...resourceSamples.map((sample) => sample.rssBytes)) / MiB).toFixed(1)),
+      maxFds: Math.max(0, ...resourceSamples.map((sample) => sample.fds)),
+      samples: resourceSamples.length,
+    },
+    healthProbes: { total: probes.length, failedWhileUp: counts.healthz },
+    metricCheckpoints,
+    loadAverage: { start: loadStart, end: loadavg().map((value) => Number(value.toFixed(2))) },
+    replay,
+    startedAt: startedAt.toISOString(),
+  };
+  return result;
+}

@@ -21,6 +21,7 @@ const MiB = 1024 ** 2;
 
 export interface ReplicaAtRestOptions {
   containers: number;
+  label: string;
   windowMs: number;
   settleMs: number;
 }
@@ -111,6 +112,7 @@ export async function runReplicaAtRest(options: ReplicaAtRestOptions): Promise<P
         ],
       },
       facts: {
+        label: options.label,
         containers: options.containers,
         windowSeconds: seconds,
         loadStart,

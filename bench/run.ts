@@ -124,9 +124,10 @@ function printPart(result: PartResult): void {
   for (const table of result.section.tables) console.log(`${textTable(table)}\n`);
 }
 
-/** A side-by-side run's file: one per label, so the before and after runs stand side by side. */
+/** Parts kept per --label (one file each), so the before and after runs stand side by side. */
+const LABELED_PARTS: readonly Part[] = ['side-by-side', 'replica-at-rest'];
 const resultFile = (part: Part, label: string) =>
-  path.join(RESULTS_DIR, part === 'side-by-side' ? `${part}-${label}.json` : `${part}.json`);
+  path.join(RESULTS_DIR, LABELED_PARTS.includes(part) ? `${part}-${label}.json` : `${part}.json`);
 
 function store(
   part: Part,
@@ -150,11 +151,11 @@ function store(
   writeFileSync(resultFile(part, label), `${JSON.stringify(stored, null, 2)}\n`);
 }
 
-/** Every stored side-by-side run, oldest first. */
-function loadSideBySide(): StoredResult[] {
+/** Every stored run of a labeled part, oldest first. */
+function loadLabeled(part: Part): StoredResult[] {
   if (!existsSync(RESULTS_DIR)) return [];
   return readdirSync(RESULTS_DIR)
-    .filter((file) => file.startsWith('side-by-side-') && file.endsWith('.json'))
+    .filter((file) => file.startsWith(`${part}-`) && file.endsWith('.json'))
     .map((file) => JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8')) as StoredResult)
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
@@ -165,7 +166,7 @@ function loadStored(): Map<Part, StoredResult> {
   for (const file of readdirSync(RESULTS_DIR)) {
     if (!file.endsWith('.json')) continue;
     const stored = JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8')) as StoredResult;
-    if (stored.part === 'side-by-side') continue; // loadSideBySide: one file per label
+    if (LABELED_PARTS.includes(stored.part)) continue; // loadLabeled: one file per label
     map.set(stored.part, stored);
   }
   return map;
@@ -241,7 +242,7 @@ function targets(stored: Map<Part, StoredResult>): string[][] {
           ? 'met'
           : "met at the writer's unthrottled speed; that speed was below the disk's measured speed",
   ]);
-  const side = loadSideBySide()
+  const side = loadLabeled('side-by-side')
     .filter((run) => num(run.facts, 'containers') >= 100)
     .at(-1)?.facts;
   const sideCpu = num(side, 'agentCpuPercent');
@@ -252,7 +253,7 @@ function targets(stored: Map<Part, StoredResult>): string[][] {
       : 'n/a',
     verdict(known(sideCpu) ? sideCpu <= 0.5 && num(side, 'agentRssMaxMiB') <= 64 : null),
   ]);
-  const rest = stored.get('replica-at-rest')?.facts;
+  const rest = loadLabeled('replica-at-rest').at(-1)?.facts;
   const restCpu = num(rest, 'cpuPercent');
   rows.push([
     'replica at 1000 idle containers, real clock: at most 3% of a core and 100 MiB RSS',
@@ -317,6 +318,46 @@ function sideBySideSection(runs: readonly StoredResult[]): string[] {
   return lines;
 }
 
+/** The replica-at-rest runs (before, after, ...) in one table, then what each measured. */
+function replicaAtRestSection(runs: readonly StoredResult[]): string[] {
+  const lines = ['## The in-process replica at rest (1000 containers), before and after', ''];
+  const f = (run: StoredResult, key: string, digits: number) => fmt(num(run.facts, key), digits);
+  lines.push(
+    markdownTable({
+      head: [
+        'run',
+        'containers',
+        'window (s)',
+        'load average (start / end)',
+        'CPU',
+        'RSS max / end (MiB)',
+        'heap (MiB)',
+        'guard looks / s',
+        'processes / s',
+      ],
+      rows: runs.map((run) => [
+        `${String(run.facts.label)} (${run.startedAt.slice(0, 16)}Z)`,
+        f(run, 'containers', 0),
+        f(run, 'windowSeconds', 0),
+        `${String(run.facts.loadStart)} / ${String(run.facts.loadEnd)}`,
+        `${f(run, 'cpuPercent', 3)}%`,
+        `${f(run, 'rssMaxMiB', 1)} / ${f(run, 'rssEndMiB', 1)}`,
+        f(run, 'heapUsedMiB', 1),
+        f(run, 'guardLooksPerSecond', 1),
+        f(run, 'processesPerSecond', 2),
+      ]),
+    }),
+    '',
+  );
+  const last = runs.at(-1);
+  if (last) {
+    for (const how of last.section.how) lines.push(`- ${how}`);
+    for (const note of last.section.notes) lines.push(`- ${note}`);
+    lines.push('');
+  }
+  return lines;
+}
+
 async function writeDoc(stored: Map<Part, StoredResult>, findings: string): Promise<void> {
   const lines: string[] = [
     '# Benchmarks',
@@ -353,8 +394,10 @@ async function writeDoc(stored: Map<Part, StoredResult>, findings: string): Prom
       '',
     );
   }
-  const sideRuns = loadSideBySide();
+  const sideRuns = loadLabeled('side-by-side');
   if (sideRuns.length > 0) lines.push(...sideBySideSection(sideRuns));
+  const restRuns = loadLabeled('replica-at-rest');
+  if (restRuns.length > 0) lines.push(...replicaAtRestSection(restRuns));
   for (const part of PARTS) {
     const result = stored.get(part);
     if (!result) continue;
@@ -478,6 +521,7 @@ async function main(): Promise<void> {
         containers: 1000,
         windowMs: options.windowSeconds * 1000,
         settleMs: options.quick ? 10_000 : 30_000,
+        label: options.label,
       }),
     );
 

@@ -5,7 +5,8 @@
  *   host): the `btrfs qgroup show --raw -re` rows and `btrfs subvolume list` lines of the limited
  *   container (its `-init` and its own subvolume) are repeated with distinct subvolume ids and mount
  *   ids; the real `docker inspect` JSON is repeated with distinct container ids; the recorded sysfs
- *   qgroup counters are written once per container under a temporary sysfs root; Docker's layer
+ *   qgroup counters are written once per container under a temporary sysfs root (with the
+ *   filesystem's allocation counters of a quiet filesystem, the backend's change token); Docker's layer
  *   store (`image/btrfs/layerdb/mounts/<id>/mount-id`) is a temporary directory tree.
  * - devicemapper: the reference captures (/work/shared/reference/real-outputs/docker-dm-lvm/
  *   13-container.txt), kept so that results stay comparable with earlier runs (the project's own
@@ -186,6 +187,17 @@ export function btrfsWorld(n: number, baseDir: string): World {
     const qgroupDir = path.join(sysfsRoot, fsUuid, 'qgroups', `0_${1000 + 2 * index + 1}`);
     mkdirSync(qgroupDir, { recursive: true });
     for (const [name, value] of t.sysfs) writeFileSync(path.join(qgroupDir, name), `${value}\n`);
+  }
+  // the filesystem's space counters (the backend's change token), values of a quiet filesystem
+  for (const kind of ['data', 'metadata']) {
+    const dir = path.join(sysfsRoot, fsUuid, 'allocation', kind);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, value] of [
+      ['bytes_may_use', 0],
+      ['bytes_reserved', 0],
+      ['bytes_used', 1024 ** 2 * (kind === 'data' ? 512 : 64)],
+    ] as const)
+      writeFileSync(path.join(dir, name), `${value}\n`);
   }
   const runner = new CountingRunner((spec) => {
     const sub = `${spec.args[0]} ${spec.args[1]}`;

@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --quick] [-- --only pass-cost,memory,real-dockerd,reaction,fill-race]
- *  [-- --memory-passes N] [-- --no-doc] [-- --report]`  (--report: only regenerate the doc)
+ * `npm run bench [-- --quick] [-- --only side-by-side,pass-cost,memory,real-dockerd,reaction,fill-race]
+ *  [-- --memory-passes N] [-- --label before|after] [-- --window 120] [-- --no-doc] [-- --report]`
+ *  (--report: only regenerate the doc; --label names a side-by-side run, kept beside the others)
  *
  * Runs the benchmarks of issue 9, prints a table per part, stores each part's results in
  * bench/results/<part>.json (with the machine, the load and the command) and regenerates
@@ -15,17 +16,27 @@ import { execFileSync } from 'node:child_process';
 import { runFillRace } from './fill-race.js';
 import { DockerHost } from './lib/host.js';
 import { fmt } from './lib/measure.js';
-import { REPO_ROOT } from '../test/support/repo-root.js';
+import { REPO_ROOT } from './lib/repo-root.js';
 import { markdownTable, textTable, type PartResult } from './lib/report.js';
 import { runMemory } from './memory.js';
 import { measureRunnerProcess, runPassCost, type ProcessCost } from './pass-cost.js';
 import { runReaction } from './reaction.js';
 import { runRealDockerd } from './real-dockerd.js';
-import { executable } from '../test/support/executable.js';
+import { runReplicaAtRest } from './replica-at-rest.js';
+import { runSideBySide } from './side-by-side.js';
+import { executable } from './lib/executable.js';
 
-const PARTS = ['real-dockerd', 'reaction', 'fill-race', 'pass-cost', 'memory'] as const;
+const PARTS = [
+  'side-by-side',
+  'real-dockerd',
+  'reaction',
+  'fill-race',
+  'pass-cost',
+  'memory',
+  'replica-at-rest',
+] as const;
 type Part = (typeof PARTS)[number];
-const DOCKER_PARTS: readonly Part[] = ['real-dockerd', 'reaction', 'fill-race'];
+const DOCKER_PARTS: readonly Part[] = ['side-by-side', 'real-dockerd', 'reaction', 'fill-race'];
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
 const DOC = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
 
@@ -40,7 +51,14 @@ interface StoredResult extends PartResult {
 }
 
 function parseArgs(argv: string[]) {
-  const options = { quick: false, only: [...PARTS] as Part[], memoryPasses: 10_000, doc: true };
+  const options = {
+    quick: false,
+    only: [...PARTS] as Part[],
+    memoryPasses: 10_000,
+    doc: true,
+    label: 'current',
+    windowSeconds: 120,
+  };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index];
     if (arg === '--quick') options.quick = true;
@@ -53,9 +71,13 @@ function parseArgs(argv: string[]) {
           throw new Error(`unknown part ${part}; parts: ${PARTS.join(', ')}`);
       options.only = list as Part[];
     } else if (arg === '--memory-passes') options.memoryPasses = Number(argv[++index]);
+    else if (arg === '--label')
+      options.label = (argv[++index] ?? '').replace(/[^a-z0-9-]/gi, '') || 'current';
+    else if (arg === '--window') options.windowSeconds = Number(argv[++index]);
     else throw new Error(`unknown option ${arg}`);
   }
   if (options.quick && !argv.includes('--memory-passes')) options.memoryPasses = 1000;
+  if (options.quick && !argv.includes('--window')) options.windowSeconds = 30;
   return options;
 }
 
@@ -102,7 +124,19 @@ function printPart(result: PartResult): void {
   for (const table of result.section.tables) console.log(`${textTable(table)}\n`);
 }
 
-function store(part: Part, result: PartResult, startedAt: string, loadStart: string, command: string): void {
+/** Parts kept per --label (one file each), so the before and after runs stand side by side. */
+const LABELED_PARTS: readonly Part[] = ['side-by-side', 'replica-at-rest'];
+const resultFile = (part: Part, label: string) =>
+  path.join(RESULTS_DIR, LABELED_PARTS.includes(part) ? `${part}-${label}.json` : `${part}.json`);
+
+function store(
+  part: Part,
+  result: PartResult,
+  startedAt: string,
+  loadStart: string,
+  command: string,
+  label: string,
+): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stored: StoredResult = {
     ...result,
@@ -114,7 +148,16 @@ function store(part: Part, result: PartResult, startedAt: string, loadStart: str
     loadEnd: loadAverage(),
     machine: machine(),
   };
-  writeFileSync(path.join(RESULTS_DIR, `${part}.json`), `${JSON.stringify(stored, null, 2)}\n`);
+  writeFileSync(resultFile(part, label), `${JSON.stringify(stored, null, 2)}\n`);
+}
+
+/** Every stored run of a labeled part, oldest first. */
+function loadLabeled(part: Part): StoredResult[] {
+  if (!existsSync(RESULTS_DIR)) return [];
+  return readdirSync(RESULTS_DIR)
+    .filter((file) => file.startsWith(`${part}-`) && file.endsWith('.json'))
+    .map((file) => JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8')) as StoredResult)
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
 function loadStored(): Map<Part, StoredResult> {
@@ -123,6 +166,7 @@ function loadStored(): Map<Part, StoredResult> {
   for (const file of readdirSync(RESULTS_DIR)) {
     if (!file.endsWith('.json')) continue;
     const stored = JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8')) as StoredResult;
+    if (LABELED_PARTS.includes(stored.part)) continue; // loadLabeled: one file per label
     map.set(stored.part, stored);
   }
   return map;
@@ -198,6 +242,26 @@ function targets(stored: Map<Part, StoredResult>): string[][] {
           ? 'met'
           : "met at the writer's unthrottled speed; that speed was below the disk's measured speed",
   ]);
+  const side = loadLabeled('side-by-side')
+    .filter((run) => num(run.facts, 'containers') >= 100)
+    .at(-1)?.facts;
+  const sideCpu = num(side, 'agentCpuPercent');
+  rows.push([
+    'at 100 idle containers (real btrfs, defaults) at most 0.5% of a core and 64 MiB RSS',
+    known(sideCpu)
+      ? `${fmt(sideCpu, 3)}% of a core, RSS max ${fmt(num(side, 'agentRssMaxMiB'), 1)} MiB (${String(side?.label)}); node_exporter ${fmt(num(side, 'exporterCpuPercent'), 3)}%, ${fmt(num(side, 'exporterRssMaxMiB'), 1)} MiB`
+      : 'n/a',
+    verdict(known(sideCpu) ? sideCpu <= 0.5 && num(side, 'agentRssMaxMiB') <= 64 : null),
+  ]);
+  const rest = loadLabeled('replica-at-rest').at(-1)?.facts;
+  const restCpu = num(rest, 'cpuPercent');
+  rows.push([
+    'replica at 1000 idle containers, real clock: at most 3% of a core and 100 MiB RSS',
+    known(restCpu)
+      ? `${fmt(restCpu, 3)}% of a core, RSS max ${fmt(num(rest, 'rssMaxMiB'), 1)} MiB, ${fmt(num(rest, 'guardLooksPerSecond'), 1)} guard looks/s`
+      : 'n/a',
+    verdict(known(restCpu) ? restCpu <= 3 && num(rest, 'rssMaxMiB') <= 100 : null),
+  ]);
   const rss = num(memory, 'finalRssMiB');
   rows.push([
     'RSS at most 100 MB at 1000 containers, flat over time',
@@ -209,6 +273,89 @@ function targets(stored: Map<Part, StoredResult>): string[][] {
       : `size: ${rss * 1.048576 <= 100 ? 'met' : 'NOT met'}; flat: ${num(memory, 'rssSlopeMiBPer1000') <= 1 ? 'yes (no upward trend)' : 'NO (grows)'}`,
   ]);
   return rows;
+}
+
+/** The side-by-side runs (before, after, ...) in one table, then each run's own tables. */
+function sideBySideSection(runs: readonly StoredResult[]): string[] {
+  const lines = ['## Side by side with node_exporter, before and after', ''];
+  const f = (run: StoredResult, key: string, digits: number) => fmt(num(run.facts, key), digits);
+  lines.push(
+    markdownTable({
+      head: [
+        'run',
+        'containers',
+        'window (s)',
+        'load average (start / end)',
+        'agent CPU',
+        'agent RSS mean / max (MiB)',
+        'node_exporter CPU',
+        'node_exporter RSS mean (MiB)',
+        'CPU ratio',
+      ],
+      rows: runs.map((run) => [
+        `${String(run.facts.label)} (${run.startedAt.slice(0, 16)}Z)`,
+        f(run, 'containers', 0),
+        f(run, 'windowSeconds', 0),
+        `${String(run.facts.loadStart)} / ${String(run.facts.loadEnd)}`,
+        `${f(run, 'agentCpuPercent', 3)}%`,
+        `${f(run, 'agentRssMeanMiB', 1)} / ${f(run, 'agentRssMaxMiB', 1)}`,
+        `${f(run, 'exporterCpuPercent', 3)}%`,
+        f(run, 'exporterRssMeanMiB', 1),
+        `${f(run, 'cpuRatio', 1)}x`,
+      ]),
+    }),
+    '',
+  );
+  for (const run of runs) {
+    lines.push(`### ${run.section.title}`, '');
+    lines.push(`Run: \`${run.command}\`, ${run.startedAt} to ${run.endedAt}.`, '');
+    for (const how of run.section.how) lines.push(`- ${how}`);
+    lines.push('');
+    for (const table of run.section.tables) lines.push(markdownTable(table), '');
+    for (const note of run.section.notes) lines.push(`- ${note}`);
+    lines.push('');
+  }
+  return lines;
+}
+
+/** The replica-at-rest runs (before, after, ...) in one table, then what each measured. */
+function replicaAtRestSection(runs: readonly StoredResult[]): string[] {
+  const lines = ['## The in-process replica at rest (1000 containers), before and after', ''];
+  const f = (run: StoredResult, key: string, digits: number) => fmt(num(run.facts, key), digits);
+  lines.push(
+    markdownTable({
+      head: [
+        'run',
+        'containers',
+        'window (s)',
+        'load average (start / end)',
+        'CPU',
+        'RSS max / end (MiB)',
+        'heap (MiB)',
+        'guard looks / s',
+        'processes / s',
+      ],
+      rows: runs.map((run) => [
+        `${String(run.facts.label)} (${run.startedAt.slice(0, 16)}Z)`,
+        f(run, 'containers', 0),
+        f(run, 'windowSeconds', 0),
+        `${String(run.facts.loadStart)} / ${String(run.facts.loadEnd)}`,
+        `${f(run, 'cpuPercent', 3)}%`,
+        `${f(run, 'rssMaxMiB', 1)} / ${f(run, 'rssEndMiB', 1)}`,
+        f(run, 'heapUsedMiB', 1),
+        f(run, 'guardLooksPerSecond', 1),
+        f(run, 'processesPerSecond', 2),
+      ]),
+    }),
+    '',
+  );
+  const last = runs.at(-1);
+  if (last) {
+    for (const how of last.section.how) lines.push(`- ${how}`);
+    for (const note of last.section.notes) lines.push(`- ${note}`);
+    lines.push('');
+  }
+  return lines;
 }
 
 async function writeDoc(stored: Map<Part, StoredResult>, findings: string): Promise<void> {
@@ -247,6 +394,10 @@ async function writeDoc(stored: Map<Part, StoredResult>, findings: string): Prom
       '',
     );
   }
+  const sideRuns = loadLabeled('side-by-side');
+  if (sideRuns.length > 0) lines.push(...sideBySideSection(sideRuns));
+  const restRuns = loadLabeled('replica-at-rest');
+  if (restRuns.length > 0) lines.push(...replicaAtRestSection(restRuns));
   for (const part of PARTS) {
     const result = stored.get(part);
     if (!result) continue;
@@ -283,7 +434,7 @@ async function main(): Promise<void> {
     process.stderr.write(`[${startedAt}] ${part} ...\n`);
     const result = await body();
     printPart(result);
-    store(part, result, startedAt, loadStart, command);
+    store(part, result, startedAt, loadStart, command, options.label);
   };
 
   let dockerInspect: ProcessCost | null = null;
@@ -301,6 +452,21 @@ async function main(): Promise<void> {
       const host = new DockerHost(16 * 1024 ** 3);
       try {
         await host.start();
+        if (wanted('side-by-side')) {
+          const t0 = performance.now();
+          const idle = await host.createContainers('s', options.quick ? 20 : 100, '1G');
+          process.stderr.write(
+            `  created ${idle.length} containers (size=1G) in ${fmt((performance.now() - t0) / 1000)} s\n`,
+          );
+          await run('side-by-side', () =>
+            runSideBySide(host, idle, {
+              windowMs: options.windowSeconds * 1000,
+              settleMs: options.quick ? 10_000 : 30_000,
+              label: options.label,
+            }),
+          );
+          await host.removeAll();
+        }
         const needContainers = wanted('real-dockerd') ? 100 : wanted('reaction') ? 30 : 0;
         const t0 = performance.now();
         const containers = needContainers ? await host.createContainers('b', needContainers, '64M') : [];
@@ -346,6 +512,16 @@ async function main(): Promise<void> {
         passes: options.memoryPasses,
         sampleEvery: Math.max(1, Math.floor(options.memoryPasses / 10)),
         driver: 'devicemapper',
+      }),
+    );
+
+  if (wanted('replica-at-rest'))
+    await run('replica-at-rest', () =>
+      runReplicaAtRest({
+        containers: 1000,
+        windowMs: options.windowSeconds * 1000,
+        settleMs: options.quick ? 10_000 : 30_000,
+        label: options.label,
       }),
     );
 

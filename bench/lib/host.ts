@@ -1,6 +1,6 @@
 /**
  * The real-Docker fixture of the benchmarks: a loop-mounted btrfs with quotas and a private dockerd
- * on it (test/support/dockerd.ts), busybox containers created with `--storage-opt size=`, the
+ * on it (bench/lib/dockerd.ts), busybox containers created with `--storage-opt size=`, the
  * qgroup of each container found from Docker's layer store, and the shipped agent run as a child
  * process (`node dist/src/main.js run --config <tmp.yaml>`) whose JSON log lines are collected.
  */
@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ShippedAgent, type AgentLogLine } from '../../test/support/agent-process.js';
-import { LoopBtrfs, TestDockerd } from '../../test/support/dockerd.js';
+import { ShippedAgent, type AgentLogLine } from './agent-process.js';
+import { BenchDockerd, LoopBtrfs } from './dockerd.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,7 +22,7 @@ export interface BenchContainer {
 
 export class DockerHost {
   readonly btrfs: LoopBtrfs;
-  dockerd!: TestDockerd;
+  dockerd!: BenchDockerd;
   image = '';
   fsUuid = '';
   readonly workDir = mkdtempSync(path.join(tmpdir(), 'agbw-'));
@@ -33,7 +33,7 @@ export class DockerHost {
 
   async start(): Promise<void> {
     await this.btrfs.create();
-    this.dockerd = new TestDockerd({ storageDriver: 'btrfs', dataRoot: this.btrfs.mountPoint });
+    this.dockerd = new BenchDockerd({ storageDriver: 'btrfs', dataRoot: this.btrfs.mountPoint });
     await this.dockerd.start();
     this.image = await this.dockerd.ensureBusyboxImage();
     const { stdout } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', this.btrfs.mountPoint]);

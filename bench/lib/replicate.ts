@@ -5,7 +5,8 @@
  *   host): the `btrfs qgroup show --raw -re` rows and `btrfs subvolume list` lines of the limited
  *   container (its `-init` and its own subvolume) are repeated with distinct subvolume ids and mount
  *   ids; the real `docker inspect` JSON is repeated with distinct container ids; the recorded sysfs
- *   qgroup counters are written once per container under a temporary sysfs root; Docker's layer
+ *   qgroup counters are written once per container under a temporary sysfs root (with the
+ *   filesystem's allocation counters of a quiet filesystem, the backend's change token); Docker's layer
  *   store (`image/btrfs/layerdb/mounts/<id>/mount-id`) is a temporary directory tree.
  * - devicemapper: the reference captures (/work/shared/reference/real-outputs/docker-dm-lvm/
  *   13-container.txt), kept so that results stay comparable with earlier runs (the project's own
@@ -13,7 +14,7 @@
  *   `dmsetup table`, `dmsetup status`, the `dmsetup info -c` columns (in the `--separator ; -o
  *   name,major,minor,attr,open,uuid` form the backend asks for), the mountinfo line and the
  *   GraphDriver JSON of a running container, repeated with distinct device names, device ids and
- *   minor numbers; the container lines are built by test/support/dm-lines.ts (shared with the unit
+ *   minor numbers; the container lines are built by bench/lib/dm-lines.ts (shared with the unit
  *   tests' simulated kernel). The per-container statfs is REAL: one statfs(2) per container on a
  *   directory of the temporary tree.
  *
@@ -26,8 +27,8 @@ import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
 import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { CommandResult, CommandRunner, CommandSpec } from '../../src/exec/runner.js';
 import { parseFilesystemUuid } from '../../src/storage/btrfs/parse-filesystem-show.js';
-import * as dmLines from '../../test/support/dm-lines.js';
-import { REPO_ROOT } from '../../test/support/repo-root.js';
+import * as dmLines from './dm-lines.js';
+import { REPO_ROOT } from './repo-root.js';
 
 /** 64 hex digits, distinct per (kind, index), stable across runs. */
 export function hexId(kind: string, index: number): string {
@@ -187,6 +188,17 @@ export function btrfsWorld(n: number, baseDir: string): World {
     mkdirSync(qgroupDir, { recursive: true });
     for (const [name, value] of t.sysfs) writeFileSync(path.join(qgroupDir, name), `${value}\n`);
   }
+  // the filesystem's space counters (the backend's change token), values of a quiet filesystem
+  for (const kind of ['data', 'metadata']) {
+    const dir = path.join(sysfsRoot, fsUuid, 'allocation', kind);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, value] of [
+      ['bytes_may_use', 0],
+      ['bytes_reserved', 0],
+      ['bytes_used', 1024 ** 2 * (kind === 'data' ? 512 : 64)],
+    ] as const)
+      writeFileSync(path.join(dir, name), `${value}\n`);
+  }
   const runner = new CountingRunner((spec) => {
     const sub = `${spec.args[0]} ${spec.args[1]}`;
     if (spec.tool === 'btrfs' && sub === 'qgroup show') return qgroupShow;
@@ -217,7 +229,7 @@ export function btrfsWorld(n: number, baseDir: string): World {
 
 /**
  * docker-dm-lvm/13-container.txt of the reference captures: the container's device (name, table,
- * status, info) is built per replica with test/support/dm-lines.ts, the builders the unit tests'
+ * status, info) is built per replica with bench/lib/dm-lines.ts, the builders the unit tests'
  * simulated kernel uses; the pool's lines (identical in every replica) stay verbatim.
  */
 const DM_HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b5';

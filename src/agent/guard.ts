@@ -10,10 +10,15 @@
  * decision could still turn into a grow, and whose headroom is small against the peak rate. A
  * look that finds plenty of headroom (after a grow) hands the container back to the passes.
  *
- * Cost: one timer, armed only while some container is guarded; per look, a few file reads for
- * that container. A look starts no process; an urgent look costs one pass for one container, and
- * after a pass that declined to grow, the container is not handed over again before the next
- * regular pass: at most one extra pass per container per interval while it is declined.
+ * Cost: one timer, armed only while some container is guarded, and one batch per tick: a tick
+ * reads every guarded container due within half its period (reading early is always safe), so
+ * containers of one size fall into step and share their ticks. Before reading any container a
+ * tick reads the backend's host-wide change token (btrfs: six filesystem space counters); a
+ * container whose last read saw the same token cannot have moved, so on an idle host a tick is
+ * those few counters whatever the container count. A look starts no process; an urgent look costs
+ * one pass for one container, and after a pass that declined to grow, the container is not handed
+ * over again before the next regular pass: at most one extra pass per container per interval
+ * while it is declined.
  */
 import type { Logger } from '../log/logger.js';
 import {
@@ -38,6 +43,8 @@ export interface FillGuardDeps {
   evaluate(containerId: string): Promise<PassReport>;
   /** Milliseconds until the next regular pass starts (the interval when unknown). */
   untilNextPassMs(): number;
+  /** The backend's host-wide change token (StorageBackend.readChangeToken); absent or null: none. */
+  changeToken?(): string | null;
 }
 
 interface GuardedContainer {
@@ -51,6 +58,8 @@ interface GuardedContainer {
   evaluating: boolean;
   /** No new pass is asked for before this (after a pass that decided not to grow). */
   heldUntilMs: number;
+  /** The change token when `last` was read by a look; null after a pass's sample (read anew). */
+  token: string | null;
 }
 
 export interface GuardStats {
@@ -60,6 +69,8 @@ export interface GuardStats {
   looks: number;
   /** Passes asked for, since start. */
   evaluations: number;
+  /** Ticks answered by the change token alone (no container read), since start. */
+  quietTicks: number;
 }
 
 export class FillGuard {
@@ -69,12 +80,18 @@ export class FillGuard {
   private stopped = false;
   private looks = 0;
   private evaluations = 0;
+  private quietTicks = 0;
   private lastReadError: string | null = null;
 
   constructor(private readonly deps: FillGuardDeps) {}
 
   get stats(): GuardStats {
-    return { guarded: this.guarded.size, looks: this.looks, evaluations: this.evaluations };
+    return {
+      guarded: this.guarded.size,
+      looks: this.looks,
+      evaluations: this.evaluations,
+      quietTicks: this.quietTicks,
+    };
   }
 
   /** Takes what a pass saw: which containers to guard, from which sample, against which threshold. */
@@ -95,7 +112,7 @@ export class FillGuard {
       // low; too late errs high, which only means acting sooner. The guard's own look may be newer.
       const passEndMs = report.startedAtMs + report.durationMs;
       const sample: GuardSample =
-        existing && existing.last.atMs > passEndMs
+        existing && existing.last.atMs > passEndMs && existing.last.sizeBytes === usage.sizeBytes
           ? existing.last
           : { atMs: passEndMs, usedBytes: usage.usedBytes, sizeBytes: usage.sizeBytes };
       const periodMs = guardPeriodMs(sample.usedBytes, sample.sizeBytes, this.deps.settings);
@@ -112,6 +129,7 @@ export class FillGuard {
           last: sample,
           periodMs,
           dueAtMs,
+          token: sample === existing.last ? existing.token : null,
         });
       } else {
         this.guarded.set(container.containerId, {
@@ -123,6 +141,7 @@ export class FillGuard {
           dueAtMs,
           evaluating: false,
           heldUntilMs: 0,
+          token: null,
         });
       }
     }
@@ -169,8 +188,25 @@ export class FillGuard {
     this.looking = true;
     try {
       const startMs = this.deps.clock.nowMs();
-      const due = [...this.guarded.values()].filter((entry) => !entry.evaluating && entry.dueAtMs <= startMs);
-      if (due.length === 0) return;
+      // one batch per tick: whatever is due within half its period is read now, early
+      const batch: GuardedContainer[] = [];
+      for (const entry of this.guarded.values())
+        if (!entry.evaluating && entry.dueAtMs - entry.periodMs / 2 <= startMs) batch.push(entry);
+      if (batch.length === 0) return;
+      // Read before the containers, so a write during the reads shows as a new token next tick.
+      const token = this.deps.changeToken?.() ?? null;
+      const due: GuardedContainer[] = [];
+      for (const entry of batch) {
+        if (token !== null && entry.token === token) {
+          // nothing on the filesystem moved since this container was last read: neither did it
+          entry.last.atMs = startMs; // each entry's own sample object
+          entry.dueAtMs = startMs + entry.periodMs;
+        } else due.push(entry);
+      }
+      if (due.length === 0) {
+        this.quietTicks += 1;
+        return;
+      }
       let live;
       try {
         live = await this.deps.readLiveUsage(due.map((entry) => entry.containerId));
@@ -207,6 +243,7 @@ export class FillGuard {
           periodMs ?? this.deps.settings.passIntervalMs,
         );
         entry.last = sample;
+        entry.token = token;
         if (verdict.urgent && readAtMs >= entry.heldUntilMs) {
           this.evaluate(entry, verdict);
         } else if (periodMs === null) {

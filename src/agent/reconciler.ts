@@ -137,6 +137,26 @@ interface PendingPass {
   reject(error: unknown): void;
 }
 
+/**
+ * A scheduled whole-host pass on a quiet host is skipped for at most this long: the pass that
+ * follows refreshes what no token covers (a limit changed behind the agent, the pool, the
+ * journal of other processes) and keeps lastReport within the watchdog's bound (60 s).
+ */
+export const QUIET_PASS_MAX_SKIP_MS = 30_000;
+
+/**
+ * Decisions that stay the same while nothing moves: usage (the change token), the inventory
+ * (events) and the clock (cooldown and backoff ends, kept as timers) are all a pass reads.
+ */
+const STEADY_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
+  'below-threshold',
+  'no-limit',
+  'disabled',
+  'at-max-size',
+  'cooldown',
+  'backoff',
+]);
+
 function stepArgv(step: GrowStep): readonly string[] {
   return step.argv ?? [step.name];
 }
@@ -169,6 +189,15 @@ export class Reconciler {
   private poolFailures = 0;
   private poolBackoffUntilMs: number | null = null;
   private latest: PassReport | null = null;
+  /** Something a token does not show happened (an event, a grow): the next pass must run. */
+  private passDue = true;
+  /** The backend's change token read at the start of the latest whole-host pass. */
+  private tokenAtLastPass: string | null = null;
+  /** Whether the latest whole-host pass left only steady decisions (nothing to retry). */
+  private lastPassSteady = false;
+  /** The earliest cooldown or backoff end the latest whole-host pass reported. */
+  private nextTimerDueMs: number | null = null;
+  private skippedPasses = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.history = new HistoryStore(deps.config.backoff);
@@ -181,6 +210,11 @@ export class Reconciler {
   /** The fill guard's counters, or null when it is off (config, or a backend without a fast path). */
   get guardStats(): GuardStats | null {
     return this.guard?.stats ?? null;
+  }
+
+  /** Scheduled passes skipped on a quiet host since start (tests, benchmarks). */
+  get quietPassesSkipped(): number {
+    return this.skippedPasses;
   }
 
   /** The latest whole-host pass report, or null before the first one. */
@@ -236,6 +270,7 @@ export class Reconciler {
       // batched (the same commands whatever the container count), the report stays complete for the
       // metrics, and a burst of starts (a resync) coalesces into one follow-up pass.
       onStart: (container) => {
+        this.passDue = true;
         if (this.stopped) return;
         this.track(this.runPass()).catch((error: unknown) =>
           this.deps.logger.error(
@@ -245,10 +280,14 @@ export class Reconciler {
         );
       },
       onStop: (container) => {
+        this.passDue = true;
         // containerStopped() logs its own failures and never rejects.
         void this.track(this.containerStopped(container));
       },
-      onDestroy: (containerId) => this.forget(containerId),
+      onDestroy: (containerId) => {
+        this.passDue = true;
+        this.forget(containerId);
+      },
     });
     const { backend, config, clock, logger } = this.deps;
     if (config.guard.enabled && backend.readLiveUsage && !config.dryRun) {
@@ -265,6 +304,7 @@ export class Reconciler {
         evaluate: (containerId) => this.runPass({ onlyContainerId: containerId }),
         untilNextPassMs: () =>
           this.nextPassAtMs === null ? config.interval : Math.max(0, this.nextPassAtMs - clock.nowMs()),
+        ...(backend.readChangeToken ? { changeToken: () => backend.readChangeToken?.() ?? null } : {}),
       });
     }
     logger.info(
@@ -470,12 +510,53 @@ export class Reconciler {
       this.timer = null;
       this.nextPassAtMs = null;
       if (this.stopped) return;
+      if (this.quietPassMayBeSkipped()) {
+        this.skippedPasses += 1;
+        this.schedule(this.deps.config.interval);
+        return;
+      }
       this.runPass()
         .catch((error: unknown) =>
           this.deps.logger.error({ err: errorMessage(error) }, 'scheduled pass failed'),
         )
         .finally(() => this.schedule(this.deps.config.interval));
     }, delayMs);
+  }
+
+  /**
+   * Whether the scheduled pass can be left out: nothing moved since the latest whole-host pass
+   * (same change token, no event, no grow), that pass left only steady decisions, no cooldown or
+   * backoff ended, and it is recent. Then a pass would decide, report and export the same again.
+   */
+  private quietPassMayBeSkipped(): boolean {
+    const latest = this.latest;
+    if (this.passDue || !this.lastPassSteady || latest === null || this.tokenAtLastPass === null)
+      return false;
+    const nowMs = this.deps.clock.nowMs();
+    if (nowMs - latest.startedAtMs >= QUIET_PASS_MAX_SKIP_MS) return false;
+    if (this.nextTimerDueMs !== null && nowMs >= this.nextTimerDueMs) return false;
+    return this.deps.backend.readChangeToken?.() === this.tokenAtLastPass;
+  }
+
+  /** What the next scheduled pass needs to know about this whole-host pass (see above). */
+  private noteWholePass(report: PassReport, token: string | null): void {
+    this.tokenAtLastPass = token;
+    this.lastPassSteady =
+      report.errors.length === 0 &&
+      report.probes.every((probe) => probe.ok) &&
+      report.poolAction === undefined &&
+      report.containers.every(
+        (container) =>
+          container.outcome === undefined &&
+          container.decision.kind === 'skip' &&
+          STEADY_SKIPS.has(container.decision.reason),
+      );
+    let dueMs = Infinity;
+    for (const container of report.containers) {
+      if (container.cooldownUntilMs !== null) dueMs = Math.min(dueMs, container.cooldownUntilMs);
+      if (container.backoffUntilMs !== null) dueMs = Math.min(dueMs, container.backoffUntilMs);
+    }
+    this.nextTimerDueMs = dueMs === Infinity ? null : dueMs;
   }
 
   private async startPass(dryRun: boolean, scope: Set<string> | 'all'): Promise<PassReport> {
@@ -528,6 +609,12 @@ export class Reconciler {
     this.loadJournal();
     this.followJournal();
     const { backend, clock, config, logger } = this.deps;
+    // Read before observing: a write during the pass shows as a new token at the next tick.
+    let token: string | null = null;
+    if (scope === 'all') {
+      this.passDue = false;
+      token = backend.readChangeToken?.() ?? null;
+    }
     const startedAtMs = clock.nowMs();
     const errors: string[] = [];
     const probes: ProbeReport[] = [];
@@ -628,7 +715,10 @@ export class Reconciler {
       ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
     };
     this.logPass(report, decided.pool);
-    if (scope === 'all') this.latest = report;
+    if (scope === 'all') {
+      this.latest = report;
+      this.noteWholePass(report, token);
+    }
     try {
       this.guard?.noteReport(report);
     } catch (error) {
@@ -701,6 +791,8 @@ export class Reconciler {
     const release = () => {
       this.locks.delete(container.id);
       this.history.setInFlight(container.id, false);
+      // a limit moved, which the change token does not show
+      this.passDue = true;
     };
     work.then(release, release);
     return work;

@@ -117,6 +117,13 @@ export interface StorageBackend {
    * the regular passes.
    */
   readLiveUsage?(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>>;
+  /**
+   * A host-wide change token read without a process (btrfs: the filesystem's space counters):
+   * two equal tokens mean no container's usage moved in between, so the fill guard and the
+   * regular passes can skip reading containers. Null when unavailable (then nothing is skipped).
+   * Optional, synchronous and cheap: called at every guard tick.
+   */
+  readChangeToken?(): string | null;
   /** Grow one container to `toBytes` (never shrinks; re-reads after acting). */
   grow(request: GrowRequest): Promise<GrowResult>;
   /** Called at agent start: finish or roll back grows a crash interrupted; re-apply persistence. */

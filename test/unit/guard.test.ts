@@ -149,15 +149,21 @@ function passReport(atMs: number, containers: ContainerReport[], partial = false
   };
 }
 
-function harness(options: { decisionAfterEvaluate?: Partial<Decision> } = {}) {
+function harness(
+  options: { decisionAfterEvaluate?: Partial<Decision>; token?: { value: string | null } } = {},
+) {
   const timers = new ManualTimers();
   /** What the next look reads, by container id. */
   const liveUsage = new Map<string, LiveUsage>();
   const looks: number[] = [];
+  /** The ids each look read, in order. */
+  const reads: string[][] = [];
   const evaluations: number[] = [];
   const guard: FillGuard = new FillGuard({
+    ...(options.token ? { changeToken: () => options.token!.value } : {}),
     readLiveUsage: async (ids) => {
       looks.push(timers.nowMs);
+      reads.push([...ids]);
       return new Map(ids.flatMap((id) => (liveUsage.has(id) ? [[id, liveUsage.get(id)!]] : [])));
     },
     settings,
@@ -183,7 +189,7 @@ function harness(options: { decisionAfterEvaluate?: Partial<Decision> } = {}) {
     },
     untilNextPassMs: () => 1000 - (timers.nowMs % 1000),
   });
-  return { timers, liveUsage, looks, evaluations, guard };
+  return { timers, liveUsage, looks, reads, evaluations, guard };
 }
 
 describe('FillGuard', () => {
@@ -271,5 +277,62 @@ describe('FillGuard', () => {
     expect(timers.pending).toBe(0);
     await timers.advanceTo(1000);
     expect(looks).toEqual([]);
+  });
+
+  it('with a change token, a tick on a quiet filesystem reads no container; a moved token does', async () => {
+    const token = { value: 't0' as string | null };
+    const { timers, liveUsage, looks, evaluations, guard } = harness({ token });
+    liveUsage.set(ID, { usedBytes: 0, sizeBytes: 512 * MiB });
+    guard.noteReport(passReport(0, [containerReport(0, 512 * MiB)]));
+    // the pass's sample carries no token: the first tick reads the container
+    await timers.advanceTo(62);
+    expect(looks).toEqual([62]);
+    await timers.advanceTo(1000);
+    expect(looks).toEqual([62]);
+    expect(guard.stats.quietTicks).toBeGreaterThanOrEqual(14);
+    // a writer at 2.8 GiB/s: the token moves, the next tick reads and asks for a pass at once
+    token.value = 't1';
+    liveUsage.set(ID, { usedBytes: 170 * MiB, sizeBytes: 512 * MiB });
+    await timers.advanceTo(1062);
+    expect(looks).toEqual([62, 1054]);
+    expect(evaluations).toEqual([1054]);
+  });
+
+  it('without a token (null) every tick reads, as before', async () => {
+    const token = { value: null as string | null };
+    const { timers, liveUsage, looks, guard } = harness({ token });
+    liveUsage.set(ID, { usedBytes: 0, sizeBytes: 512 * MiB });
+    guard.noteReport(passReport(0, [containerReport(0, 512 * MiB)]));
+    await timers.advanceTo(310);
+    expect(looks).toEqual([62, 124, 186, 248, 310]);
+    expect(guard.stats.quietTicks).toBe(0);
+  });
+
+  it('batches containers into one read per tick, and never skips one that was not read under the current token', async () => {
+    const token = { value: 't0' as string | null };
+    const { timers, liveUsage, reads, guard } = harness({ token });
+    const OTHER = 'b'.repeat(64);
+    const other = (usedBytes: number, sizeBytes: number): ContainerReport => ({
+      ...containerReport(usedBytes, sizeBytes),
+      containerId: OTHER,
+      usage: containerUsage(OTHER, sizeBytes, usedBytes),
+    });
+    liveUsage.set(ID, { usedBytes: 0, sizeBytes: 512 * MiB });
+    liveUsage.set(OTHER, { usedBytes: 0, sizeBytes: 512 * MiB });
+    guard.noteReport(passReport(0, [containerReport(0, 512 * MiB)]));
+    guard.noteReport(passReport(20, [other(0, 512 * MiB)], true));
+    await timers.advanceTo(62);
+    // the second was due at 82, within half its period: read in the same tick
+    expect(reads).toEqual([[ID, OTHER]]);
+    // a new pass sample for one container (read anew), while the token moved: only it is read,
+    // but the other, last read under t0, is read too once t1 is the token
+    token.value = 't1';
+    await timers.advanceTo(124);
+    expect(reads).toEqual([
+      [ID, OTHER],
+      [ID, OTHER],
+    ]);
+    await timers.advanceTo(500);
+    expect(reads).toHaveLength(2);
   });
 });

@@ -699,6 +699,58 @@ describe('lifecycle and events', () => {
     expect(queue).toHaveLength(0);
   });
 
+  it('skips a scheduled pass while the change token, the inventory and the timers stand still', async () => {
+    const { queue, timers } = manualTimers();
+    const h = harness({ timers });
+    let token = 't0';
+    Object.assign(h.backend, { readChangeToken: () => token });
+    const container = h.add({}, { sizeBytes: 10 * GiB, usedBytes: 1 * GiB });
+    await h.reconciler.start();
+    const tick = async () => {
+      h.clock.advance(1000);
+      queue.shift()!.callback();
+      for (let i = 0; i < 4; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await tick(); // the first pass (delay 0)
+    expect(h.reports).toHaveLength(1);
+    for (let i = 0; i < 5; i += 1) await tick();
+    // nothing moved: no pass, no report, no metric write; the schedule keeps going
+    expect(h.reports).toHaveLength(1);
+    expect(h.reconciler.quietPassesSkipped).toBe(5);
+    expect(queue.map((entry) => entry.delayMs)).toEqual([1000]);
+    // usage moved: the token shows it and the next tick passes
+    token = 't1';
+    await tick();
+    expect(h.reports).toHaveLength(2);
+    await tick();
+    expect(h.reports).toHaveLength(2);
+    // an event the token cannot show (a stop) makes the next tick pass
+    h.inventory.emitStop(container.id);
+    await tick();
+    expect(h.reports).toHaveLength(3);
+    // and at least every QUIET_PASS_MAX_SKIP_MS, whatever the token says
+    for (let i = 0; i < 30; i += 1) await tick();
+    expect(h.reports).toHaveLength(4);
+    await h.reconciler.stop();
+  });
+
+  it('never skips a pass after one that left work: a grow, an error, a container over its threshold', async () => {
+    const { queue, timers } = manualTimers();
+    const h = harness({ timers });
+    Object.assign(h.backend, { readChangeToken: () => 'same' });
+    h.add({}, { sizeBytes: 10 * GiB, usedBytes: 9.5 * GiB });
+    await h.reconciler.start();
+    for (let i = 0; i < 4; i += 1) {
+      h.clock.advance(1000);
+      queue.shift()!.callback();
+      for (let j = 0; j < 6; j += 1) await new Promise((resolve) => setImmediate(resolve));
+    }
+    // the first pass grew (a limit the token does not show), the next one must look again
+    expect(h.reports.length).toBeGreaterThanOrEqual(2);
+    expect(h.reports[0]!.containers[0]!.outcome?.kind).toBe('grown');
+    await h.reconciler.stop();
+  });
+
   it('evaluates a started container at once, tells the backend about stops, forgets destroyed ones', async () => {
     const { timers } = manualTimers();
     const h = harness({ timers });

@@ -49,6 +49,7 @@ import { quotaFilePath, readQuotaFile, writeQuotaFile } from './quota-file.js';
 import type { QgroupId } from './parse-qgroup-show.js';
 import {
   DEFAULT_BTRFS_SYSFS_ROOT,
+  FilesystemChangeReader,
   LiveQgroupReader,
   qgroupSysfsDir,
   readLiveQgroup,
@@ -378,9 +379,19 @@ class BtrfsBackend implements StorageBackend {
     };
   }
 
+  private changeReader: FilesystemChangeReader | null = null;
+
   private liveReaderFor(fsUuid: string, sysfsRoot: string): LiveQgroupReader {
     this.liveReader ??= new LiveQgroupReader(sysfsRoot, fsUuid);
     return this.liveReader;
+  }
+
+  /** The filesystem's space counters as one token (sysfs.ts FilesystemChangeReader); no process. */
+  readChangeToken(): string | null {
+    const fsUuid = this.fsUuid;
+    if (!fsUuid || this.sysfsRoot === null) return null;
+    this.changeReader ??= new FilesystemChangeReader(this.sysfsRoot, fsUuid);
+    return this.changeReader.read();
   }
 
   async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {

@@ -217,3 +217,75 @@ export async function readQuotaFlags(sysfsRoot: string, fsUuid: string): Promise
   };
   return { enabled: await flag('enabled'), inconsistent: await flag('inconsistent') };
 }
+
+/** The space counters of a btrfs filesystem that move whenever any subvolume's usage can move. */
+const CHANGE_COUNTER_FILES = [
+  'allocation/data/bytes_may_use',
+  'allocation/data/bytes_reserved',
+  'allocation/data/bytes_used',
+  'allocation/metadata/bytes_may_use',
+  'allocation/metadata/bytes_reserved',
+  'allocation/metadata/bytes_used',
+] as const;
+
+/**
+ * A host-wide change token for the whole filesystem: its space counters (reserved, may-use and
+ * used bytes of data and metadata), read through descriptors kept open. Every buffered write
+ * reserves data space (bytes_may_use) before it can raise a qgroup's usage, and the reservation
+ * turns into bytes_reserved, then bytes_used, so an unchanged token means no container's usage
+ * moved: the fill guard and the regular passes then need not read any container. Six preads,
+ * whatever the container count. Null when the counters cannot be read (older kernels).
+ */
+export class FilesystemChangeReader {
+  private fds: number[] | null = null;
+  private failed = false;
+  private readonly buffer = Buffer.alloc(32);
+
+  constructor(
+    private readonly sysfsRoot: string,
+    private readonly fsUuid: string,
+  ) {
+    assertUuid(fsUuid);
+  }
+
+  read(): string | null {
+    if (this.failed) return null;
+    try {
+      this.fds ??= this.openAll();
+      let token = '';
+      for (const fd of this.fds) {
+        const length = readSync(fd, this.buffer, 0, this.buffer.length, 0);
+        token += `${this.buffer.toString('latin1', 0, length).trim()} `;
+      }
+      return token;
+    } catch {
+      // no allocation counters here: callers read every container, as without a token
+      this.close();
+      this.failed = true;
+      return null;
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds ?? []) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+    this.fds = null;
+  }
+
+  private openAll(): number[] {
+    const opened: number[] = [];
+    try {
+      for (const name of CHANGE_COUNTER_FILES)
+        opened.push(openSync(path.join(this.sysfsRoot, this.fsUuid, name), 'r'));
+      return opened;
+    } catch (error) {
+      for (const fd of opened) closeSync(fd);
+      throw error;
+    }
+  }
+}

@@ -5,7 +5,7 @@
  * avoid an import cycle.
  */
 import { z } from 'zod';
-import type { ReclaimRung } from '../reclaim/types.js';
+import type { ReclaimRung } from '../contracts/reclaim.js';
 import { cronExpressionProblem } from '../schedule/cron.js';
 
 type Unit = () => z.ZodType<number, unknown>;

@@ -33,14 +33,14 @@ import {
   mapContainerList,
   mapImageList,
   mapVolumeList,
-} from '../reclaim/docker-mapping.js';
+} from './prune-mapping.js';
 import type {
   BuildCacheFacts,
   ContainerFacts,
   ImageFacts,
   ReclaimDockerApi,
   VolumeFacts,
-} from '../reclaim/types.js';
+} from '../contracts/reclaim.js';
 
 /**
  * The newest API version whose answers ./mapping.ts was checked against (Engine 29: from 1.52

@@ -5,7 +5,7 @@
  */
 import { defineMetrics, type Registry } from './define.js';
 import { RECLAIM_RESULTS, RECLAIM_TRIGGERS, type ReclaimReport } from '../reclaim/ladder.js';
-import { RECLAIM_KINDS } from '../reclaim/types.js';
+import { RECLAIM_KINDS } from '../contracts/reclaim.js';
 
 export interface ReclaimMetrics {
   /** Count one finished ladder run (dry runs count as `planned` and free nothing). */

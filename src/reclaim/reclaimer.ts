@@ -18,7 +18,7 @@ import { statfsUsage, type FilesystemUsage } from '../storage/filesystem.js';
 import { realTimers, unrefTimer, type Clock, type Timers } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { runLadder, type ReclaimReport, type ReclaimTrigger } from './ladder.js';
-import type { ReclaimDockerApi } from './types.js';
+import type { ReclaimDockerApi } from '../contracts/reclaim.js';
 
 export type ReclaimSettings = Config['reclaim'];
 

@@ -15,7 +15,7 @@ import type {
   ReclaimInventory,
   ReclaimItem,
   ReclaimRung,
-} from './types.js';
+} from '../contracts/reclaim.js';
 
 /** Container states the ladder may remove (`docker container prune` removes the same). */
 const STOPPED_STATES: ReadonlySet<string> = new Set(['created', 'exited', 'dead']);

@@ -22,10 +22,10 @@ import { REPO_ROOT } from '../support/repo-root.js';
  */
 export const LAYERS: readonly (readonly string[])[] = [
   ['util', 'contracts'],
-  ['exec', 'log'],
+  ['exec', 'log', 'schedule'],
   ['config'],
-  ['docker', 'storage', 'policy', 'systemd', 'schedule'],
-  ['report', 'metrics', 'http', 'doctor'],
+  ['docker', 'storage', 'policy', 'systemd'],
+  ['report', 'metrics', 'http', 'doctor', 'reclaim'],
   ['agent'],
   ['control'],
   ['cli'],

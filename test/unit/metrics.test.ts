@@ -240,7 +240,8 @@ describe('metrics from pass reports', () => {
       expect(sample.labels.container_id).toMatch(/^[0-9a-f]{12}$/);
     }
     const allowed = new Set(['container_id', 'container_name', 'driver', 'pool', 'mode', 'probe', 'reason']);
-    for (const label of ['trigger', 'result', 'le', 'version', 'node_version']) allowed.add(label);
+    for (const label of ['trigger', 'result', 'le', 'version', 'node_version', 'kind', 'step'])
+      allowed.add(label);
     for (const sample of samples) {
       for (const label of Object.keys(sample.labels)) expect(allowed).toContain(label);
     }

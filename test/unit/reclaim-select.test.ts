@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decideReclaim } from '../../src/policy/reclaim.js';
 import { planLadder, selectRung } from '../../src/reclaim/select.js';
-import type { ContainerFacts, ImageFacts, ReclaimInventory } from '../../src/reclaim/types.js';
+import type { ContainerFacts, ImageFacts, ReclaimInventory } from '../../src/contracts/reclaim.js';
 import { configSchema } from '../../src/config/schema.js';
 
 const HOUR = 3_600_000;

@@ -3,8 +3,14 @@
  * the reclaim ladder's facts. Pure and defensive: an entry without a valid id is dropped, never
  * guessed at, since the ladder deletes by these ids.
  */
-import { isContainerId } from '../docker/ids.js';
-import type { BuildCacheFacts, ContainerFacts, ContainerState, ImageFacts, VolumeFacts } from './types.js';
+import { isContainerId } from './ids.js';
+import type {
+  BuildCacheFacts,
+  ContainerFacts,
+  ContainerState,
+  ImageFacts,
+  VolumeFacts,
+} from '../contracts/reclaim.js';
 
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 /** A build-cache record id (BuildKit: lower-case base36). */

@@ -1,5 +1,5 @@
 /**
- * What the reclaim ladder sees of Docker (facts mapped from the API by ./docker-mapping.ts) and
+ * What the reclaim ladder sees of Docker (facts mapped from the API by src/docker/prune-mapping.ts) and
  * what it reports. Types only: the selection (./select.ts) is pure over them, the effects
  * (./ladder.ts) go through {@link ReclaimDockerApi}.
  */

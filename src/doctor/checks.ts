@@ -7,6 +7,7 @@
  * Every failing check carries a fix a person can act on.
  */
 import { isSupportedDriver } from '../storage/select.js';
+import { containerdImageStore, containerdStoreNotice } from '../storage/containerd/store.js';
 import type { DockerInfo } from '../docker/model.js';
 import type { ToolName } from '../exec/runner.js';
 import type { MountEntry } from '../storage/filesystem.js';
@@ -167,13 +168,16 @@ export function dockerChecks(docker: DockerFact): DoctorCheck[] {
 /** Storage driver supported; overlay2 only on XFS mounted with project quotas. */
 export function driverChecks(info: DockerInfo, dataRootMount: MountEntry | null): DoctorCheck[] {
   const driver = info.driver;
+  const containerdStore = containerdImageStore(info);
   if (!isSupportedDriver(driver)) {
     return [
       check(
         'storage driver supported',
         false,
         'error',
-        `Docker uses the ${driver} storage driver; supported: devicemapper, btrfs, overlay2 on XFS with pquota`,
+        containerdStore
+          ? containerdStoreNotice(containerdStore)
+          : `Docker uses the ${driver} storage driver; supported: devicemapper, btrfs, overlay2 on XFS with pquota`,
         `run Docker with "storage-driver": "overlay2" on an XFS data root mounted with pquota (or btrfs with quotas, or devicemapper direct-lvm); changing the driver needs containers to be recreated`,
       ),
     ];

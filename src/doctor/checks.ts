@@ -139,8 +139,11 @@ export function dockerChecks(docker: DockerFact): DoctorCheck[] {
         'Docker reachable',
         false,
         'error',
-        `cannot reach dockerd at ${docker.socketPath}: ${docker.error}`,
-        `start Docker (systemctl start docker), or point docker.socketPath in the config at the daemon's socket`,
+        // the Docker client's errors already name the endpoint, where it came from, and a hint
+        docker.error.startsWith('cannot reach Docker at ')
+          ? docker.error
+          : `cannot reach dockerd at ${docker.socketPath}: ${docker.error}`,
+        `start Docker (systemctl start docker), or point --host, docker.host or DOCKER_HOST at the daemon (docs/engines.md)`,
       ),
     ];
   }

@@ -21,6 +21,7 @@ import Docker from 'dockerode';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../log/logger.js';
 import { describeEndpoint, endpointAddress, endpointHint, type DockerEndpoint } from './endpoint.js';
+import { DockerApiError } from './errors.js';
 import { assertContainerId, isContainerId } from './ids.js';
 import type { DockerApi } from './inventory-port.js';
 import type { DockerEventSource } from './events.js';
@@ -59,21 +60,6 @@ export interface DockerClientOptions {
   timeoutMs: number;
   /** Outage warnings go here (one per outage); none when absent. */
   logger?: Logger;
-}
-
-export type DockerApiErrorKind = 'unreachable' | 'timeout' | 'http' | 'garbage' | 'version';
-
-/** A Docker API call that failed, with why, and the endpoint it was sent to. */
-export class DockerApiError extends Error {
-  override readonly name = 'DockerApiError';
-  constructor(
-    message: string,
-    readonly kind: DockerApiErrorKind,
-    readonly call: string,
-    readonly statusCode: number | null = null,
-  ) {
-    super(message);
-  }
 }
 
 /** A daemon answer with an HTTP status (dockerode attaches `statusCode` to its errors). */
@@ -207,7 +193,7 @@ export class DockerClient implements DockerApi, DockerEventSource, ReclaimDocker
 
   private negotiate(): Promise<string> {
     this.negotiated ??= this.call('version', async (signal) => {
-      const raw = asObject(await this.api.version({ abortSignal: signal } as never));
+      const raw = asObjectOrThrow(await this.api.version({ abortSignal: signal } as never), '/version');
       let version: string;
       try {
         version = negotiateApiVersion(raw['ApiVersion']);
@@ -444,19 +430,15 @@ export class DockerClient implements DockerApi, DockerEventSource, ReclaimDocker
   }
 }
 
-function asObject(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-}
-
 /** docker-modem hands back the raw text when a 200 answer is not JSON: that is garbage, not Docker. */
 function asObjectOrThrow(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
     throw new DockerDataError(`${what} is not a JSON object`);
   }
   return value as Record<string, unknown>;
 }
+
+export { DockerApiError, type DockerApiErrorKind } from './errors.js';
 
 /** Factory for the composition root. */
 export function createDockerClient(options: DockerClientOptions): DockerClient {

@@ -8,6 +8,7 @@
  * before a `destroy` can never re-add the container after the event removed it.
  */
 import type { Logger } from '../log/logger.js';
+import { errorMessage } from '../util/errors.js';
 import {
   EventStream,
   actionVerb,
@@ -16,6 +17,7 @@ import {
   type EventStreamStats,
 } from './events.js';
 import type { DockerApi, Inventory, InventoryListener } from './inventory-port.js';
+import { DockerApiError } from './errors.js';
 import { DockerDataError } from './mapping.js';
 import type { ContainerEvent, ContainerInfo } from './model.js';
 import { backoffDelayMs } from '../util/backoff.js';
@@ -139,7 +141,7 @@ export class DockerInventory implements Inventory {
         this.emit('onStreamState', (listener) => listener.onStreamState?.(true));
         // Events missed while disconnected (or beyond the daemon's 256-event buffer) are recovered here.
         this.resync().catch((error: unknown) =>
-          options.logger.warn({ err: error }, 'docker resync after reconnect failed'),
+          logResyncFailure(options.logger, error, 'docker resync after reconnect failed'),
         );
       },
       onDisconnected: () => this.emit('onStreamState', (listener) => listener.onStreamState?.(false)),
@@ -198,7 +200,7 @@ export class DockerInventory implements Inventory {
     this.stream.start();
     this.resyncTimer = setInterval(() => {
       this.resync().catch((error: unknown) =>
-        this.options.logger.warn({ err: error }, 'periodic docker resync failed'),
+        logResyncFailure(this.options.logger, error, 'periodic docker resync failed'),
       );
     }, this.options.resyncIntervalMs);
     try {
@@ -424,4 +426,14 @@ export class DockerInventory implements Inventory {
 /** Factory for the composition root: `createDockerInventory({ api: client, events: client, logger, resyncIntervalMs })`. */
 export function createDockerInventory(options: DockerInventoryOptions): DockerInventory {
   return new DockerInventory(options);
+}
+
+/**
+ * A failed resync: the message only (a stack per resync interval floods the journal). While Docker
+ * is away the client already said so once (DockerClient's outage warning): repeats go to debug.
+ */
+function logResyncFailure(logger: Logger, error: unknown, message: string): void {
+  const outage = error instanceof DockerApiError && error.kind !== 'http';
+  if (outage) logger.debug({ err: errorMessage(error) }, message);
+  else logger.warn({ err: errorMessage(error) }, message);
 }

@@ -84,7 +84,14 @@ export function mapContainerInspect(raw: unknown): ContainerInfo {
     state: CONTAINER_STATES.has(status) ? (status as ContainerState) : running ? 'running' : 'exited',
     running,
     pid: running && typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 ? pid : 0,
-    storageDriver: asString(graphDriver['Name'], asString(root['Driver'])),
+    // API >= 1.52 under the containerd image store: no GraphDriver, Storage.RootFS.Snapshot.Name instead
+    storageDriver: asString(
+      graphDriver['Name'],
+      asString(
+        asRecord(asRecord(asRecord(root['Storage'])['RootFS'])['Snapshot'])['Name'],
+        asString(root['Driver']),
+      ),
+    ),
     graphDriverData: stringMap(graphDriver['Data']),
     storageOptSizeBytes: parseStorageOptSizeBytes(hostConfig['StorageOpt']),
   };

@@ -7,6 +7,7 @@
  * Every failing check carries a fix a person can act on.
  */
 import { isSupportedDriver } from '../storage/select.js';
+import { containerdImageStore, containerdStoreNotice } from '../storage/containerd/store.js';
 import type { DockerInfo } from '../docker/model.js';
 import type { ToolName } from '../exec/runner.js';
 import type { MountEntry } from '../storage/filesystem.js';
@@ -138,8 +139,11 @@ export function dockerChecks(docker: DockerFact): DoctorCheck[] {
         'Docker reachable',
         false,
         'error',
-        `cannot reach dockerd at ${docker.socketPath}: ${docker.error}`,
-        `start Docker (systemctl start docker), or point docker.socketPath in the config at the daemon's socket`,
+        // the Docker client's errors already name the endpoint, where it came from, and a hint
+        docker.error.startsWith('cannot reach Docker at ')
+          ? docker.error
+          : `cannot reach dockerd at ${docker.socketPath}: ${docker.error}`,
+        `start Docker (systemctl start docker), or point --host, docker.host or DOCKER_HOST at the daemon (docs/engines.md)`,
       ),
     ];
   }
@@ -167,13 +171,16 @@ export function dockerChecks(docker: DockerFact): DoctorCheck[] {
 /** Storage driver supported; overlay2 only on XFS mounted with project quotas. */
 export function driverChecks(info: DockerInfo, dataRootMount: MountEntry | null): DoctorCheck[] {
   const driver = info.driver;
+  const containerdStore = containerdImageStore(info);
   if (!isSupportedDriver(driver)) {
     return [
       check(
         'storage driver supported',
         false,
         'error',
-        `Docker uses the ${driver} storage driver; supported: devicemapper, btrfs, overlay2 on XFS with pquota`,
+        containerdStore
+          ? containerdStoreNotice(containerdStore)
+          : `Docker uses the ${driver} storage driver; supported: devicemapper, btrfs, overlay2 on XFS with pquota`,
         `run Docker with "storage-driver": "overlay2" on an XFS data root mounted with pquota (or btrfs with quotas, or devicemapper direct-lvm); changing the driver needs containers to be recreated`,
       ),
     ];

@@ -7,15 +7,21 @@ import { createBtrfsBackend } from './btrfs/index.js';
 import { createDevicemapperBackend } from './devicemapper/index.js';
 import { createOverlayXfsBackend } from './overlay-xfs/index.js';
 import type { BackendDeps, StorageBackend, StorageDriverName } from './types.js';
+import { containerdImageStore, containerdStoreNotice } from './containerd/store.js';
 
 export const SUPPORTED_STORAGE_DRIVERS: readonly StorageDriverName[] = ['devicemapper', 'btrfs', 'overlay2'];
 
 export class UnsupportedDriverError extends Error {
   override readonly name = 'UnsupportedDriverError';
-  constructor(readonly driver: string) {
+  constructor(
+    readonly driver: string,
+    /** Why, when there is more to say than the name (the containerd image store). */
+    notice?: string,
+  ) {
     super(
-      `storage driver ${JSON.stringify(driver)} is not supported: docker-autogrow serves devicemapper, btrfs ` +
-        'and overlay2 on XFS with project quotas',
+      notice ??
+        `storage driver ${JSON.stringify(driver)} is not supported: docker-autogrow serves devicemapper, btrfs ` +
+          'and overlay2 on XFS with project quotas',
     );
   }
 }
@@ -33,7 +39,9 @@ export function createBackendFor(info: DockerInfo, deps: BackendDeps): StorageBa
       return createBtrfsBackend(deps);
     case 'overlay2':
       return createOverlayXfsBackend(deps);
-    default:
-      throw new UnsupportedDriverError(info.driver);
+    default: {
+      const store = containerdImageStore(info);
+      throw new UnsupportedDriverError(info.driver, store ? containerdStoreNotice(store) : undefined);
+    }
   }
 }

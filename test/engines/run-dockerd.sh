@@ -19,7 +19,13 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do DIRS+=("$1"); shift; done
 [ "${1:-}" = -- ] && shift
 [ -x "$ROOT/usr/sbin/dockerd" ] || { echo "run-dockerd: no dockerd in $ROOT" >&2; exit 2; }
 
-NEW=$(mktemp -d /tmp/agengine-XXXXXX)
+# the new root's mount point lives on a tmpfs private to this namespace: nothing is left on the host
+# but one empty, reused directory
+STAGE=/run/docker-autogrow-engines
+mkdir -p "$STAGE"
+mount -t tmpfs -o mode=0700 tmpfs "$STAGE"
+NEW=$STAGE/root
+mkdir "$NEW"
 mount --bind "$ROOT" "$NEW"
 mount -o remount,bind,ro "$NEW"
 mount -t tmpfs -o mode=0755 tmpfs "$NEW/run"

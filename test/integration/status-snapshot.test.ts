@@ -90,6 +90,7 @@ describeWith(
       return (
         text
           .replaceAll(btrfs.mountPoint, '<data-root>')
+          .replaceAll(dockerd.socketPath, '<socket>')
           .replace(/pass at \S+ took [^,\s]+/, 'pass at <time> took <duration>')
           .replace(/^( {2}data +)\S+ \/ (\S+) +\[[#.]+\] +\d+%$/m, '$1<used> / $2  <bar>')
           .replace(/^( {2}committed )\S+ \(\S+ of data\)$/m, '$1<committed>')
@@ -105,7 +106,8 @@ describeWith(
         timeout: 120_000,
       });
       expect(normalize(stdout)).toMatchInlineSnapshot(`
-        "docker-autogrow status: btrfs, pass at <time> took <duration>, dry run
+        "Docker: unix://<socket> (from docker.socketPath in the configuration)
+        docker-autogrow status: btrfs, pass at <time> took <duration>, dry run
         POOL <data-root> (filesystem, rw)
           data      <used> / 2GiB  <bar>
           committed <committed>

@@ -194,7 +194,7 @@ export async function runRealDockerd(
       title: `Real dockerd: ${n} running containers on btrfs`,
       how: [
         '`sudo npm run bench -- --only real-dockerd` (root: loop device, btrfs, dockerd)',
-        `a private dockerd (test/support/dockerd.ts) with --storage-driver btrfs on a loop-mounted btrfs with quotas; ${n} busybox containers \`docker run -d --storage-opt size=64M ... sleep 1d\``,
+        `a private dockerd (bench/lib/dockerd.ts) with --storage-driver btrfs on a loop-mounted btrfs with quotas; ${n} busybox containers \`docker run -d --storage-opt size=64M ... sleep 1d\``,
         'agent: the shipped defaults (interval 1s, resyncInterval 5m), real ExecaRunner and dockerode client wrapped to count',
       ],
       tables: [

@@ -15,13 +15,13 @@ import { execFileSync } from 'node:child_process';
 import { runFillRace } from './fill-race.js';
 import { DockerHost } from './lib/host.js';
 import { fmt } from './lib/measure.js';
-import { REPO_ROOT } from '../test/support/repo-root.js';
+import { REPO_ROOT } from './lib/repo-root.js';
 import { markdownTable, textTable, type PartResult } from './lib/report.js';
 import { runMemory } from './memory.js';
 import { measureRunnerProcess, runPassCost, type ProcessCost } from './pass-cost.js';
 import { runReaction } from './reaction.js';
 import { runRealDockerd } from './real-dockerd.js';
-import { executable } from '../test/support/executable.js';
+import { executable } from './lib/executable.js';
 
 const PARTS = ['real-dockerd', 'reaction', 'fill-race', 'pass-cost', 'memory'] as const;
 type Part = (typeof PARTS)[number];

@@ -1,6 +1,6 @@
 /**
  * The real-Docker fixture of the benchmarks: a loop-mounted btrfs with quotas and a private dockerd
- * on it (test/support/dockerd.ts), busybox containers created with `--storage-opt size=`, the
+ * on it (bench/lib/dockerd.ts), busybox containers created with `--storage-opt size=`, the
  * qgroup of each container found from Docker's layer store, and the shipped agent run as a child
  * process (`node dist/src/main.js run --config <tmp.yaml>`) whose JSON log lines are collected.
  */
@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ShippedAgent, type AgentLogLine } from '../../test/support/agent-process.js';
-import { LoopBtrfs, TestDockerd } from '../../test/support/dockerd.js';
+import { ShippedAgent, type AgentLogLine } from './agent-process.js';
+import { LoopBtrfs, TestDockerd } from './dockerd.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -13,7 +13,7 @@
  *   `dmsetup table`, `dmsetup status`, the `dmsetup info -c` columns (in the `--separator ; -o
  *   name,major,minor,attr,open,uuid` form the backend asks for), the mountinfo line and the
  *   GraphDriver JSON of a running container, repeated with distinct device names, device ids and
- *   minor numbers; the container lines are built by test/support/dm-lines.ts (shared with the unit
+ *   minor numbers; the container lines are built by bench/lib/dm-lines.ts (shared with the unit
  *   tests' simulated kernel). The per-container statfs is REAL: one statfs(2) per container on a
  *   directory of the temporary tree.
  *
@@ -26,8 +26,8 @@ import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
 import { mapContainerInspect } from '../../src/docker/mapping.js';
 import type { CommandResult, CommandRunner, CommandSpec } from '../../src/exec/runner.js';
 import { parseFilesystemUuid } from '../../src/storage/btrfs/parse-filesystem-show.js';
-import * as dmLines from '../../test/support/dm-lines.js';
-import { REPO_ROOT } from '../../test/support/repo-root.js';
+import * as dmLines from './dm-lines.js';
+import { REPO_ROOT } from './repo-root.js';
 
 /** 64 hex digits, distinct per (kind, index), stable across runs. */
 export function hexId(kind: string, index: number): string {
@@ -217,7 +217,7 @@ export function btrfsWorld(n: number, baseDir: string): World {
 
 /**
  * docker-dm-lvm/13-container.txt of the reference captures: the container's device (name, table,
- * status, info) is built per replica with test/support/dm-lines.ts, the builders the unit tests'
+ * status, info) is built per replica with bench/lib/dm-lines.ts, the builders the unit tests'
  * simulated kernel uses; the pool's lines (identical in every replica) stay verbatim.
  */
 const DM_HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b5';

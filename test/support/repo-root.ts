@@ -1,25 +1,2 @@
-/**
- * The repository root, found from this file upwards (test/support/ in sources, dist/test/support/
- * when the benchmarks are built), so the same code finds it from both.
- */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-
-function findRoot(start: string): string {
-  let dir = start;
-  for (let depth = 0; depth < 8; depth += 1) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'docker-autogrow')
-          return dir;
-      } catch {
-        // not ours: keep going up
-      }
-    }
-    dir = path.dirname(dir);
-  }
-  throw new Error(`repository root not found above ${start}`);
-}
-
-export const REPO_ROOT = findRoot(import.meta.dirname);
+/** Moved to bench/lib/repo-root.ts (the benchmarks' own support code, which tests share); this path stays for tests. */
+export * from '../../bench/lib/repo-root.js';

@@ -6,7 +6,9 @@
 import type { DoctorCheck } from '../contracts/doctor-check.js';
 import type { ContainerInfo } from '../docker/model.js';
 
-export type StorageDriverName = 'devicemapper' | 'btrfs' | 'overlay2';
+/** The storage drivers the agent grows: the one list (the type is read from it). */
+export const SUPPORTED_STORAGE_DRIVERS = ['devicemapper', 'btrfs', 'overlay2'] as const;
+export type StorageDriverName = (typeof SUPPORTED_STORAGE_DRIVERS)[number];
 
 /** Usage of one container's writable layer, as observed in one pass. */
 export interface ContainerUsage {

@@ -46,9 +46,10 @@ import { decidePool, PoolBudget } from '../policy/pool.js';
 import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
 import { roundUpToMiB } from '../policy/sizing.js';
 import type { Decision, PoolDecision, SkipReason } from '../policy/types.js';
-import type { GrowStep, Observation, StorageBackend } from '../storage/types.js';
+import type { Observation, StorageBackend } from '../storage/types.js';
 import { formatBytes } from '../util/units.js';
 import { FillGuard, type GuardStats } from './guard.js';
+import { Grower, journalOrLog, stepText } from './grower.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
 import type {
@@ -105,30 +106,6 @@ export interface ManualGrowReport {
   warnings: string[];
 }
 
-/** Counting semaphore for the global grow concurrency limit. */
-class Semaphore {
-  private available: number;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(limit: number) {
-    this.available = limit;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.available > 0) {
-      this.available -= 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.available += 1;
-  }
-}
-
 interface PendingPass {
   scope: Set<string> | 'all';
   promise: Promise<PassReport>;
@@ -156,20 +133,10 @@ const STEADY_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
   'backoff',
 ]);
 
-function stepArgv(step: GrowStep): readonly string[] {
-  return step.argv ?? [step.name];
-}
-
-function stepText(step: GrowStep): string {
-  return step.argv ? step.argv.join(' ') : step.name;
-}
-
 export class Reconciler {
   private readonly history: HistoryStore;
-  private readonly semaphore: Semaphore;
+  private readonly grower: Grower;
   private readonly timers: Timers;
-  /** Running grow per container (the per-container lock). */
-  private readonly locks = new Map<string, Promise<unknown>>();
   /** Everything stop() must wait for. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly pending = new Map<boolean, PendingPass>();
@@ -200,7 +167,16 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.history = new HistoryStore(deps.config.backoff);
-    this.semaphore = new Semaphore(deps.config.concurrency);
+    this.grower = new Grower({
+      backend: deps.backend,
+      journal: deps.journal,
+      history: this.history,
+      clock: deps.clock,
+      logger: deps.logger,
+      concurrency: deps.config.concurrency,
+      // a limit moved (or a backoff began), which the change token does not show
+      onGrowEnded: () => (this.passDue = true),
+    });
     this.timers = deps.timers ?? realTimers;
     // After a rotation the fresh journal file starts with the remembered cooldowns and backoff.
     deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
@@ -400,7 +376,8 @@ export class Reconciler {
         ...(reason ? { reason } : {}),
       }) as ManualGrowReport;
 
-    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
+    if (this.grower.isGrowing(container.id))
+      return refuse('a grow of this container is running', 'in-flight');
     let observation: Observation;
     try {
       observation = await this.deps.backend.observe([container], this.deps.clock.nowMs(), {
@@ -470,7 +447,7 @@ export class Reconciler {
       why: `manual grow from ${formatBytes(fromBytes)} to ${formatBytes(toBytes)}`,
     };
     if (dryRun) {
-      const outcome = await this.plan(container, decision.fromBytes, decision.toBytes);
+      const outcome = await this.grower.plan(container, decision.fromBytes, decision.toBytes);
       return {
         ...base,
         result: 'planned',
@@ -480,8 +457,9 @@ export class Reconciler {
         outcome: outcome.outcome,
       };
     }
-    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
-    const applied = await this.track(this.applyGrow(container, decision));
+    if (this.grower.isGrowing(container.id))
+      return refuse('a grow of this container is running', 'in-flight');
+    const applied = await this.track(this.grower.grow(container, decision));
     const outcome = applied.outcome;
     return {
       ...base,
@@ -599,7 +577,7 @@ export class Reconciler {
         (record.type === 'grow-succeeded' ||
           record.type === 'grow-failed' ||
           record.type === 'container-forgotten') &&
-        !this.locks.has(record.containerId),
+        !this.grower.isGrowing(record.containerId),
     );
     if (outcomes.length > 0) this.history.replay(outcomes);
   }
@@ -742,11 +720,15 @@ export class Reconciler {
     try {
       if (decision.kind === 'skip') {
         if (decision.reason !== 'dry-run' || !decision.wouldGrow) return { decision };
-        const planned = await this.plan(container, decision.wouldGrow.fromBytes, decision.wouldGrow.toBytes);
+        const planned = await this.grower.plan(
+          container,
+          decision.wouldGrow.fromBytes,
+          decision.wouldGrow.toBytes,
+        );
         if (planned.error) errors.push(`plan for ${container.name}: ${planned.error}`);
         return { decision, outcome: planned.outcome };
       }
-      if (this.locks.has(container.id)) {
+      if (this.grower.isGrowing(container.id)) {
         return {
           decision: {
             kind: 'skip',
@@ -756,143 +738,12 @@ export class Reconciler {
           },
         };
       }
-      const applied = await this.applyGrow(container, decision);
+      const applied = await this.grower.grow(container, decision);
       return { decision, outcome: applied.outcome, backoffUntilMs: applied.backoffUntilMs };
     } catch (error) {
       // applyGrow catches backend errors; this is a last line of defence for bugs.
       errors.push(`${container.name}: ${errorMessage(error)}`);
       return { decision };
-    }
-  }
-
-  /** Asks the backend for the exact steps of a grow without changing anything. */
-  private async plan(
-    container: ContainerInfo,
-    fromBytes: number,
-    toBytes: number,
-  ): Promise<{ outcome: GrowOutcome; error?: string }> {
-    try {
-      const result = await this.deps.backend.grow({ container, fromBytes, toBytes, dryRun: true });
-      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: result.steps.map(stepArgv) } };
-    } catch (error) {
-      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: [] }, error: errorMessage(error) };
-    }
-  }
-
-  /** Grows one container under its lock and the global limit; journals and logs. Never throws. */
-  private applyGrow(
-    container: ContainerInfo,
-    decision: Decision & { kind: 'grow' },
-  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
-    const work = this.growLocked(container, decision);
-    this.locks.set(container.id, work);
-    this.history.setInFlight(container.id, true);
-    const release = () => {
-      this.locks.delete(container.id);
-      this.history.setInFlight(container.id, false);
-      // a limit moved, which the change token does not show
-      this.passDue = true;
-    };
-    work.then(release, release);
-    return work;
-  }
-
-  private async growLocked(
-    container: ContainerInfo,
-    decision: Decision & { kind: 'grow' },
-  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
-    const { clock, logger, backend } = this.deps;
-    const { fromBytes, toBytes, trigger } = decision;
-    const fields = { containerId: container.id, name: container.name, fromBytes, toBytes, trigger };
-    await this.semaphore.acquire();
-    const startedMs = clock.nowMs();
-    try {
-      // Not fsync'd: it only turns a grow an agent crash interrupted into a backoff, and the
-      // write reaches the kernel (survives a kill) without waiting for a disk that a fast writer
-      // may be flooding (an fsync took up to 360 ms under dd). The end record is fsync'd.
-      this.journal(
-        {
-          type: 'grow-started',
-          atMs: startedMs,
-          containerId: container.id,
-          name: container.name,
-          fromBytes,
-          toBytes,
-          trigger,
-          why: decision.why,
-        },
-        { durable: false },
-      );
-      let failure: string | null = null;
-      let steps: GrowStep[] = [];
-      let resultBytes = fromBytes;
-      let noop = false;
-      try {
-        const result = await backend.grow({ container, fromBytes, toBytes, dryRun: false });
-        steps = [...result.steps];
-        resultBytes = result.toBytes;
-        noop = result.noop;
-        // The backend re-reads after acting; a "success" that did not move the size (a thin pool
-        // flagged needs_check resumes with 0 and grows nothing) is a failure.
-        if (!result.noop && result.toBytes <= fromBytes) {
-          failure = `the backend reported success but the size is still ${formatBytes(result.toBytes)}`;
-        }
-      } catch (error) {
-        failure = errorMessage(error);
-      }
-      const endMs = clock.nowMs();
-      const durationMs = endMs - startedMs;
-      if (failure === null) {
-        this.history.recordGrowSucceeded(container.id, endMs, resultBytes);
-        this.journal({
-          type: 'grow-succeeded',
-          atMs: endMs,
-          containerId: container.id,
-          name: container.name,
-          trigger,
-          fromBytes,
-          toBytes: resultBytes,
-          requestedBytes: toBytes,
-          durationMs,
-          noop,
-          steps: steps.map(stepText),
-        });
-        logger.info(
-          { ...fields, toBytes: resultBytes, requestedBytes: toBytes, durationMs, noop },
-          'grow succeeded',
-        );
-        return {
-          outcome: noop
-            ? { kind: 'noop', sizeBytes: resultBytes, durationMs }
-            : { kind: 'grown', fromBytes, toBytes: resultBytes, durationMs },
-          backoffUntilMs: null,
-        };
-      }
-      const { consecutiveFailures, backoffUntilMs } = this.history.recordGrowFailed(
-        container.id,
-        endMs,
-        failure,
-      );
-      this.journal({
-        type: 'grow-failed',
-        atMs: endMs,
-        containerId: container.id,
-        name: container.name,
-        trigger,
-        fromBytes,
-        toBytes,
-        durationMs,
-        error: failure,
-        consecutiveFailures,
-        backoffUntilMs,
-      });
-      logger.error(
-        { ...fields, durationMs, err: failure, consecutiveFailures, backoffUntilMs },
-        'grow failed',
-      );
-      return { outcome: { kind: 'failed', fromBytes, toBytes, durationMs, error: failure }, backoffUntilMs };
-    } finally {
-      this.semaphore.release();
     }
   }
 
@@ -1002,7 +853,7 @@ export class Reconciler {
     const onStopped = this.deps.backend.onContainerStopped;
     if (!onStopped) return;
     // Never act on a device while its grow is still running.
-    await this.locks.get(container.id)?.catch(() => undefined);
+    await this.grower.settled(container.id);
     try {
       await onStopped.call(this.deps.backend, container);
     } catch (error) {
@@ -1024,13 +875,8 @@ export class Reconciler {
     }
   }
 
-  private journal(entry: JournalEntry, options: { durable?: boolean } = {}): void {
-    if (!this.deps.journal.append(entry, options)) {
-      this.deps.logger.error(
-        { type: entry.type, writeErrors: this.deps.journal.writeErrors },
-        'journal write failed',
-      );
-    }
+  private journal(entry: JournalEntry): void {
+    journalOrLog(this.deps.journal, this.deps.logger, entry);
   }
 
   private noteThresholdsAndWarnings(

@@ -41,24 +41,19 @@ import type { Inventory } from '../docker/inventory-port.js';
 import type { ContainerInfo } from '../docker/model.js';
 import type { Logger } from '../log/logger.js';
 import { decide, type ContainerPlan, type DecideOutput } from '../policy/decide.js';
-import { backoffDelayMs } from '../util/backoff.js';
 import { decidePool, PoolBudget } from '../policy/pool.js';
 import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
 import { roundUpToMiB } from '../policy/sizing.js';
-import type { Decision, PoolDecision, SkipReason } from '../policy/types.js';
+import type { Decision, SkipReason } from '../policy/types.js';
 import type { Observation, StorageBackend } from '../storage/types.js';
 import { formatBytes } from '../util/units.js';
 import { FillGuard, type GuardStats } from './guard.js';
-import { Grower, journalOrLog, stepText } from './grower.js';
+import { Grower, journalOrLog } from './grower.js';
+import { PoolGrower } from './pool-grower.js';
+import { PassLogger } from './pass-logger.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
-import type {
-  ContainerReport,
-  GrowOutcome,
-  PassReport,
-  PoolAction,
-  ProbeReport,
-} from '../report/pass-report.js';
+import type { ContainerReport, GrowOutcome, PassReport, ProbeReport } from '../report/pass-report.js';
 import { errorMessage } from '../util/errors.js';
 import { realTimers, type Clock, type Timers } from '../util/clock.js';
 
@@ -136,12 +131,12 @@ const STEADY_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
 export class Reconciler {
   private readonly history: HistoryStore;
   private readonly grower: Grower;
+  private readonly poolGrower: PoolGrower;
+  private readonly passLogger: PassLogger;
   private readonly timers: Timers;
   /** Everything stop() must wait for. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly pending = new Map<boolean, PendingPass>();
-  private readonly aboveThreshold = new Set<string>();
-  private readonly warnedLabels = new Map<string, Set<string>>();
   private passRunning = false;
   private journalLoaded = false;
   private started = false;
@@ -151,9 +146,6 @@ export class Reconciler {
   private nextPassAtMs: number | null = null;
   private guard: FillGuard | null = null;
   private unsubscribe: (() => void) | null = null;
-  private previousPassSignature = '';
-  private poolFailures = 0;
-  private poolBackoffUntilMs: number | null = null;
   private latest: PassReport | null = null;
   /** Something a token does not show happened (an event, a grow): the next pass must run. */
   private passDue = true;
@@ -167,6 +159,14 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.history = new HistoryStore(deps.config.backoff);
+    this.passLogger = new PassLogger(deps.logger);
+    this.poolGrower = new PoolGrower({
+      backend: deps.backend,
+      journal: deps.journal,
+      clock: deps.clock,
+      logger: deps.logger,
+      backoff: deps.config.backoff,
+    });
     this.grower = new Grower({
       backend: deps.backend,
       journal: deps.journal,
@@ -649,7 +649,7 @@ export class Reconciler {
       logger.error({ err: errorMessage(error) }, 'decide failed');
       decided = { decisions: [], plans: [], pool: { kind: 'unknown', why: 'decide failed' } };
     }
-    this.noteThresholdsAndWarnings(considered, decided.plans, observation);
+    this.passLogger.noteThresholdsAndWarnings(considered, decided.plans, observation);
 
     const byId = new Map(considered.map((container) => [container.id, container]));
     const results = await Promise.all(
@@ -658,7 +658,7 @@ export class Reconciler {
         return this.act(container, plan, errors);
       }),
     );
-    const poolAction = await this.actOnPool(decided.pool, observation, dryRun, errors);
+    const poolAction = await this.poolGrower.act(decided.pool, observation, dryRun, errors);
 
     const containers: ContainerReport[] = decided.plans.map((plan, index) => {
       const usage = observation.containers.get(plan.containerId) ?? null;
@@ -691,7 +691,7 @@ export class Reconciler {
       errors,
       ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
     };
-    this.logPass(report, decided.pool);
+    this.passLogger.logPass(report, decided.pool);
     if (scope === 'all') {
       this.latest = report;
       this.noteWholePass(report, token);
@@ -747,106 +747,6 @@ export class Reconciler {
     }
   }
 
-  private async actOnPool(
-    decision: PoolDecision,
-    observation: Observation,
-    dryRun: boolean,
-    errors: string[],
-  ): Promise<PoolAction | undefined> {
-    const pool = observation.pool;
-    if (!pool) return undefined;
-    if (decision.kind === 'low' || decision.kind === 'needs-grow') {
-      return {
-        kind: 'needed-but-disabled',
-        fromBytes: pool.dataTotalBytes,
-        toBytes: pool.dataTotalBytes,
-        error: decision.why,
-      };
-    }
-    if (decision.kind !== 'grow') return undefined;
-    const { backend, clock, logger } = this.deps;
-    if (!backend.growPool) {
-      return {
-        kind: 'needed-but-disabled',
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        error: `the ${backend.driver} backend cannot grow its pool`,
-      };
-    }
-    if (dryRun) return { kind: 'planned', fromBytes: decision.fromBytes, toBytes: decision.toBytes };
-    const nowMs = clock.nowMs();
-    if (this.poolBackoffUntilMs !== null && nowMs < this.poolBackoffUntilMs) {
-      return {
-        kind: 'failed',
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        error: `backing off after ${this.poolFailures} failed pool grow(s)`,
-      };
-    }
-    this.journal({
-      type: 'pool-grow-started',
-      atMs: nowMs,
-      pool: pool.name,
-      fromBytes: decision.fromBytes,
-      toBytes: decision.toBytes,
-      why: decision.why,
-    });
-    try {
-      const result = await backend.growPool(decision.toBytes, false);
-      const durationMs = clock.nowMs() - nowMs;
-      if (result.toBytes <= decision.fromBytes) {
-        throw new Error(`the backend reported success but the pool is still ${formatBytes(result.toBytes)}`);
-      }
-      this.poolFailures = 0;
-      this.poolBackoffUntilMs = null;
-      this.journal({
-        type: 'pool-grow-succeeded',
-        atMs: clock.nowMs(),
-        pool: pool.name,
-        fromBytes: result.fromBytes,
-        toBytes: result.toBytes,
-        durationMs,
-        steps: result.steps.map(stepText),
-      });
-      logger.info(
-        { pool: pool.name, fromBytes: result.fromBytes, toBytes: result.toBytes, durationMs },
-        'pool grow succeeded',
-      );
-      return { kind: 'grown', fromBytes: result.fromBytes, toBytes: result.toBytes };
-    } catch (error) {
-      const message = errorMessage(error);
-      const durationMs = clock.nowMs() - nowMs;
-      this.poolFailures += 1;
-      this.poolBackoffUntilMs =
-        clock.nowMs() +
-        backoffDelayMs(this.poolFailures, {
-          initialMs: this.deps.config.backoff.initial,
-          maxMs: this.deps.config.backoff.max,
-        });
-      this.journal({
-        type: 'pool-grow-failed',
-        atMs: clock.nowMs(),
-        pool: pool.name,
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        durationMs,
-        error: message,
-      });
-      logger.error(
-        {
-          pool: pool.name,
-          fromBytes: decision.fromBytes,
-          toBytes: decision.toBytes,
-          durationMs,
-          err: message,
-        },
-        'pool grow failed',
-      );
-      errors.push(`pool grow failed: ${message}`);
-      return { kind: 'failed', fromBytes: decision.fromBytes, toBytes: decision.toBytes, error: message };
-    }
-  }
-
   // ---- events, logging, journal -----------------------------------------------------------------
 
   private async containerStopped(container: ContainerInfo): Promise<void> {
@@ -868,8 +768,7 @@ export class Reconciler {
     const known = this.history.get(containerId);
     this.history.forget(containerId);
     this.guard?.forget(containerId);
-    this.aboveThreshold.delete(containerId);
-    this.warnedLabels.delete(containerId);
+    this.passLogger.forget(containerId);
     if (known && (known.lastGrowAtMs !== null || known.consecutiveFailures > 0)) {
       this.journal({ type: 'container-forgotten', atMs: this.deps.clock.nowMs(), containerId });
     }
@@ -877,90 +776,6 @@ export class Reconciler {
 
   private journal(entry: JournalEntry): void {
     journalOrLog(this.deps.journal, this.deps.logger, entry);
-  }
-
-  private noteThresholdsAndWarnings(
-    containers: readonly ContainerInfo[],
-    plans: readonly ContainerPlan[],
-    observation: Observation,
-  ): void {
-    const { logger } = this.deps;
-    const byId = new Map(containers.map((container) => [container.id, container]));
-    for (const plan of plans) {
-      const container = byId.get(plan.containerId);
-      if (!container) continue;
-      const usage = observation.containers.get(plan.containerId);
-      if (plan.aboveThreshold && usage) {
-        if (!this.aboveThreshold.has(plan.containerId)) {
-          this.aboveThreshold.add(plan.containerId);
-          logger.info(
-            {
-              containerId: plan.containerId,
-              name: container.name,
-              usedBytes: usage.usedBytes,
-              sizeBytes: usage.sizeBytes,
-              thresholdRatio: plan.settings.threshold,
-            },
-            'threshold crossed',
-          );
-        }
-      } else if (usage && usage.usedBytes !== null) {
-        this.aboveThreshold.delete(plan.containerId);
-      }
-      let warned = this.warnedLabels.get(plan.containerId);
-      for (const warning of plan.labelWarnings) {
-        if (warned?.has(warning)) continue;
-        if (!warned) {
-          warned = new Set();
-          this.warnedLabels.set(plan.containerId, warned);
-        }
-        warned.add(warning);
-        logger.warn({ containerId: plan.containerId, name: container.name, warning }, 'label ignored');
-      }
-    }
-  }
-
-  private logPass(report: PassReport, pool: PoolDecision): void {
-    let grown = 0;
-    let failed = 0;
-    let planned = 0;
-    let noop = 0;
-    const skipped: Partial<Record<SkipReason, number>> = {};
-    for (const container of report.containers) {
-      if (container.outcome?.kind === 'grown') grown += 1;
-      else if (container.outcome?.kind === 'noop') noop += 1;
-      else if (container.outcome?.kind === 'failed') failed += 1;
-      else if (container.outcome?.kind === 'planned') planned += 1;
-      if (container.decision.kind === 'skip') {
-        skipped[container.decision.reason] = (skipped[container.decision.reason] ?? 0) + 1;
-      }
-    }
-    // Acting is always news; standing states (a plan repeated every second in dry-run mode, a pool
-    // that needs growth it may not get, a persistent probe error) are news only when they change.
-    // A pass over some containers (the fill guard's) only compares with whole-host passes
-    // when it acted: its skip counts cover a subset, so "changed" would be noise.
-    const partial = report.onlyContainerIds !== undefined;
-    const signature = JSON.stringify([skipped, planned, report.poolAction?.kind ?? null, report.errors]);
-    const eventful =
-      grown + noop + failed > 0 ||
-      report.poolAction?.kind === 'grown' ||
-      report.poolAction?.kind === 'failed' ||
-      (!partial && signature !== this.previousPassSignature);
-    if (!partial) this.previousPassSignature = signature;
-    const fields = {
-      durationMs: report.durationMs,
-      containers: report.containers.length,
-      grown,
-      noop,
-      failed,
-      planned,
-      skipped,
-      pool: pool.kind,
-      dryRun: report.dryRun,
-      ...(report.errors.length > 0 ? { errors: report.errors } : {}),
-    };
-    if (eventful) this.deps.logger.info(fields, 'pass');
-    else this.deps.logger.debug(fields, 'pass');
   }
 
   /** Recent failure/cooldown state of one container (status, tests). */

@@ -41,12 +41,10 @@ import type { Inventory } from '../docker/inventory-port.js';
 import type { ContainerInfo } from '../docker/model.js';
 import type { Logger } from '../log/logger.js';
 import { decide, type ContainerPlan, type DecideOutput } from '../policy/decide.js';
-import { decidePool, PoolBudget } from '../policy/pool.js';
+import { decideManualGrow, type ManualGrowTarget } from '../policy/manual-grow.js';
 import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
-import { roundUpToMiB } from '../policy/sizing.js';
 import type { Decision, SkipReason } from '../policy/types.js';
 import type { Observation, StorageBackend } from '../storage/types.js';
-import { formatBytes } from '../util/units.js';
 import { FillGuard, type GuardStats } from './guard.js';
 import { Grower, journalOrLog } from './grower.js';
 import { PoolGrower } from './pool-grower.js';
@@ -76,7 +74,7 @@ export interface PassOptions {
   onlyContainerId?: string;
 }
 
-export type ManualGrowTarget = { toBytes: number } | { byBytes: number };
+export type { ManualGrowTarget } from '../policy/manual-grow.js';
 
 export interface ManualGrowOptions {
   dryRun?: boolean;
@@ -394,57 +392,36 @@ export class Reconciler {
         'usage-unknown',
       );
     }
-    if (usage.sizeBytes === null) return refuse('the container has no size limit to grow', 'no-limit');
-    const fromBytes = usage.sizeBytes;
-    const requestedBytes = 'toBytes' in target ? target.toBytes : fromBytes + target.byBytes;
-    if (!Number.isFinite(requestedBytes) || requestedBytes <= fromBytes) {
+    const verdict = decideManualGrow({
+      config: this.deps.config,
+      maxSizeBytes: resolved.settings.maxSize,
+      ruleName: resolved.ruleName,
+      sizeBytes: usage.sizeBytes,
+      pool: observation.pool,
+      target,
+      force,
+    });
+    if (verdict.kind === 'refused')
+      return refuse(verdict.why, verdict.reason, verdict.fromBytes, verdict.toBytes);
+    if (verdict.kind === 'noop') {
       return {
         ...base,
         result: 'noop',
-        why: `already ${formatBytes(fromBytes)}, not below ${formatBytes(requestedBytes)}: never shrinks`,
-        fromBytes,
-        toBytes: fromBytes,
-        outcome: { kind: 'noop', sizeBytes: fromBytes, durationMs: 0 },
+        why: verdict.why,
+        fromBytes: verdict.fromBytes,
+        toBytes: verdict.fromBytes,
+        outcome: { kind: 'noop', sizeBytes: verdict.fromBytes, durationMs: 0 },
       };
     }
-    let toBytes = roundUpToMiB(requestedBytes);
-    const maxSize = resolved.settings.maxSize;
-    if (toBytes > maxSize) {
-      if (!force) {
-        return refuse(
-          `${formatBytes(toBytes)} is above maxSize ${formatBytes(maxSize)} (${resolved.ruleName}); use --force to go beyond it`,
-          'at-max-size',
-          fromBytes,
-          toBytes,
-        );
-      }
-      // Rounding must not push a forced exact target further than asked.
-      if (requestedBytes <= maxSize) toBytes = maxSize;
-      base.warnings.push(`forced beyond maxSize ${formatBytes(maxSize)} (${resolved.ruleName})`);
-    }
-    const poolDecision = decidePool(this.deps.config, observation.pool);
-    const admission = new PoolBudget(this.deps.config, observation.pool, poolDecision).admit(
-      toBytes - fromBytes,
-      toBytes - fromBytes,
-    );
-    if ('refused' in admission) {
-      if (admission.refused === 'pool-unhealthy' || !force) {
-        return refuse(
-          `${admission.why}${admission.refused === 'pool-unhealthy' ? '' : '; use --force to grow anyway'}`,
-          admission.refused,
-          fromBytes,
-          toBytes,
-        );
-      }
-      base.warnings.push(`forced through the pool limit: ${admission.why}`);
-    }
+    const { fromBytes, toBytes } = verdict;
+    base.warnings.push(...verdict.warnings);
     const decision: Decision & { kind: 'grow' } = {
       kind: 'grow',
       containerId: container.id,
       fromBytes,
       toBytes,
       trigger: 'manual',
-      why: `manual grow from ${formatBytes(fromBytes)} to ${formatBytes(toBytes)}`,
+      why: verdict.why,
     };
     if (dryRun) {
       const outcome = await this.grower.plan(container, decision.fromBytes, decision.toBytes);

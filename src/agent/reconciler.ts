@@ -18,6 +18,12 @@
  *    (per dry-run flag; a full pass absorbs single-container passes), and every requester gets it.
  *  - Timers are a setTimeout chain: the next pass is scheduled `config.interval` after the previous
  *    one ENDS, so passes never overlap and a slow grow delays, never stacks, the schedule.
+ *  - Cost follows risk: a scheduled pass is skipped while the backend's change token, the
+ *    inventory (events), grows and cooldown/backoff ends stand still and the last whole-host pass
+ *    left only steady decisions, for at most QUIET_PASS_MAX_SKIP_MS: it would decide, report and
+ *    export the same again. Passes asked for (events, `once`, `status`, the guard) always run.
+ *  - Parts: the grow path is ./grower.ts, pool growth ./pool-grower.ts, log de-duplication
+ *    ./pass-logger.ts, the manual grow's rules src/policy/manual-grow.ts.
  *  - A lock per container (a container never has two grows at once; a pass skips it as in-flight)
  *    and at most `config.concurrency` grows at once across passes and manual grows.
  *  - One container's failure (probe error, grow error, journal error) never stops the pass.

@@ -22,6 +22,22 @@ import { configSchema } from '../../src/config/schema.js';
 import { statfsUsage } from '../../src/storage/filesystem.js';
 import { DOCKER_CLI, TestDockerd, busyboxRootfsTarball } from '../support/dockerd.js';
 import { describeWith, prereqs } from '../support/prereqs.js';
+import { Writable } from 'node:stream';
+import { buildProgram } from '../../src/cli/program.js';
+
+/** Runs the CLI in-process (the same program src/main.ts runs); returns what it printed. */
+async function runCli(args: string[]): Promise<string> {
+  let out = '';
+  const stdout = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      out += chunk.toString('utf8');
+      done();
+    },
+  });
+  const program = buildProgram({ stdout, stderr: process.stderr, env: {} });
+  await program.parseAsync(['node', 'docker-autogrow', ...args]);
+  return out;
+}
 
 const execFileAsync = promisify(execFile);
 const BASE = 'autogrow-busybox:test';
@@ -252,5 +268,39 @@ describeWith([prereqs.root, prereqs.dockerd, prereqs.busybox], 'reclaim ladder o
     // stopped: no further run
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(reports).toHaveLength(count);
+  }, 120_000);
+
+  it('the reclaim command lists with --dry-run, then removes the same under the agent lock (no agent runs)', async () => {
+    const holderOfFour = (await client.listImagesForReclaim()).find((image) =>
+      image.repoTags.includes('churn:1'),
+    )!;
+    await importAs('churn:1', 'five'); // "four" becomes dangling
+    const state = mkdtempSync(path.join(tmpdir(), 'agrcs-'));
+    const file = path.join(state, 'config.yaml');
+    writeFileSync(
+      file,
+      [
+        'docker:',
+        `  socketPath: ${dockerd.socketPath}`,
+        'journal:',
+        `  path: ${state}/journal.jsonl`,
+        'log:',
+        '  level: warn',
+        'reclaim:',
+        '  ladder:',
+        '    - kind: dangling-images',
+        '',
+      ].join('\n'),
+    );
+    const dry = JSON.parse(await runCli(['-c', file, 'reclaim', '--dry-run', '--json'])) as ReclaimReport;
+    expect(dry.dryRun).toBe(true);
+    expect(dry.rungs[0]!.items.map((item) => item.id)).toEqual([holderOfFour.id]);
+    expect(await imageExists(holderOfFour.id)).toBe(true);
+    const text = await runCli(['-c', file, 'reclaim']);
+    expect(text).toContain('dangling-images: removed 1');
+    expect(text).toContain(holderOfFour.id.slice(0, 19));
+    expect(await imageExists(holderOfFour.id)).toBe(false);
+    expect(await imageExists(inUseImageId)).toBe(true);
+    rmSync(state, { recursive: true, force: true });
   }, 120_000);
 });

@@ -39,7 +39,7 @@ describe('docker-autogrow CLI', () => {
   it('--help lists every command', () => {
     const { code, stdout } = cli(['--help']);
     expect(code).toBe(0);
-    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor']) {
+    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor', 'reclaim']) {
       expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
     expect(stdout).toContain('--config');

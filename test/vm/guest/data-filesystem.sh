@@ -50,6 +50,26 @@ show() {
   "$@"
 }
 
+is_kill_fs() { case " ${AUTOGROW_DATAFS_KILL_FILESYSTEMS:-ext4} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+fs_grow_tool() { case $1 in ext4) echo resize2fs ;; xfs) echo xfs_growfs ;; *) echo btrfs ;; esac; }
+
+# The filesystem grow tool of a kill filesystem, wrapped: it runs the real tool, or, while
+# /tmp/block-fs-grow exists, records its pid and blocks, so the test can kill -9 the agent between
+# lvextend and the filesystem grow without a second agent start (each costs minutes under TCG).
+write_fs_grow_wrapper() { # <fs>
+  local real
+  real=$(command -v "$(fs_grow_tool "$1")")
+  cat >/tmp/fs-grow-wrapper <<EOT
+#!/bin/sh
+if [ -e /tmp/block-fs-grow ]; then
+  echo \$\$ >/tmp/blocking-fs-grow.pid
+  exec sleep 600
+fi
+exec $real "\$@"
+EOT
+  chmod +x /tmp/fs-grow-wrapper
+}
+
 write_config() { # <file> <threshold> [binaries yaml]
   cat >"$1" <<EOT
 interval: 1s
@@ -151,7 +171,13 @@ for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs btrfs}; do
   ok control "writer rc $rc: $(grep -m1 'No space left' "$OUT/control-$FS.log")"
 
   # 2. the agent grows LV + filesystem online while the writer writes
-  write_config $STATE/agent.yaml 50%
+  if is_kill_fs "$FS"; then
+    write_fs_grow_wrapper "$FS"
+    write_config $STATE/agent.yaml 50% "binaries:
+  $(fs_grow_tool "$FS"): /tmp/fs-grow-wrapper"
+  else
+    write_config $STATE/agent.yaml 50%
+  fi
   start_agent $STATE/agent.yaml "$FS"
   fs_before=$(fs_bytes)
   writer filler $FILL_CHUNKS 1
@@ -194,43 +220,34 @@ for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs btrfs}; do
   grep -m1 '"vg-exhausted"\|VG\|volume group' "$OUT/agent-$FS.log" >/dev/null || true
   vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free $VG >"$OUT/vgs-$FS-exhausted.json"
   ok vg-exhausted "cannot_grow{reason=vg-exhausted} 1, LV unchanged at $lv_before, journal $intents intents / $dones done"
-  docker rm -f extra >/dev/null
-  lvremove -q -y $VG/hog
-  case " ${AUTOGROW_DATAFS_KILL_FILESYSTEMS:-ext4} " in
-    *" $FS "*) ;;
-    *)
-      teardown_fs
-      continue
-      ;;
-  esac
+  if ! is_kill_fs "$FS"; then
+    docker rm -f extra >/dev/null
+    lvremove -q -y $VG/hog
+    teardown_fs
+    continue
+  fi
 
-  # 4. kill -9 after lvextend, before the filesystem grow; the restart finishes it
-  stop_agent
-  tool=$([ "$FS" = ext4 ] && echo resize2fs || { [ "$FS" = xfs ] && echo xfs_growfs || echo btrfs; })
-  cat >/tmp/blocking-fs-grow <<EOT
-#!/bin/sh
-echo \$\$ >/tmp/blocking-fs-grow.pid
-exec sleep 600
-EOT
-  chmod +x /tmp/blocking-fs-grow
+  # 4. kill -9 after lvextend, before the filesystem grow; the restart finishes it. The same agent:
+  #    the grow tool blocks from now on, and freeing the VG (the extra writer's files keep the
+  #    filesystem over its threshold) makes it grow at once.
   rm -f /tmp/blocking-fs-grow.pid
-  # threshold 1%: the restarted agent grows at once
-  write_config $STATE/agent-kill.yaml 1% "binaries:
-  $tool: /tmp/blocking-fs-grow"
+  touch /tmp/block-fs-grow
   lv_before=$(lv_bytes)
   fs_before=$(fs_bytes)
-  start_agent $STATE/agent-kill.yaml "$FS-kill"
+  lvremove -q -y $VG/hog
   wait_for 120 test -s /tmp/blocking-fs-grow.pid || fail "$FS kill: the agent never reached the filesystem grow"
   kill -KILL "$AGENT_PID"
   wait "$AGENT_PID" 2>/dev/null || true
   AGENT_PID=""
   kill -KILL "$(cat /tmp/blocking-fs-grow.pid)" 2>/dev/null || true
+  rm -f /tmp/block-fs-grow
   lv_killed=$(lv_bytes)
   fs_killed=$(fs_bytes)
   cp $STATE/data-filesystem-journal.jsonl "$OUT/journal-$FS-killed.jsonl"
   [ "$lv_killed" -gt "$lv_before" ] || fail "$FS kill: LV not extended before the kill ($lv_before -> $lv_killed)"
   [ "$fs_killed" = "$fs_before" ] || fail "$FS kill: filesystem changed before its grow ($fs_before -> $fs_killed)"
   tail -n1 $STATE/data-filesystem-journal.jsonl | grep -q '"step":"lv-extended"' || fail "$FS kill: last journal step is not lv-extended"
+  docker rm -f extra >/dev/null
   ok killed "LV $lv_before -> $lv_killed, fs still $fs_killed, journal ends at lv-extended"
   start_agent $STATE/agent.yaml "$FS-restart"
   wait_for 120 bash -c "[ \$(df -B1 --output=size $DATA_ROOT | tail -n1 | tr -d ' ') -gt $fs_before ]" ||

@@ -33,7 +33,7 @@ describe('docker-autogrow CLI', () => {
   it('--help lists every command', async () => {
     const { code, stdout } = await cli(['--help']);
     expect(code).toBe(0);
-    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor']) {
+    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor', 'reclaim']) {
       expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
     expect(stdout).toContain('--config');

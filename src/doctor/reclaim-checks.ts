@@ -8,7 +8,7 @@ import type { DoctorCheck } from '../contracts/doctor-check.js';
 import { silentLogger } from '../log/logger.js';
 import type { ReclaimReport } from '../reclaim/ladder.js';
 import { Reclaimer } from '../reclaim/reclaimer.js';
-import type { ReclaimDockerApi } from '../reclaim/types.js';
+import type { ReclaimDockerApi } from '../contracts/reclaim.js';
 import { errorMessage } from '../util/errors.js';
 import { formatBytes } from '../util/units.js';
 

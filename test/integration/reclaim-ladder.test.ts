@@ -17,7 +17,7 @@ import { DockerClient } from '../../src/docker/client.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { runLadder, type ReclaimReport } from '../../src/reclaim/ladder.js';
 import { Reclaimer } from '../../src/reclaim/reclaimer.js';
-import type { ReclaimDockerApi, ReclaimRung } from '../../src/reclaim/types.js';
+import type { ReclaimDockerApi, ReclaimRung } from '../../src/contracts/reclaim.js';
 import { configSchema } from '../../src/config/schema.js';
 import { statfsUsage } from '../../src/storage/filesystem.js';
 import { DOCKER_CLI, TestDockerd, busyboxRootfsTarball } from '../support/dockerd.js';

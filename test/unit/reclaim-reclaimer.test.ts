@@ -4,7 +4,7 @@ import { reclaimChecks } from '../../src/doctor/reclaim-checks.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { ReclaimReport } from '../../src/reclaim/ladder.js';
 import { Reclaimer, reclaimObservationOf } from '../../src/reclaim/reclaimer.js';
-import type { ImageFacts, ReclaimDockerApi } from '../../src/reclaim/types.js';
+import type { ImageFacts, ReclaimDockerApi } from '../../src/contracts/reclaim.js';
 import type { FilesystemUsage } from '../../src/storage/filesystem.js';
 
 const GIB = 1024 ** 3;

@@ -10,7 +10,6 @@ import { describe, expect, it } from 'vitest';
 import {
   DEVICE,
   GIB,
-  HASH,
   LOOP_DATA_FILE,
   POOL,
   POOL_BLOCK_BYTES,
@@ -206,7 +205,7 @@ describe('doctor', () => {
       /^c1 .*grown to 3221225472 bytes, dockerd has 1073741824\): grown; .*kernel hold/,
     );
     expect(held.fix).toMatch(/restart dockerd/);
-    h.sim.remove(`autogrow-hold-${HASH}`);
+    h.sim.remove('loop9');
     expect(await doctorOf()).toMatchObject({ ok: false, severity: 'error' });
     h.docker.current = container({
       graphDriverData: { DeviceId: '4', DeviceName: DEVICE, DeviceSize: String(3 * GIB) },

@@ -38,7 +38,7 @@ export function createDoctor(
       },
     ];
     try {
-      const holds = kernelHolds((await snapshot(false)).tables);
+      const holds = kernelHolds(await snapshot(false));
       const lines: string[] = [];
       let unheld = 0;
       for (const record of grown.all()) {

@@ -60,7 +60,9 @@ describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restart
 
   for (const variant of variants) {
     const vmTimeoutMs = Number(
-      process.env.AUTOGROW_DM_VM_TIMEOUT_MS ?? (10 + seeds.length * (steps + 6)) * 60_000,
+      // measured: ~2.2 min per step and ~6 min per order (setup, settle, rm) under TCG with host
+      // load 20-25; boot and dockerd ~4 min
+      process.env.AUTOGROW_DM_VM_TIMEOUT_MS ?? (10 + seeds.length * (steps * 3 + 8)) * 60_000,
     );
     it(
       `${variant.name}: seeds ${seeds.join(',')} x ${steps} steps`,
@@ -82,7 +84,6 @@ describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restart
           label: `dm-sequence-${variant.name}`,
           script: 'test/vm/guest/dm-sequence.sh',
           env,
-          // ~1 min per step under TCG on a loaded host, plus boot and dockerd
           timeoutMs: Number(
             process.env.AUTOGROW_DM_VM_TIMEOUT_MS ?? (10 + orders.length * (steps + 6)) * 60_000,
           ),

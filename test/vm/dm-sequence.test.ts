@@ -8,7 +8,7 @@
  * `docker rm -f` leaves no device behind.
  *
  * CI: the fixed seeds DM_SEQ_CI_SEEDS in direct-lvm with live-restore, one VM. More:
- *   AUTOGROW_DMSEQ_SEEDS=1,2,3 (or a count: AUTOGROW_DMSEQ_SEEDS=20 → seeds 1..20)
+ *   AUTOGROW_DMSEQ_SEEDS=1,2,3 (or a count: AUTOGROW_DMSEQ_SEEDS=count:20 → seeds 1..20)
  *   AUTOGROW_DMSEQ_STEPS=12
  *   AUTOGROW_DMSEQ_VARIANTS=lvm-live-restore,lvm,loop (default lvm-live-restore)
  * A failing order is replayed by giving its seed (and the variant) again.
@@ -40,7 +40,9 @@ const VARIANTS: Record<string, Variant> = {
 function seedsFromEnv(): readonly number[] {
   const text = process.env.AUTOGROW_DMSEQ_SEEDS;
   if (!text) return DM_SEQ_CI_SEEDS;
-  if (/^\d+$/.test(text)) return Array.from({ length: Number(text) }, (_, index) => index + 1);
+  // `count:20` → seeds 1..20; otherwise a comma list (one seed replays one order)
+  const count = /^count:(\d+)$/.exec(text);
+  if (count) return Array.from({ length: Number(count[1]) }, (_, index) => index + 1);
   return text.split(',').map((seed) => Number(seed.trim()));
 }
 

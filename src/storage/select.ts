@@ -7,7 +7,8 @@ import { createBtrfsBackend } from './btrfs/index.js';
 import { createDevicemapperBackend } from './devicemapper/index.js';
 import { createOverlayXfsBackend } from './overlay-xfs/index.js';
 import type { BackendDeps, StorageBackend, StorageDriverName } from './types.js';
-import { containerdImageStore, containerdStoreNotice } from './containerd/store.js';
+import { containerdImageStore } from './containerd/store.js';
+import { createContainerdBackend } from './containerd/index.js';
 
 export const SUPPORTED_STORAGE_DRIVERS: readonly StorageDriverName[] = ['devicemapper', 'btrfs', 'overlay2'];
 
@@ -41,7 +42,9 @@ export function createBackendFor(info: DockerInfo, deps: BackendDeps): StorageBa
       return createOverlayXfsBackend(deps);
     default: {
       const store = containerdImageStore(info);
-      throw new UnsupportedDriverError(info.driver, store ? containerdStoreNotice(store) : undefined);
+      // observe-only: usage and the pool, no limits (Docker ignores size there)
+      if (store) return createContainerdBackend(deps);
+      throw new UnsupportedDriverError(info.driver);
     }
   }
 }

@@ -6,7 +6,8 @@
 import type { DoctorCheck } from '../contracts/doctor-check.js';
 import type { ContainerInfo } from '../docker/model.js';
 
-export type StorageDriverName = 'devicemapper' | 'btrfs' | 'overlay2';
+/** `containerd`: Docker's containerd image store, observed only (no limits exist there). */
+export type StorageDriverName = 'devicemapper' | 'btrfs' | 'overlay2' | 'containerd';
 
 /** Usage of one container's writable layer, as observed in one pass. */
 export interface ContainerUsage {

@@ -76,8 +76,11 @@ export function nextAction(container: StatusContainerReport, options: RenderStat
       return container.maxSizeBytes !== null
         ? `at max ${formatBytes(container.maxSizeBytes)}`
         : 'at max size';
-    case 'no-limit':
-      return 'no limit';
+    case 'no-limit': {
+      // a backend that knows why there is none says so (containerd store: Docker ignores size)
+      const why = container.usage?.detail['limit'];
+      return typeof why === 'string' ? why : 'no limit';
+    }
     case 'disabled':
       return 'disabled';
     case 'usage-unknown':
@@ -114,7 +117,11 @@ function rowOf(container: StatusContainerReport, options: RenderStatusOptions): 
     container: container.name,
     driver: container.driver,
     size: sizeBytes !== null ? formatBytes(sizeBytes) : '-',
-    used: usedBytes !== null ? formatBytes(usedBytes) : '-',
+    // `~`: an estimate (a layer walk that is not complete, or older than the last change)
+    used:
+      usedBytes !== null
+        ? `${usage?.detail['usedEstimate'] !== undefined ? '~' : ''}${formatBytes(usedBytes)}`
+        : '-',
     usedPercent: ratio !== null ? usageBar(ratio, options.barWidth) : '-',
     rule: container.ruleName,
     next: `${nextAction(container, options)}${isPendingPersistenceState(usage?.detail['persistence']) ? `; NOT PERSISTENT (${usage?.detail['persistence']})` : ''}`,
@@ -210,6 +217,10 @@ export function renderStatus(report: PassReport, options: RenderStatusOptions): 
         `${container.name}: not persistent (${persistence}): ${pendingPersistenceAdvice(persistence)}`,
       );
   }
+  for (const container of report.containers) {
+    const estimate = container.usage?.detail['usedEstimate'];
+    if (estimate !== undefined) warnings.push(`${container.name}: used is an estimate (${estimate})`);
+  }
   const problems = [
     ...report.errors,
     ...report.probes.filter((probe) => !probe.ok).map((p) => `${p.name}: ${p.error ?? 'failed'}`),
@@ -243,6 +254,8 @@ export function statusJson(report: PassReport, options: RenderStatusOptions): st
         timeToFullSeconds: container.timeToFullSeconds,
         backoffUntilMs: container.backoffUntilMs,
         persistence: container.usage?.detail['persistence'] ?? null,
+        usedEstimate: container.usage?.detail['usedEstimate'] ?? null,
+        usedSource: container.usage?.detail['usedSource'] ?? null,
       };
     });
   return `${JSON.stringify(

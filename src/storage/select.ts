@@ -12,7 +12,8 @@ import {
   type StorageBackend,
   type StorageDriverName,
 } from './types.js';
-import { containerdImageStore, containerdStoreNotice } from './containerd/store.js';
+import { containerdImageStore } from './containerd/store.js';
+import { createContainerdBackend } from './containerd/index.js';
 
 export { SUPPORTED_STORAGE_DRIVERS };
 
@@ -46,7 +47,9 @@ export function createBackendFor(info: DockerInfo, deps: BackendDeps): StorageBa
       return createOverlayXfsBackend(deps);
     default: {
       const store = containerdImageStore(info);
-      throw new UnsupportedDriverError(info.driver, store ? containerdStoreNotice(store) : undefined);
+      // observe-only: usage and the pool, no limits (Docker ignores size there)
+      if (store) return createContainerdBackend(deps);
+      throw new UnsupportedDriverError(info.driver);
     }
   }
 }

@@ -8,7 +8,8 @@ import type { ContainerInfo } from '../docker/model.js';
 
 /** The storage drivers the agent grows: the one list (the type is read from it). */
 export const SUPPORTED_STORAGE_DRIVERS = ['devicemapper', 'btrfs', 'overlay2'] as const;
-export type StorageDriverName = (typeof SUPPORTED_STORAGE_DRIVERS)[number];
+/** `containerd`: Docker's containerd image store, observed only (no limits exist there). */
+export type StorageDriverName = (typeof SUPPORTED_STORAGE_DRIVERS)[number] | 'containerd';
 
 /** Usage of one container's writable layer, as observed in one pass. */
 export interface ContainerUsage {

@@ -2,11 +2,12 @@
  * Docker 28.5 (sid engine root) with the containerd image store (`"features": {"containerd-snapshotter":
  * true}`), for real: the control shows what Docker does with a size limit there (a `size=64M` container
  * writes 100 MiB: ignored), the agent detects the store, finds each running container's writable layer
- * from its /proc/<pid>/mountinfo (the very bytes the container wrote are in that upperdir), and the real
- * CLI's `doctor` and `status` say plainly that Docker ignores per-container size limits there.
+ * from its /proc/<pid>/mountinfo (the very bytes the container wrote are in that upperdir), the real
+ * CLI's `status --json` shows each container's writable-layer usage and the pool under the snapshotter
+ * root (observe only, no limits), and `doctor` says plainly that Docker ignores per-container size limits.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -113,7 +114,20 @@ describeWith(needs, 'containerd image store on Docker 28.5', () => {
     );
   });
 
-  it('doctor and status say plainly that Docker ignores per-container size limits there', async () => {
+  it("status --json shows each container's writable-layer usage and the pool; doctor says plainly that Docker ignores size limits", async () => {
+    // a second container, so "each" means more than one; ctr-layer (above) wrote 8 MiB
+    await dockerd.cli([
+      'run',
+      '-d',
+      '--name',
+      'ctr-second',
+      '--network',
+      'none',
+      image,
+      'sh',
+      '-c',
+      'dd if=/dev/zero of=/three bs=1M count=3 2>/dev/null; mkdir -p /d/e; echo x > /d/e/f; sleep 100000',
+    ]);
     const env = {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       HOME: dockerd.baseDir,
@@ -126,14 +140,50 @@ describeWith(needs, 'containerd image store on Docker 28.5', () => {
     expect(doctor.stdout).toMatch(
       /containerd image store \(snapshotter overlayfs\): it accepts --storage-opt size= and ignores it/,
     );
-    const status = await execFileAsync(process.execPath, [MAIN, '--config', configFile, 'status'], {
+    const snapshotterRoot = `${dockerd.dataRoot}/containerd/daemon/io.containerd.snapshotter.v1.overlayfs`;
+    interface StatusJson {
+      driver: string;
+      pool: { name: string; kind: string; dataTotalBytes: number; dataUsedBytes: number } | null;
+      containers: { name: string; sizeBytes: number | null; usedBytes: number | null; next: string }[];
+      errors: string[];
+    }
+    // the container writes in the background: wait until its 8 MiB are on disk
+    let status: StatusJson | null = null;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const { stdout } = await execFileAsync(
+        process.execPath,
+        [MAIN, '--config', configFile, 'status', '--json'],
+        {
+          env,
+          timeout: 120_000,
+        },
+      );
+      status = JSON.parse(stdout) as StatusJson;
+      const layer = status.containers.find((c) => c.name === 'ctr-layer');
+      const second = status.containers.find((c) => c.name === 'ctr-second');
+      if ((layer?.usedBytes ?? 0) >= 8 * 1024 ** 2 && (second?.usedBytes ?? 0) >= 3 * 1024 ** 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(status?.driver).toBe('containerd');
+    expect(status?.errors).toEqual([]);
+    expect(status?.pool).toMatchObject({ name: snapshotterRoot, kind: 'filesystem' });
+    const fs = statfsSync(snapshotterRoot);
+    expect(status?.pool?.dataTotalBytes).toBe(fs.blocks * fs.bsize);
+    const byName = new Map(status?.containers.map((c) => [c.name, c]));
+    expect(byName.get('ctr-layer')?.usedBytes).toBeGreaterThanOrEqual(8 * 1024 ** 2);
+    expect(byName.get('ctr-second')?.usedBytes).toBeGreaterThanOrEqual(3 * 1024 ** 2);
+    for (const name of ['ctr-layer', 'ctr-second']) {
+      expect(byName.get(name)).toMatchObject({
+        sizeBytes: null,
+        next: 'no limit: Docker ignores size on the containerd store',
+      });
+    }
+    const text = await execFileAsync(process.execPath, [MAIN, '--config', configFile, 'status'], {
       env,
       timeout: 120_000,
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (error: { code?: number; stderr?: string }) => ({ code: error.code ?? -1, stderr: error.stderr ?? '' }),
-    );
-    expect(status.code).toBe(1);
-    expect(status.stderr).toMatch(/ignores it, so no container on this host has a size limit/);
+    });
+    expect(text.stdout).toContain(`POOL ${snapshotterRoot} (filesystem, rw)`);
+    expect(text.stdout).toMatch(/ctr-layer\s+containerd\s+-\s+\S+MiB/);
   });
 });

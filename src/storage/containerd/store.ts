@@ -31,9 +31,10 @@ export function containerdImageStore(info: DockerInfo): ContainerdImageStore | n
 export function containerdStoreNotice(store: ContainerdImageStore): string {
   return (
     `Docker uses the containerd image store (snapshotter ${store.snapshotter}): it accepts --storage-opt size= and ` +
-    'ignores it, so no container on this host has a size limit and there is none to grow; docker-autogrow can only ' +
-    'watch the filesystem under the containerd root (switch to "storage-driver": "overlay2" on XFS with pquota, or ' +
-    'btrfs, with "features": {"containerd-snapshotter": false}, for per-container limits)'
+    'ignores it, so no container on this host has a size limit and there is none to grow; docker-autogrow only ' +
+    "observes there (each container's writable-layer usage and the filesystem under the containerd root); " +
+    'switch to "storage-driver": "overlay2" on XFS with pquota, or ' +
+    'btrfs, with "features": {"containerd-snapshotter": false}, for per-container limits'
   );
 }
 

@@ -1,0 +1,6 @@
+export {
+  CONTAINERD_NO_LIMIT,
+  DEFAULT_WALK_ENTRY_BUDGET,
+  createContainerdBackend,
+  type ContainerdBackendOptions,
+} from './backend.js';

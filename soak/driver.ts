@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import {
+  appendFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -45,6 +46,7 @@ import {
   checkReleasedLock,
   checkStateLeftovers,
   checkWriteErrors,
+  classifyWriteError,
   countByInvariant,
   type HealthProbe,
   type InvariantName,
@@ -62,6 +64,8 @@ import { describeOp, generateSchedule, labelMaxSizeMiB, type ScheduledOp, type S
 const execFileAsync = promisify(execFile);
 const MiB = 1024 ** 2;
 const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+/** The agent's reaction time: the pool must have had room (and the agent run) this long before a write error. */
+const WRITE_WINDOW_MS = 3_000;
 
 /** The agent policy the soak runs with (also what the invariants assume). */
 export const SOAK_POLICY = {
@@ -89,6 +93,8 @@ export interface SoakOptions {
   log: (line: string) => void;
   /** Print every operation as it runs. */
   verbose: boolean;
+  /** Where the operation log and the agent logs are kept (default: under the temp dir, per seed). */
+  logDir?: string;
 }
 
 export const DEFAULT_SOAK_OPTIONS: Omit<SoakOptions, 'seed' | 'minutes' | 'log'> = {
@@ -127,17 +133,30 @@ export interface SoakResult {
   containersCreated: number;
   containersStarted: number;
   maxContainersAlive: number;
-  writes: { total: number; mib: number; interrupted: number; errors: number; errorsExcused: number };
+  writes: {
+    total: number;
+    mib: number;
+    interrupted: number;
+    errors: number;
+    /** Write errors that are not violations, by why (at maxSize, pool at its reserve, agent stopped by the soak). */
+    errorsExcused: Record<'at-max-size' | 'pool-reserve' | 'agent-down', number>;
+  };
+  /** Time the soak had the agent stopped (SIGTERM/SIGKILL until the next agent was ready). */
+  agentDownSeconds: number;
   grows: { seenInQgroups: number; journal: JournalSummary | null; cliGrows: Record<string, number> };
   violations: Record<InvariantName, number>;
   violationsTotal: number;
   violationSamples: Violation[];
   agentIncarnations: number;
+  /** Longest SIGTERM-to-exit of the agent. */
+  longestAgentStopMs: number;
+  agentWarnOrErrorLines: number;
   resources: { maxRssMiB: number; maxFds: number; samples: number };
   healthProbes: { total: number; failedWhileUp: number };
   metricCheckpoints: number;
   loadAverage: { start: number[]; end: number[] };
   replay: string;
+  logDir: string;
   startedAt: string;
 }
 
@@ -214,9 +233,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     defaultMaxSizeMiB: SOAK_POLICY.maxSizeMiB,
   });
   const replay =
-    `npm run soak -- --seed ${options.seed} --minutes ${options.minutes}` +
+    `npm run soak -- --seed ${options.seed} ` +
+    (options.ops === undefined ? `--minutes ${options.minutes}` : `--ops ${options.ops}`) +
     (options.agent ? '' : ' --no-agent') +
-    ` --min-containers ${options.minContainers} --max-containers ${options.maxContainers}`;
+    ` --min-containers ${options.minContainers} --max-containers ${options.maxContainers}` +
+    ` --pool-gib ${options.poolBytes / 1024 ** 3}`;
 
   const workDir = mkdtempSync(path.join(tmpdir(), 'agsoak-'));
   const btrfs = new LoopBtrfs(options.poolBytes, path.join(workDir, 'fs'));
@@ -230,6 +251,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let proxy: CuttableProxy | null = null;
   let agent: ShippedAgent | null = null;
   let agentUp = false;
+  /** Outages of the agent the soak caused; the last one open (toMs Infinity) while it is down. */
+  const agentDown: { fromMs: number; toMs: number }[] = [];
+  const agentDownIntervals = () => (options.agent ? agentDown : []);
+  const writeErrorsExcused = { 'at-max-size': 0, 'pool-reserve': 0, 'agent-down': 0 };
   let incarnation = 0;
   const timers: NodeJS.Timeout[] = [];
 
@@ -255,20 +280,36 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let fillFiles = 0;
   let opsRun = 0;
   let eventCutConnections = 0;
+  let longestAgentStopMs = 0;
+  /** Agent log lines at warn or above, over all incarnations. */
+  let agentWarnings = 0;
+  const countedAgents = new Set<ShippedAgent>();
   let journalSummary: JournalSummary | null = null;
   const live = new Map<string, LiveContainer>();
   const removedQgroupDirs = new Set<string>();
   const lastLimit = new Map<string, number>();
   const writers = new Set<Promise<void>>();
 
+  const logDir =
+    options.logDir ??
+    path.join(tmpdir(), `docker-autogrow-soak-${options.seed}${options.agent ? '' : '-control'}-logs`);
+  rmSync(logDir, { recursive: true, force: true });
+  mkdirSync(logDir, { recursive: true });
+  const opLog = path.join(logDir, 'ops.log');
+  let agentLogs = 0;
   const noteViolations = (found: Violation[]) => {
     for (const violation of found) {
+      appendFileSync(
+        opLog,
+        `${new Date().toISOString()} VIOLATION ${violation.invariant}: ${violation.detail}\n`,
+      );
       violations.push(violation);
       log(`VIOLATION ${violation.invariant}: ${violation.detail}`);
     }
   };
   const opError = (kind: string, message: string) => {
     opErrorsByKind[kind] = (opErrorsByKind[kind] ?? 0) + 1;
+    appendFileSync(opLog, `${new Date().toISOString()}   op error (${kind}): ${message.split('\n')[0]}\n`);
     if (options.verbose) log(`  op error (${kind}): ${message.split('\n')[0]}`);
   };
 
@@ -379,18 +420,48 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       });
     });
 
+  /** Starts an agent and waits for its first pass; a start that fails is retried twice, then the soak stops. */
   const startAgent = async () => {
-    incarnation += 1;
-    const next = new ShippedAgent(configFile);
-    agent = next;
-    await next.start(120_000);
-    agentUp = true;
+    for (let attempt = 1; ; attempt += 1) {
+      incarnation += 1;
+      const next = new ShippedAgent(configFile);
+      agent = next;
+      try {
+        await next.start(120_000);
+        agentUp = true;
+        const open = agentDown.at(-1);
+        if (open && open.toMs === Number.POSITIVE_INFINITY) open.toMs = Date.now();
+        return;
+      } catch (error) {
+        opError('agent-start', errorText(error));
+        await next.kill();
+        if (attempt >= 3) throw new Error(`the agent did not start 3 times: ${errorText(error)}`);
+        await sleep(2_000);
+      }
+    }
   };
   const stopAgent = async (how: 'term' | 'kill') => {
     agentUp = false;
-    if (!agent) return;
-    if (how === 'kill') await agent.kill();
-    else await agent.stop(60_000);
+    if (agentDown.at(-1)?.toMs !== Number.POSITIVE_INFINITY)
+      agentDown.push({ fromMs: Date.now(), toMs: Number.POSITIVE_INFINITY });
+    const current = agent as ShippedAgent | null;
+    if (!current) return;
+    const stopStartedMs = Date.now();
+    if (how === 'kill') await current.kill();
+    else await current.stop(60_000);
+    if (how === 'term') longestAgentStopMs = Math.max(longestAgentStopMs, Date.now() - stopStartedMs);
+    if (!countedAgents.has(current)) {
+      countedAgents.add(current);
+      agentWarnings += current.lines.filter(
+        (line) => typeof line.level === 'number' && line.level >= 40,
+      ).length;
+      // the agent's own log, kept beside the operation log to explain a violation
+      writeFileSync(
+        path.join(logDir, `agent-${agentLogs}.jsonl`),
+        `${current.lines.map((line) => JSON.stringify(line)).join('\n')}\n${current.stderr}`,
+      );
+      agentLogs += 1;
+    }
   };
 
   const dockerCli = (args: string[], timeoutMs = 60_000) => docker.cli(args, timeoutMs);
@@ -517,9 +588,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
           neededRoomBytes: limitBytes === null ? MiB : nextGrowBytes(container, limitBytes),
         };
         writes.push(outcome);
-        const found = checkWriteErrors([outcome], poolSamples, { windowMs: 3_000 });
+        const writeOptions = { windowMs: WRITE_WINDOW_MS, agentDown: agentDownIntervals() };
+        const found = checkWriteErrors([outcome], poolSamples, writeOptions);
         noteViolations(found);
-        if (found.length === 0 && options.verbose) log(`  write error excused: ${outcome.error}`);
+        const verdict = classifyWriteError(outcome, poolSamples, writeOptions);
+        if (verdict !== 'violation') {
+          writeErrorsExcused[verdict] += 1;
+          appendFileSync(
+            opLog,
+            `${new Date().toISOString()}   write error excused (${verdict}): ${op.name} ${outcome.error}\n`,
+          );
+          if (options.verbose) log(`  write error excused: ${outcome.error}`);
+        }
       } else if (code !== 0) {
         // the exec was cut by a stop, rm, restart or daemon restart: not a write error
         writesInterrupted += 1;
@@ -765,6 +845,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       if (scheduled.delayMs > 0) await sleep(scheduled.delayMs);
       opsByKind[scheduled.op.kind] = (opsByKind[scheduled.op.kind] ?? 0) + 1;
       opsRun += 1;
+      appendFileSync(
+        opLog,
+        `${new Date().toISOString()} ${describeOp(scheduled)} [alive ${live.size}, writers ${writers.size}]\n`,
+      );
       if (options.verbose || scheduled.index % 50 === 0) {
         log(
           `${describeOp(scheduled)}  [alive ${live.size}, writers ${writers.size}, load ${loadavg()[0]?.toFixed(2)}]`,
@@ -804,7 +888,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     noteViolations(
       checkResourceTrend(resourceSamples, {
         warmupMs: 60_000,
-        minSpanMs: 5 * 60_000,
+        minSpanMs: 3 * 60_000,
         maxFdGrowth: 16,
         maxRssGrowthBytes: 48 * MiB,
       }),
@@ -812,6 +896,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     noteViolations(checkHealthz(probes));
     // qgroups: removed containers must not leave limited qgroups behind
     try {
+      // deleted subvolumes are dropped by the btrfs cleaner later; their qgroups go with them
+      await execFileAsync('/bin/btrfs', ['subvolume', 'sync', btrfs.mountPoint], { timeout: 120_000 });
       const { stdout: qgroups } = await execFileAsync('/bin/btrfs', [
         'qgroup',
         'show',
@@ -867,13 +953,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       mib: writtenMiB,
       interrupted: writesInterrupted,
       errors: writeErrors.length,
-      errorsExcused: writeErrors.length - counts['write-error'],
+      errorsExcused: writeErrorsExcused,
     },
     grows: { seenInQgroups: growsSeen, journal: journalSummary, cliGrows },
     violations: counts,
     violationsTotal: violations.length,
     violationSamples: violations.slice(0, 40),
     agentIncarnations: incarnation,
+    agentDownSeconds: Math.round(
+      agentDown.reduce((sum, down) => sum + (Math.min(down.toMs, Date.now()) - down.fromMs), 0) / 1000,
+    ),
+    longestAgentStopMs,
+    agentWarnOrErrorLines: agentWarnings,
     resources: {
       maxRssMiB: Number((Math.max(0, ...resourceSamples.map((sample) => sample.rssBytes)) / MiB).toFixed(1)),
       maxFds: Math.max(0, ...resourceSamples.map((sample) => sample.fds)),
@@ -883,6 +974,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     metricCheckpoints,
     loadAverage: { start: loadStart, end: loadavg().map((value) => Number(value.toFixed(2))) },
     replay,
+    logDir,
     startedAt: startedAt.toISOString(),
   };
   return result;

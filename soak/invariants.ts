@@ -83,12 +83,35 @@ export function smallestRoomBytes(
 export interface WriteErrorOptions {
   /** How far before the error the pool must already have had room (the agent's reaction time). */
   windowMs: number;
+  /**
+   * When the soak itself had the agent stopped (SIGTERM or SIGKILL until the next agent's first
+   * pass): nothing can grow then, so an error whose window overlaps one is the fault, not a bug.
+   * Empty for the control run, where no agent ever runs.
+   */
+  agentDown: readonly { fromMs: number; toMs: number }[];
+}
+
+/** Why a write error is not a violation, or 'violation'. */
+export type WriteErrorVerdict = 'violation' | 'at-max-size' | 'pool-reserve' | 'agent-down';
+
+export function classifyWriteError(
+  write: WriteOutcome,
+  pool: readonly PoolSample[],
+  options: WriteErrorOptions,
+): WriteErrorVerdict {
+  const belowMaxSize = write.limitBytes === null || write.limitBytes < write.maxSizeBytes;
+  if (!belowMaxSize) return 'at-max-size';
+  const fromMs = write.atMs - options.windowMs;
+  const room = smallestRoomBytes(pool, fromMs, write.atMs);
+  if (room === null || room < write.neededRoomBytes) return 'pool-reserve';
+  if (options.agentDown.some((down) => down.fromMs <= write.atMs && down.toMs >= fromMs)) return 'agent-down';
+  return 'violation';
 }
 
 /**
- * No write error in a container that was below maxSize while the pool had room above the reserve.
- * An error at maxSize, in a container the agent may not grow, or while the pool was at its
- * reserve, is the policy working, not a violation.
+ * No write error in a container that was below maxSize while the pool had room above the reserve
+ * (and the agent ran). An error at maxSize, in a container the agent may not grow, while the pool
+ * was at its reserve, or while the soak had the agent stopped, is not a violation.
  */
 export function checkWriteErrors(
   writes: readonly WriteOutcome[],
@@ -98,16 +121,14 @@ export function checkWriteErrors(
   const violations: Violation[] = [];
   for (const write of writes) {
     if (write.error === null) continue;
-    const belowMaxSize = write.limitBytes === null || write.limitBytes < write.maxSizeBytes;
-    if (!belowMaxSize) continue;
+    if (classifyWriteError(write, pool, options) !== 'violation') continue;
     const room = smallestRoomBytes(pool, write.atMs - options.windowMs, write.atMs);
-    if (room === null || room < write.neededRoomBytes) continue;
     violations.push({
       invariant: 'write-error',
       atMs: write.atMs,
       detail:
         `${write.name} (${write.containerId.slice(0, 12)}): ${write.error.trim()} at limit ` +
-        `${write.limitBytes ?? 'none'} below maxSize ${write.maxSizeBytes}, pool room ${room} >= ${write.neededRoomBytes}`,
+        `${write.limitBytes ?? 'none'} below maxSize ${write.maxSizeBytes}, pool room ${Math.round(room ?? 0)} >= ${write.neededRoomBytes}`,
     });
   }
   return violations;

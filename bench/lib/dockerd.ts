@@ -1,17 +1,20 @@
 /**
- * The benchmarks' own private, real dockerd (Debian's docker.io), kept apart from test/support so
- * the bench build never reaches into test code: its own socket, data-root, exec-root and pidfile
- * under a temporary directory, so runs never clash with tests, other helpers or a Docker already
- * on the machine. `--iptables=false --bridge=none`: no networking is needed. Also the loop-mounted
- * btrfs with quotas it runs on, and a busybox-static image imported without a registry.
+ * A private, real dockerd (Debian's docker.io) for integration tests and the benchmarks: its own
+ * socket, data-root, exec-root and pidfile under a temporary directory, so runs never clash with
+ * each other or with a Docker already on the machine. `--iptables=false --bridge=none`: no
+ * networking is needed. Also the loop-mounted btrfs with quotas it runs on, and a busybox-static
+ * image imported without a registry. It lives with the benchmarks so their build never reaches
+ * into test code; test/support/dockerd.ts re-exports it.
  *
- * Benchmark code may run processes directly (it is not the agent); the agent only uses src/exec.
+ * Test and benchmark code may run processes directly (it is not the agent); the agent itself only
+ * uses src/exec/runner.ts.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, existsSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from './repo-root.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -27,6 +30,52 @@ export interface DockerdOptions {
   extraArgs?: string[];
   /** Reuse this base dir (socket, exec-root, pidfile, log) so a restart keeps the same socket. */
   baseDir?: string;
+  /**
+   * Run dockerd from this engine root (test/engines/build-root.sh) in its own mount namespace via
+   * test/engines/run-dockerd.sh, instead of the host's /usr/sbin/dockerd. Default: the root named by
+   * $AUTOGROW_TEST_ENGINE (sid | trixie), else the host's. `null` forces the host's.
+   */
+  engineRoot?: string | null;
+  /** Listen on these addresses too (e.g. tcp://127.0.0.1:port), besides the unix socket. */
+  extraHosts?: string[];
+}
+
+const ENGINES_DIR = path.join(REPO_ROOT, 'test', 'engines');
+/** test/engines/run-dockerd.sh: dockerd from an engine root, pivoted into in a private mount namespace. */
+export const RUN_ENGINE_DOCKERD = path.join(ENGINES_DIR, 'run-dockerd.sh');
+
+/** The current engines the tests run beside the host's 20.10 (test/engines/build-root.sh). */
+export const CURRENT_ENGINES = ['trixie', 'sid'] as const;
+export type CurrentEngine = (typeof CURRENT_ENGINES)[number];
+
+/**
+ * The cached root of an engine when it was built (`complete` marker), else null. Never builds: .ci/run
+ * does, and prints the time.
+ */
+export function engineRootPath(engine: CurrentEngine): string | null {
+  let root: string;
+  try {
+    root = execFileSync(path.join(ENGINES_DIR, 'build-root.sh'), [engine, '--print-dir'], {
+      encoding: 'utf8',
+    }).trim();
+  } catch {
+    return null;
+  }
+  return existsSync(path.join(path.dirname(root), 'complete')) ? root : null;
+}
+
+function defaultEngineRoot(): string | null {
+  const engine = process.env['AUTOGROW_TEST_ENGINE'];
+  if (!engine || engine === 'host') return null;
+  if (!(CURRENT_ENGINES as readonly string[]).includes(engine)) {
+    throw new Error(`AUTOGROW_TEST_ENGINE=${engine}: expected host, ${CURRENT_ENGINES.join(' or ')}`);
+  }
+  const root = engineRootPath(engine as CurrentEngine);
+  if (!root)
+    throw new Error(
+      `AUTOGROW_TEST_ENGINE=${engine}: no built root; run test/engines/build-root.sh ${engine}`,
+    );
+  return root;
 }
 
 /**
@@ -50,7 +99,7 @@ export async function unmountBelow(dir: string): Promise<string[]> {
   return mountPoints;
 }
 
-export class BenchDockerd {
+export class TestDockerd {
   readonly baseDir: string;
   readonly socketPath: string;
   readonly dataRoot: string;
@@ -58,10 +107,13 @@ export class BenchDockerd {
   readonly pidFile: string;
   readonly logFile: string;
   private child: ChildProcess | null = null;
+  /** The engine root dockerd runs from; null: the host's dockerd. */
+  readonly engineRoot: string | null;
 
   constructor(private readonly options: DockerdOptions = {}) {
+    this.engineRoot = options.engineRoot === undefined ? defaultEngineRoot() : options.engineRoot;
     // short paths: unix socket paths are limited to 108 bytes
-    this.baseDir = options.baseDir ?? mkdtempSync(path.join(tmpdir(), 'agbd-'));
+    this.baseDir = options.baseDir ?? mkdtempSync(path.join(tmpdir(), 'agd-'));
     this.socketPath = path.join(this.baseDir, 'docker.sock');
     this.dataRoot = options.dataRoot ?? path.join(this.baseDir, 'root');
     this.execRoot = path.join(this.baseDir, 'exec');
@@ -85,11 +137,23 @@ export class BenchDockerd {
       '--ip6tables=false',
       '--bridge=none',
       '--ip-masq=false',
+      ...(this.options.extraHosts ?? []).map((host) => `--host=${host}`),
       ...(this.options.storageDriver ? [`--storage-driver=${this.options.storageDriver}`] : []),
       ...(this.options.extraArgs ?? []),
     ];
     const log = openSync(this.logFile, 'a');
-    this.child = spawn(DOCKERD, args, { stdio: ['ignore', log, log], detached: false });
+    if (this.engineRoot) {
+      // the same paths inside the engine's mount namespace as outside: the base dir and the data root
+      const binds = [this.baseDir, this.dataRoot].filter(
+        (dir, index, all) => all.findIndex((other) => dir === other || dir.startsWith(`${other}/`)) === index,
+      );
+      this.child = spawn(RUN_ENGINE_DOCKERD, [this.engineRoot, ...binds, '--', ...args], {
+        stdio: ['ignore', log, log],
+        detached: false,
+      });
+    } else {
+      this.child = spawn(DOCKERD, args, { stdio: ['ignore', log, log], detached: false });
+    }
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`dockerd exited early:\n${this.logTail()}`);
@@ -171,10 +235,10 @@ export class BenchDockerd {
 
 let cachedTarball: string | null = null;
 
-/** A tarball of a minimal busybox-static root filesystem (cached per benchmark process). */
+/** A tarball of a minimal busybox-static root filesystem (cached per process). */
 export async function busyboxRootfsTarball(): Promise<string> {
   if (cachedTarball && existsSync(cachedTarball)) return cachedTarball;
-  const dir = mkdtempSync(path.join(tmpdir(), 'agbbb-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'agbb-'));
   const rootfs = path.join(dir, 'rootfs');
   for (const sub of ['bin', 'sbin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'data', 'var', 'root']) {
     mkdirSync(path.join(rootfs, sub), { recursive: true });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ShippedAgent, type AgentLogLine } from './agent-process.js';
-import { BenchDockerd, LoopBtrfs } from './dockerd.js';
+import { TestDockerd, LoopBtrfs } from './dockerd.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,7 +22,7 @@ export interface BenchContainer {
 
 export class DockerHost {
   readonly btrfs: LoopBtrfs;
-  dockerd!: BenchDockerd;
+  dockerd!: TestDockerd;
   image = '';
   fsUuid = '';
   readonly workDir = mkdtempSync(path.join(tmpdir(), 'agbw-'));
@@ -33,7 +33,7 @@ export class DockerHost {
 
   async start(): Promise<void> {
     await this.btrfs.create();
-    this.dockerd = new BenchDockerd({ storageDriver: 'btrfs', dataRoot: this.btrfs.mountPoint });
+    this.dockerd = new TestDockerd({ storageDriver: 'btrfs', dataRoot: this.btrfs.mountPoint });
     await this.dockerd.start();
     this.image = await this.dockerd.ensureBusyboxImage();
     const { stdout } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', this.btrfs.mountPoint]);

@@ -27,7 +27,7 @@ import { createSystemdNotifier } from '../systemd/notify.js';
 import { formatBytes } from '../util/units.js';
 import { Journal } from './journal.js';
 import { Reconciler } from './reconciler.js';
-import type { Clock } from '../util/clock.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { PassReport } from '../report/pass-report.js';
 import { DataFilesystemWatcher, dataFilesystemSettings } from '../storage/data-filesystem/watcher.js';
 import { createReclaimer } from '../reclaim/wiring.js';
@@ -155,7 +155,7 @@ export async function createAgentContext(
     backend,
     config,
     journal,
-    clock: options.clock ?? { nowMs: () => Date.now() },
+    clock: options.clock ?? systemClock,
     logger: logger.child({ component: 'reconciler' }),
     onReport: (report) => {
       metrics.applyPassReport(report);
@@ -223,7 +223,7 @@ function createDataFilesystemWatcher(
     stateDir: stateDirOf(config),
     commandTimeoutMs: config.commandTimeout,
     logger: logger.child({ component: 'data-filesystem' }),
-    clock: clock ?? { nowMs: () => Date.now() },
+    clock: clock ?? systemClock,
     onStatus: (status) => {
       metrics.dataFilesystem.applyStatus(status);
       reclaimer?.observeDataFilesystem(status);

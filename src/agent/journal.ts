@@ -18,7 +18,7 @@ import { closeSync, openSync, readSync, renameSync, rmSync, statSync } from 'nod
 import path from 'node:path';
 import { appendJsonLine, appendJsonLineDurable, readJsonLines } from '../util/jsonl-file.js';
 import type { GrowTrigger } from '../policy/types.js';
-import type { GrowFailureState } from '../storage/grow-error.js';
+import type { GrowFailureDetails } from '../storage/grow-error.js';
 
 export const JOURNAL_VERSION = 1;
 
@@ -53,7 +53,8 @@ export interface GrowSucceededRecord extends RecordBase {
   steps: string[];
 }
 
-export interface GrowFailedRecord extends RecordBase {
+/** `step` and `deviceState`: where the grow broke (src/storage/grow-error.ts); absent in older records. */
+export interface GrowFailedRecord extends RecordBase, Partial<GrowFailureDetails> {
   type: 'grow-failed';
   containerId: string;
   name: string;
@@ -62,9 +63,6 @@ export interface GrowFailedRecord extends RecordBase {
   toBytes: number;
   durationMs: number;
   error: string;
-  /** The step that failed and what it left the storage as (src/storage/grow-error.ts); absent in records before 0.1. */
-  step?: string;
-  deviceState?: GrowFailureState;
   consecutiveFailures: number;
   backoffUntilMs: number | null;
 }

@@ -18,6 +18,12 @@
  *    (per dry-run flag; a full pass absorbs single-container passes), and every requester gets it.
  *  - Timers are a setTimeout chain: the next pass is scheduled `config.interval` after the previous
  *    one ENDS, so passes never overlap and a slow grow delays, never stacks, the schedule.
+ *  - Cost follows risk: a scheduled pass is skipped while the backend's change token, the
+ *    inventory (events), grows and cooldown/backoff ends stand still and the last whole-host pass
+ *    left only steady decisions, for at most QUIET_PASS_MAX_SKIP_MS: it would decide, report and
+ *    export the same again. Passes asked for (events, `once`, `status`, the guard) always run.
+ *  - Parts: the grow path is ./grower.ts, pool growth ./pool-grower.ts, log de-duplication
+ *    ./pass-logger.ts, the manual grow's rules src/policy/manual-grow.ts.
  *  - A lock per container (a container never has two grows at once; a pass skips it as in-flight)
  *    and at most `config.concurrency` grows at once across passes and manual grows.
  *  - One container's failure (probe error, grow error, journal error) never stops the pass.
@@ -41,26 +47,19 @@ import type { Inventory } from '../docker/inventory-port.js';
 import type { ContainerInfo } from '../docker/model.js';
 import type { Logger } from '../log/logger.js';
 import { decide, type ContainerPlan, type DecideOutput } from '../policy/decide.js';
-import { backoffDelayMs } from '../util/backoff.js';
-import { decidePool, PoolBudget } from '../policy/pool.js';
+import { decideManualGrow, type ManualGrowTarget } from '../policy/manual-grow.js';
 import { lintPolicyConfig, resolvePolicy } from '../policy/resolve.js';
-import { roundUpToMiB } from '../policy/sizing.js';
-import type { Decision, PoolDecision, SkipReason } from '../policy/types.js';
-import type { GrowStep, Observation, StorageBackend } from '../storage/types.js';
-import { formatBytes } from '../util/units.js';
+import type { Decision, SkipReason } from '../policy/types.js';
+import type { Observation, StorageBackend } from '../storage/types.js';
 import { FillGuard, type GuardStats } from './guard.js';
+import { Grower, journalOrLog } from './grower.js';
+import { PoolGrower } from './pool-grower.js';
+import { PassLogger } from './pass-logger.js';
 import { HistoryStore } from './history.js';
 import type { JournalEntry, JournalPort } from './journal.js';
-import type {
-  ContainerReport,
-  GrowOutcome,
-  PassReport,
-  PoolAction,
-  ProbeReport,
-} from '../report/pass-report.js';
+import type { ContainerReport, GrowOutcome, PassReport, ProbeReport } from '../report/pass-report.js';
 import { errorMessage } from '../util/errors.js';
 import { realTimers, type Clock, type Timers } from '../util/clock.js';
-import { growFailureDetails, type GrowFailureDetails } from '../storage/grow-error.js';
 
 export interface ReconcilerDeps {
   inventory: Inventory;
@@ -81,7 +80,7 @@ export interface PassOptions {
   onlyContainerId?: string;
 }
 
-export type ManualGrowTarget = { toBytes: number } | { byBytes: number };
+export type { ManualGrowTarget } from '../policy/manual-grow.js';
 
 export interface ManualGrowOptions {
   dryRun?: boolean;
@@ -104,30 +103,6 @@ export interface ManualGrowReport {
   outcome?: GrowOutcome;
   /** Warnings (forced past maxSize or the pool, label problems). */
   warnings: string[];
-}
-
-/** Counting semaphore for the global grow concurrency limit. */
-class Semaphore {
-  private available: number;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(limit: number) {
-    this.available = limit;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.available > 0) {
-      this.available -= 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.available += 1;
-  }
 }
 
 interface PendingPass {
@@ -157,25 +132,15 @@ const STEADY_SKIPS: ReadonlySet<SkipReason> = new Set<SkipReason>([
   'backoff',
 ]);
 
-function stepArgv(step: GrowStep): readonly string[] {
-  return step.argv ?? [step.name];
-}
-
-function stepText(step: GrowStep): string {
-  return step.argv ? step.argv.join(' ') : step.name;
-}
-
 export class Reconciler {
   private readonly history: HistoryStore;
-  private readonly semaphore: Semaphore;
+  private readonly grower: Grower;
+  private readonly poolGrower: PoolGrower;
+  private readonly passLogger: PassLogger;
   private readonly timers: Timers;
-  /** Running grow per container (the per-container lock). */
-  private readonly locks = new Map<string, Promise<unknown>>();
   /** Everything stop() must wait for. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly pending = new Map<boolean, PendingPass>();
-  private readonly aboveThreshold = new Set<string>();
-  private readonly warnedLabels = new Map<string, Set<string>>();
   private passRunning = false;
   private journalLoaded = false;
   private started = false;
@@ -185,9 +150,6 @@ export class Reconciler {
   private nextPassAtMs: number | null = null;
   private guard: FillGuard | null = null;
   private unsubscribe: (() => void) | null = null;
-  private previousPassSignature = '';
-  private poolFailures = 0;
-  private poolBackoffUntilMs: number | null = null;
   private latest: PassReport | null = null;
   /** Something a token does not show happened (an event, a grow): the next pass must run. */
   private passDue = true;
@@ -201,7 +163,24 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.history = new HistoryStore(deps.config.backoff);
-    this.semaphore = new Semaphore(deps.config.concurrency);
+    this.passLogger = new PassLogger(deps.logger);
+    this.poolGrower = new PoolGrower({
+      backend: deps.backend,
+      journal: deps.journal,
+      clock: deps.clock,
+      logger: deps.logger,
+      backoff: deps.config.backoff,
+    });
+    this.grower = new Grower({
+      backend: deps.backend,
+      journal: deps.journal,
+      history: this.history,
+      clock: deps.clock,
+      logger: deps.logger,
+      concurrency: deps.config.concurrency,
+      // a limit moved (or a backoff began), which the change token does not show
+      onGrowEnded: () => (this.passDue = true),
+    });
     this.timers = deps.timers ?? realTimers;
     // After a rotation the fresh journal file starts with the remembered cooldowns and backoff.
     deps.journal.setStateProvider?.(() => this.history.stateEntries(deps.clock.nowMs()));
@@ -401,7 +380,8 @@ export class Reconciler {
         ...(reason ? { reason } : {}),
       }) as ManualGrowReport;
 
-    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
+    if (this.grower.isGrowing(container.id))
+      return refuse('a grow of this container is running', 'in-flight');
     let observation: Observation;
     try {
       observation = await this.deps.backend.observe([container], this.deps.clock.nowMs(), {
@@ -418,60 +398,39 @@ export class Reconciler {
         'usage-unknown',
       );
     }
-    if (usage.sizeBytes === null) return refuse('the container has no size limit to grow', 'no-limit');
-    const fromBytes = usage.sizeBytes;
-    const requestedBytes = 'toBytes' in target ? target.toBytes : fromBytes + target.byBytes;
-    if (!Number.isFinite(requestedBytes) || requestedBytes <= fromBytes) {
+    const verdict = decideManualGrow({
+      config: this.deps.config,
+      maxSizeBytes: resolved.settings.maxSize,
+      ruleName: resolved.ruleName,
+      sizeBytes: usage.sizeBytes,
+      pool: observation.pool,
+      target,
+      force,
+    });
+    if (verdict.kind === 'refused')
+      return refuse(verdict.why, verdict.reason, verdict.fromBytes, verdict.toBytes);
+    if (verdict.kind === 'noop') {
       return {
         ...base,
         result: 'noop',
-        why: `already ${formatBytes(fromBytes)}, not below ${formatBytes(requestedBytes)}: never shrinks`,
-        fromBytes,
-        toBytes: fromBytes,
-        outcome: { kind: 'noop', sizeBytes: fromBytes, durationMs: 0 },
+        why: verdict.why,
+        fromBytes: verdict.fromBytes,
+        toBytes: verdict.fromBytes,
+        outcome: { kind: 'noop', sizeBytes: verdict.fromBytes, durationMs: 0 },
       };
     }
-    let toBytes = roundUpToMiB(requestedBytes);
-    const maxSize = resolved.settings.maxSize;
-    if (toBytes > maxSize) {
-      if (!force) {
-        return refuse(
-          `${formatBytes(toBytes)} is above maxSize ${formatBytes(maxSize)} (${resolved.ruleName}); use --force to go beyond it`,
-          'at-max-size',
-          fromBytes,
-          toBytes,
-        );
-      }
-      // Rounding must not push a forced exact target further than asked.
-      if (requestedBytes <= maxSize) toBytes = maxSize;
-      base.warnings.push(`forced beyond maxSize ${formatBytes(maxSize)} (${resolved.ruleName})`);
-    }
-    const poolDecision = decidePool(this.deps.config, observation.pool);
-    const admission = new PoolBudget(this.deps.config, observation.pool, poolDecision).admit(
-      toBytes - fromBytes,
-      toBytes - fromBytes,
-    );
-    if ('refused' in admission) {
-      if (admission.refused === 'pool-unhealthy' || !force) {
-        return refuse(
-          `${admission.why}${admission.refused === 'pool-unhealthy' ? '' : '; use --force to grow anyway'}`,
-          admission.refused,
-          fromBytes,
-          toBytes,
-        );
-      }
-      base.warnings.push(`forced through the pool limit: ${admission.why}`);
-    }
+    const { fromBytes, toBytes } = verdict;
+    base.warnings.push(...verdict.warnings);
     const decision: Decision & { kind: 'grow' } = {
       kind: 'grow',
       containerId: container.id,
       fromBytes,
       toBytes,
       trigger: 'manual',
-      why: `manual grow from ${formatBytes(fromBytes)} to ${formatBytes(toBytes)}`,
+      why: verdict.why,
     };
     if (dryRun) {
-      const outcome = await this.plan(container, decision.fromBytes, decision.toBytes);
+      const outcome = await this.grower.plan(container, decision.fromBytes, decision.toBytes);
       return {
         ...base,
         result: 'planned',
@@ -481,8 +440,9 @@ export class Reconciler {
         outcome: outcome.outcome,
       };
     }
-    if (this.locks.has(container.id)) return refuse('a grow of this container is running', 'in-flight');
-    const applied = await this.track(this.applyGrow(container, decision));
+    if (this.grower.isGrowing(container.id))
+      return refuse('a grow of this container is running', 'in-flight');
+    const applied = await this.track(this.grower.grow(container, decision));
     const outcome = applied.outcome;
     return {
       ...base,
@@ -600,7 +560,7 @@ export class Reconciler {
         (record.type === 'grow-succeeded' ||
           record.type === 'grow-failed' ||
           record.type === 'container-forgotten') &&
-        !this.locks.has(record.containerId),
+        !this.grower.isGrowing(record.containerId),
     );
     if (outcomes.length > 0) this.history.replay(outcomes);
   }
@@ -672,7 +632,7 @@ export class Reconciler {
       logger.error({ err: errorMessage(error) }, 'decide failed');
       decided = { decisions: [], plans: [], pool: { kind: 'unknown', why: 'decide failed' } };
     }
-    this.noteThresholdsAndWarnings(considered, decided.plans, observation);
+    this.passLogger.noteThresholdsAndWarnings(considered, decided.plans, observation);
 
     const byId = new Map(considered.map((container) => [container.id, container]));
     const results = await Promise.all(
@@ -681,7 +641,7 @@ export class Reconciler {
         return this.act(container, plan, errors);
       }),
     );
-    const poolAction = await this.actOnPool(decided.pool, observation, dryRun, errors);
+    const poolAction = await this.poolGrower.act(decided.pool, observation, dryRun, errors);
 
     const containers: ContainerReport[] = decided.plans.map((plan, index) => {
       const usage = observation.containers.get(plan.containerId) ?? null;
@@ -714,7 +674,7 @@ export class Reconciler {
       errors,
       ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
     };
-    this.logPass(report, decided.pool);
+    this.passLogger.logPass(report, decided.pool);
     if (scope === 'all') {
       this.latest = report;
       this.noteWholePass(report, token);
@@ -743,11 +703,15 @@ export class Reconciler {
     try {
       if (decision.kind === 'skip') {
         if (decision.reason !== 'dry-run' || !decision.wouldGrow) return { decision };
-        const planned = await this.plan(container, decision.wouldGrow.fromBytes, decision.wouldGrow.toBytes);
+        const planned = await this.grower.plan(
+          container,
+          decision.wouldGrow.fromBytes,
+          decision.wouldGrow.toBytes,
+        );
         if (planned.error) errors.push(`plan for ${container.name}: ${planned.error}`);
         return { decision, outcome: planned.outcome };
       }
-      if (this.locks.has(container.id)) {
+      if (this.grower.isGrowing(container.id)) {
         return {
           decision: {
             kind: 'skip',
@@ -757,249 +721,12 @@ export class Reconciler {
           },
         };
       }
-      const applied = await this.applyGrow(container, decision);
+      const applied = await this.grower.grow(container, decision);
       return { decision, outcome: applied.outcome, backoffUntilMs: applied.backoffUntilMs };
     } catch (error) {
       // applyGrow catches backend errors; this is a last line of defence for bugs.
       errors.push(`${container.name}: ${errorMessage(error)}`);
       return { decision };
-    }
-  }
-
-  /** Asks the backend for the exact steps of a grow without changing anything. */
-  private async plan(
-    container: ContainerInfo,
-    fromBytes: number,
-    toBytes: number,
-  ): Promise<{ outcome: GrowOutcome; error?: string }> {
-    try {
-      const result = await this.deps.backend.grow({ container, fromBytes, toBytes, dryRun: true });
-      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: result.steps.map(stepArgv) } };
-    } catch (error) {
-      return { outcome: { kind: 'planned', fromBytes, toBytes, steps: [] }, error: errorMessage(error) };
-    }
-  }
-
-  /** Grows one container under its lock and the global limit; journals and logs. Never throws. */
-  private applyGrow(
-    container: ContainerInfo,
-    decision: Decision & { kind: 'grow' },
-  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
-    const work = this.growLocked(container, decision);
-    this.locks.set(container.id, work);
-    this.history.setInFlight(container.id, true);
-    const release = () => {
-      this.locks.delete(container.id);
-      this.history.setInFlight(container.id, false);
-      // a limit moved, which the change token does not show
-      this.passDue = true;
-    };
-    work.then(release, release);
-    return work;
-  }
-
-  private async growLocked(
-    container: ContainerInfo,
-    decision: Decision & { kind: 'grow' },
-  ): Promise<{ outcome: GrowOutcome; backoffUntilMs: number | null }> {
-    const { clock, logger, backend } = this.deps;
-    const { fromBytes, toBytes, trigger } = decision;
-    const fields = { containerId: container.id, name: container.name, fromBytes, toBytes, trigger };
-    await this.semaphore.acquire();
-    const startedMs = clock.nowMs();
-    try {
-      // Not fsync'd: it only turns a grow an agent crash interrupted into a backoff, and the
-      // write reaches the kernel (survives a kill) without waiting for a disk that a fast writer
-      // may be flooding (an fsync took up to 360 ms under dd). The end record is fsync'd.
-      this.journal(
-        {
-          type: 'grow-started',
-          atMs: startedMs,
-          containerId: container.id,
-          name: container.name,
-          fromBytes,
-          toBytes,
-          trigger,
-          why: decision.why,
-        },
-        { durable: false },
-      );
-      let failure: string | null = null;
-      let failureDetails: GrowFailureDetails = { step: 'read back', deviceState: 'unknown' };
-      let steps: GrowStep[] = [];
-      let resultBytes = fromBytes;
-      let noop = false;
-      try {
-        const result = await backend.grow({ container, fromBytes, toBytes, dryRun: false });
-        steps = [...result.steps];
-        resultBytes = result.toBytes;
-        noop = result.noop;
-        // The backend re-reads after acting; a "success" that did not move the size (a thin pool
-        // flagged needs_check resumes with 0 and grows nothing) is a failure.
-        if (!result.noop && result.toBytes <= fromBytes) {
-          failure = `the backend reported success but the size is still ${formatBytes(result.toBytes)}`;
-        }
-      } catch (error) {
-        failure = errorMessage(error);
-        failureDetails = growFailureDetails(error);
-      }
-      const endMs = clock.nowMs();
-      const durationMs = endMs - startedMs;
-      if (failure === null) {
-        this.history.recordGrowSucceeded(container.id, endMs, resultBytes);
-        this.journal({
-          type: 'grow-succeeded',
-          atMs: endMs,
-          containerId: container.id,
-          name: container.name,
-          trigger,
-          fromBytes,
-          toBytes: resultBytes,
-          requestedBytes: toBytes,
-          durationMs,
-          noop,
-          steps: steps.map(stepText),
-        });
-        logger.info(
-          { ...fields, toBytes: resultBytes, requestedBytes: toBytes, durationMs, noop },
-          'grow succeeded',
-        );
-        return {
-          outcome: noop
-            ? { kind: 'noop', sizeBytes: resultBytes, durationMs }
-            : { kind: 'grown', fromBytes, toBytes: resultBytes, durationMs },
-          backoffUntilMs: null,
-        };
-      }
-      const { consecutiveFailures, backoffUntilMs } = this.history.recordGrowFailed(
-        container.id,
-        endMs,
-        failure,
-      );
-      this.journal({
-        type: 'grow-failed',
-        atMs: endMs,
-        containerId: container.id,
-        name: container.name,
-        trigger,
-        fromBytes,
-        toBytes,
-        durationMs,
-        error: failure,
-        ...failureDetails,
-        consecutiveFailures,
-        backoffUntilMs,
-      });
-      logger.error(
-        { ...fields, durationMs, err: failure, ...failureDetails, consecutiveFailures, backoffUntilMs },
-        'grow failed',
-      );
-      return {
-        outcome: { kind: 'failed', fromBytes, toBytes, durationMs, error: failure, ...failureDetails },
-        backoffUntilMs,
-      };
-    } finally {
-      this.semaphore.release();
-    }
-  }
-
-  private async actOnPool(
-    decision: PoolDecision,
-    observation: Observation,
-    dryRun: boolean,
-    errors: string[],
-  ): Promise<PoolAction | undefined> {
-    const pool = observation.pool;
-    if (!pool) return undefined;
-    if (decision.kind === 'low' || decision.kind === 'needs-grow') {
-      return {
-        kind: 'needed-but-disabled',
-        fromBytes: pool.dataTotalBytes,
-        toBytes: pool.dataTotalBytes,
-        error: decision.why,
-      };
-    }
-    if (decision.kind !== 'grow') return undefined;
-    const { backend, clock, logger } = this.deps;
-    if (!backend.growPool) {
-      return {
-        kind: 'needed-but-disabled',
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        error: `the ${backend.driver} backend cannot grow its pool`,
-      };
-    }
-    if (dryRun) return { kind: 'planned', fromBytes: decision.fromBytes, toBytes: decision.toBytes };
-    const nowMs = clock.nowMs();
-    if (this.poolBackoffUntilMs !== null && nowMs < this.poolBackoffUntilMs) {
-      return {
-        kind: 'failed',
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        error: `backing off after ${this.poolFailures} failed pool grow(s)`,
-      };
-    }
-    this.journal({
-      type: 'pool-grow-started',
-      atMs: nowMs,
-      pool: pool.name,
-      fromBytes: decision.fromBytes,
-      toBytes: decision.toBytes,
-      why: decision.why,
-    });
-    try {
-      const result = await backend.growPool(decision.toBytes, false);
-      const durationMs = clock.nowMs() - nowMs;
-      if (result.toBytes <= decision.fromBytes) {
-        throw new Error(`the backend reported success but the pool is still ${formatBytes(result.toBytes)}`);
-      }
-      this.poolFailures = 0;
-      this.poolBackoffUntilMs = null;
-      this.journal({
-        type: 'pool-grow-succeeded',
-        atMs: clock.nowMs(),
-        pool: pool.name,
-        fromBytes: result.fromBytes,
-        toBytes: result.toBytes,
-        durationMs,
-        steps: result.steps.map(stepText),
-      });
-      logger.info(
-        { pool: pool.name, fromBytes: result.fromBytes, toBytes: result.toBytes, durationMs },
-        'pool grow succeeded',
-      );
-      return { kind: 'grown', fromBytes: result.fromBytes, toBytes: result.toBytes };
-    } catch (error) {
-      const message = errorMessage(error);
-      const durationMs = clock.nowMs() - nowMs;
-      this.poolFailures += 1;
-      this.poolBackoffUntilMs =
-        clock.nowMs() +
-        backoffDelayMs(this.poolFailures, {
-          initialMs: this.deps.config.backoff.initial,
-          maxMs: this.deps.config.backoff.max,
-        });
-      this.journal({
-        type: 'pool-grow-failed',
-        atMs: clock.nowMs(),
-        pool: pool.name,
-        fromBytes: decision.fromBytes,
-        toBytes: decision.toBytes,
-        durationMs,
-        error: message,
-      });
-      logger.error(
-        {
-          pool: pool.name,
-          fromBytes: decision.fromBytes,
-          toBytes: decision.toBytes,
-          durationMs,
-          err: message,
-        },
-        'pool grow failed',
-      );
-      errors.push(`pool grow failed: ${message}`);
-      return { kind: 'failed', fromBytes: decision.fromBytes, toBytes: decision.toBytes, error: message };
     }
   }
 
@@ -1009,7 +736,7 @@ export class Reconciler {
     const onStopped = this.deps.backend.onContainerStopped;
     if (!onStopped) return;
     // Never act on a device while its grow is still running.
-    await this.locks.get(container.id)?.catch(() => undefined);
+    await this.grower.settled(container.id);
     try {
       await onStopped.call(this.deps.backend, container);
     } catch (error) {
@@ -1024,104 +751,14 @@ export class Reconciler {
     const known = this.history.get(containerId);
     this.history.forget(containerId);
     this.guard?.forget(containerId);
-    this.aboveThreshold.delete(containerId);
-    this.warnedLabels.delete(containerId);
+    this.passLogger.forget(containerId);
     if (known && (known.lastGrowAtMs !== null || known.consecutiveFailures > 0)) {
       this.journal({ type: 'container-forgotten', atMs: this.deps.clock.nowMs(), containerId });
     }
   }
 
-  private journal(entry: JournalEntry, options: { durable?: boolean } = {}): void {
-    if (!this.deps.journal.append(entry, options)) {
-      this.deps.logger.error(
-        { type: entry.type, writeErrors: this.deps.journal.writeErrors },
-        'journal write failed',
-      );
-    }
-  }
-
-  private noteThresholdsAndWarnings(
-    containers: readonly ContainerInfo[],
-    plans: readonly ContainerPlan[],
-    observation: Observation,
-  ): void {
-    const { logger } = this.deps;
-    const byId = new Map(containers.map((container) => [container.id, container]));
-    for (const plan of plans) {
-      const container = byId.get(plan.containerId);
-      if (!container) continue;
-      const usage = observation.containers.get(plan.containerId);
-      if (plan.aboveThreshold && usage) {
-        if (!this.aboveThreshold.has(plan.containerId)) {
-          this.aboveThreshold.add(plan.containerId);
-          logger.info(
-            {
-              containerId: plan.containerId,
-              name: container.name,
-              usedBytes: usage.usedBytes,
-              sizeBytes: usage.sizeBytes,
-              thresholdRatio: plan.settings.threshold,
-            },
-            'threshold crossed',
-          );
-        }
-      } else if (usage && usage.usedBytes !== null) {
-        this.aboveThreshold.delete(plan.containerId);
-      }
-      let warned = this.warnedLabels.get(plan.containerId);
-      for (const warning of plan.labelWarnings) {
-        if (warned?.has(warning)) continue;
-        if (!warned) {
-          warned = new Set();
-          this.warnedLabels.set(plan.containerId, warned);
-        }
-        warned.add(warning);
-        logger.warn({ containerId: plan.containerId, name: container.name, warning }, 'label ignored');
-      }
-    }
-  }
-
-  private logPass(report: PassReport, pool: PoolDecision): void {
-    let grown = 0;
-    let failed = 0;
-    let planned = 0;
-    let noop = 0;
-    const skipped: Partial<Record<SkipReason, number>> = {};
-    for (const container of report.containers) {
-      if (container.outcome?.kind === 'grown') grown += 1;
-      else if (container.outcome?.kind === 'noop') noop += 1;
-      else if (container.outcome?.kind === 'failed') failed += 1;
-      else if (container.outcome?.kind === 'planned') planned += 1;
-      if (container.decision.kind === 'skip') {
-        skipped[container.decision.reason] = (skipped[container.decision.reason] ?? 0) + 1;
-      }
-    }
-    // Acting is always news; standing states (a plan repeated every second in dry-run mode, a pool
-    // that needs growth it may not get, a persistent probe error) are news only when they change.
-    // A pass over some containers (the fill guard's) only compares with whole-host passes
-    // when it acted: its skip counts cover a subset, so "changed" would be noise.
-    const partial = report.onlyContainerIds !== undefined;
-    const signature = JSON.stringify([skipped, planned, report.poolAction?.kind ?? null, report.errors]);
-    const eventful =
-      grown + noop + failed > 0 ||
-      report.poolAction?.kind === 'grown' ||
-      report.poolAction?.kind === 'failed' ||
-      (!partial && signature !== this.previousPassSignature);
-    if (!partial) this.previousPassSignature = signature;
-    const fields = {
-      durationMs: report.durationMs,
-      containers: report.containers.length,
-      grown,
-      noop,
-      failed,
-      planned,
-      skipped,
-      pool: pool.kind,
-      dryRun: report.dryRun,
-      ...(report.errors.length > 0 ? { errors: report.errors } : {}),
-    };
-    if (eventful) this.deps.logger.info(fields, 'pass');
-    else this.deps.logger.debug(fields, 'pass');
+  private journal(entry: JournalEntry): void {
+    journalOrLog(this.deps.journal, this.deps.logger, entry);
   }
 
   /** Recent failure/cooldown state of one container (status, tests). */

@@ -10,6 +10,7 @@ import { registerGrowCommand } from './commands/grow.js';
 import { registerOnceCommand } from './commands/once.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerReclaimCommand } from './commands/reclaim.js';
 import type { CliContext, CliIo, GlobalOptions } from './context.js';
 
 export function buildProgram(io: CliIo): Command {
@@ -50,5 +51,6 @@ export function buildProgram(io: CliIo): Command {
   registerGrowCommand(program, context);
   registerConfigCommand(program, context);
   registerDoctorCommand(program, context);
+  registerReclaimCommand(program, context);
   return program;
 }

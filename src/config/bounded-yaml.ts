@@ -16,6 +16,7 @@
  *  - yaml's own duplicate-key check compares each key with every earlier one (quadratic: 50,000
  *    keys took minutes); it is replaced by a linear check with a Set.
  */
+import { errorMessage } from '../util/errors.js';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import {
   isAlias,
@@ -306,7 +307,7 @@ export function parseYamlBounded(text: string, options: YamlParseOptions = {}): 
     });
   } catch (error) {
     // The parser recurses on flow collections; deep enough ones overflow its stack.
-    throw new YamlFileError(error instanceof Error ? error.message : String(error));
+    throw new YamlFileError(errorMessage(error));
   }
   const first = document.errors[0];
   if (first) {
@@ -320,7 +321,7 @@ export function parseYamlBounded(text: string, options: YamlParseOptions = {}): 
     return document.toJS({ maxAliasCount: options.maxAliasCount ?? MAX_YAML_ALIAS_COUNT }) as unknown;
   } catch (error) {
     // yaml throws a ReferenceError when alias expansion exceeds maxAliasCount.
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     throw new YamlFileError(
       `${reason} (aliases expand to more than ${options.maxAliasCount ?? MAX_YAML_ALIAS_COUNT} times their anchors)`,
     );

@@ -6,14 +6,21 @@
  */
 import type { Reconciler } from '../agent/reconciler.js';
 import type { Inventory } from '../docker/inventory-port.js';
+import type { Reclaimer } from '../reclaim/reclaimer.js';
 import { growContainer, type GrowContainerDeps } from './grow-container.js';
-import { CONTROL_PROTOCOL_VERSION, type ControlReply, type ControlRequest } from './protocol.js';
+import {
+  CONTROL_PROTOCOL_VERSION,
+  ControlRequestError,
+  type ControlReply,
+  type ControlRequest,
+} from './protocol.js';
 import type { ControlHandler } from './server.js';
 
 export function createControlHandler(agent: {
   inventory: Inventory;
   reconciler: Pick<Reconciler, 'growNow' | 'runPass' | 'lastReport'>;
   dockerInfo: GrowContainerDeps['dockerInfo'];
+  reclaimer?: Pick<Reclaimer, 'run'> | null;
 }): ControlHandler {
   const requested = new Set<string>();
   return async (request: ControlRequest): Promise<ControlReply> => {
@@ -40,6 +47,16 @@ export function createControlHandler(agent: {
           op: 'once',
           report: await agent.reconciler.runPass({}),
         };
+      case 'reclaim': {
+        if (!agent.reclaimer)
+          throw new ControlRequestError(
+            'reclaim: the running agent has reclaim disabled (set reclaim.enabled: true and restart it)',
+            1,
+          );
+        const why = request.dryRun ? 'reclaim --dry-run' : 'reclaim command';
+        const report = await agent.reclaimer.run('manual', why, { dryRun: request.dryRun });
+        return { v: CONTROL_PROTOCOL_VERSION, ok: true, op: 'reclaim', report };
+      }
       case 'status':
         return {
           v: CONTROL_PROTOCOL_VERSION,

@@ -13,6 +13,7 @@ import {
 } from '../util/process-lock.js';
 import { NoAgentError, sendControlRequest, type ControlClientOptions } from './client.js';
 import type { ControlReply, ControlRequest } from './protocol.js';
+import { sleepMs } from '../util/clock.js';
 
 export const AGENT_ROLE = 'run';
 
@@ -34,8 +35,6 @@ export class StorageOwnedError extends Error {
     super(message);
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * For `run`: takes the agent lock. Another agent on the same state refuses at once; a one-shot
@@ -66,7 +65,7 @@ export async function acquireAgentLock(
     }
     if (!told) options.onWait?.(owner);
     told = true;
-    await sleep(options.pollMs ?? 200);
+    await sleepMs(options.pollMs ?? 200);
   }
 }
 
@@ -113,7 +112,7 @@ export async function routeToStorageOwner(
         owner,
       );
     }
-    await sleep(options.pollMs ?? 200);
+    await sleepMs(options.pollMs ?? 200);
   }
 }
 

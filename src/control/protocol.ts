@@ -5,6 +5,7 @@
  */
 import type { ManualGrowReport, ManualGrowTarget } from '../agent/reconciler.js';
 import type { PassReport } from '../report/pass-report.js';
+import type { ReclaimReport } from '../reclaim/ladder.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
 /** A request is a few hundred bytes; anything past this is not one. */
@@ -34,11 +35,19 @@ export interface StatusRequest {
   op: 'status';
 }
 
-export type ControlRequest = GrowRequest | OnceRequest | StatusRequest;
+/** One climb of the reclaim ladder (`reclaim`, `reclaim --dry-run`). */
+export interface ReclaimRequest {
+  v: typeof CONTROL_PROTOCOL_VERSION;
+  op: 'reclaim';
+  dryRun: boolean;
+}
+
+export type ControlRequest = GrowRequest | OnceRequest | StatusRequest | ReclaimRequest;
 
 export type ControlReply =
   | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'grow'; report: ManualGrowReport }
   | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'once' | 'status'; report: PassReport }
+  | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'reclaim'; report: ReclaimReport }
   | {
       v: typeof CONTROL_PROTOCOL_VERSION;
       ok: false;
@@ -92,6 +101,8 @@ export function parseRequest(line: string): ControlRequest {
     case 'once':
     case 'status':
       return { v: CONTROL_PROTOCOL_VERSION, op: request.op };
+    case 'reclaim':
+      return { v: CONTROL_PROTOCOL_VERSION, op: 'reclaim', dryRun: request.dryRun === true };
     case 'grow': {
       const target = parseTarget(request.target);
       if (

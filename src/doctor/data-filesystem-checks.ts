@@ -15,6 +15,7 @@ import {
   type DataFsStatus,
 } from '../storage/data-filesystem/watcher.js';
 import { errorMessage } from '../util/errors.js';
+import { systemClock } from '../util/clock.js';
 import { formatBytes } from '../util/units.js';
 
 const FS_GROW_TOOL: Record<string, ToolName> = { ext4: 'resize2fs', xfs: 'xfs_growfs', btrfs: 'btrfs' };
@@ -151,7 +152,7 @@ export async function runDataFilesystemChecks(options: {
     stateDir: options.stateDir,
     commandTimeoutMs: options.config.commandTimeout,
     logger: silentLogger(),
-    clock: { nowMs: () => Date.now() },
+    clock: systemClock,
   });
   return dataFilesystemChecks(await watcher.runOnce(), options.binaryPath);
 }

@@ -32,7 +32,6 @@ export const POOL_MODES = ['rw', 'ro', 'out_of_data_space', 'fail'] as const sat
 
 /** Results of a container resize, the `result` label of `docker_autogrow_resizes_total`. */
 export const RESIZE_RESULTS = ['grown', 'noop', 'failed', 'planned'] as const;
-export type ResizeResult = (typeof RESIZE_RESULTS)[number];
 
 export const POOL_RESIZE_RESULTS = [
   'grown',

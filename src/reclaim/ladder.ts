@@ -11,7 +11,13 @@ import type { Logger } from '../log/logger.js';
 import type { FilesystemUsage } from '../storage/filesystem.js';
 import { errorMessage } from '../util/errors.js';
 import { knownBytes, selectRung, withoutItems } from './select.js';
-import type { ReclaimDockerApi, ReclaimInventory, ReclaimItem, ReclaimKind, ReclaimRung } from '../contracts/reclaim.js';
+import type {
+  ReclaimDockerApi,
+  ReclaimInventory,
+  ReclaimItem,
+  ReclaimKind,
+  ReclaimRung,
+} from '../contracts/reclaim.js';
 
 export type ReclaimTrigger = 'threshold' | 'schedule' | 'manual';
 export const RECLAIM_TRIGGERS: readonly ReclaimTrigger[] = ['threshold', 'schedule', 'manual'];

@@ -3,7 +3,7 @@
  * --json` and `status` are all derived from it, so they can never disagree.
  */
 import type { Decision } from '../policy/types.js';
-import type { GrowFailureState } from '../storage/grow-error.js';
+import type { GrowFailureDetails } from '../storage/grow-error.js';
 import type { ContainerUsage, PoolUsage, StorageDriverName } from '../storage/types.js';
 
 export interface ProbeReport {
@@ -17,16 +17,14 @@ export interface ProbeReport {
 export type GrowOutcome =
   | { kind: 'grown'; fromBytes: number; toBytes: number; durationMs: number }
   | { kind: 'noop'; sizeBytes: number; durationMs: number }
-  | {
+  // step and deviceState: where it broke (`unknown` when the backend did not say), what it left
+  | ({
       kind: 'failed';
       fromBytes: number;
       toBytes: number;
       durationMs: number;
       error: string;
-      /** The step that failed (`unknown` when the backend did not say) and what it left behind. */
-      step?: string;
-      deviceState?: GrowFailureState;
-    }
+    } & Partial<GrowFailureDetails>)
   | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> };
 
 export interface ContainerReport {

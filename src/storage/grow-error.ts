@@ -70,3 +70,13 @@ export class GrowProgress {
     return new StorageGrowError(errorMessage(error), this.step, this.state, { cause: error });
   }
 }
+
+/** Runs a straight-line grow with a {@link GrowProgress}; what escapes names the step it broke in. */
+export async function withGrowProgress<T>(grow: (progress: GrowProgress) => Promise<T>): Promise<T> {
+  const progress = new GrowProgress();
+  try {
+    return await grow(progress);
+  } catch (error) {
+    throw progress.failed(error);
+  }
+}

@@ -6,11 +6,16 @@ import type { DockerInfo } from '../docker/model.js';
 import { createBtrfsBackend } from './btrfs/index.js';
 import { createDevicemapperBackend } from './devicemapper/index.js';
 import { createOverlayXfsBackend } from './overlay-xfs/index.js';
-import type { BackendDeps, StorageBackend, StorageDriverName } from './types.js';
+import {
+  SUPPORTED_STORAGE_DRIVERS,
+  type BackendDeps,
+  type StorageBackend,
+  type StorageDriverName,
+} from './types.js';
 import { containerdImageStore } from './containerd/store.js';
 import { createContainerdBackend } from './containerd/index.js';
 
-export const SUPPORTED_STORAGE_DRIVERS: readonly StorageDriverName[] = ['devicemapper', 'btrfs', 'overlay2'];
+export { SUPPORTED_STORAGE_DRIVERS };
 
 export class UnsupportedDriverError extends Error {
   override readonly name = 'UnsupportedDriverError';

@@ -33,6 +33,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { fsyncDirectory } from './atomic-file.js';
+import { sleepMs } from './clock.js';
 
 /** Who holds (or held) a generation. */
 export interface LockOwner {
@@ -348,6 +349,6 @@ export async function acquireProcessLock(
     if (Date.now() >= deadlineMs || isSameProcess(result.busy)) {
       throw new ProcessLockBusyError(`${lockPath} is held by ${describeOwner(result.busy)}`, result.busy);
     }
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    await sleepMs(pollMs);
   }
 }

@@ -71,7 +71,7 @@ export function parseDurationMs(text: string): number {
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
-/** Formats bytes for people: `1.5GiB`. */
+/** Formats bytes for people, three significant digits, a whole number without decimals: `1.50GiB`, `15.3GiB`, `2GiB`. */
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes)) return String(bytes);
   let value = Math.abs(bytes);

@@ -6,7 +6,7 @@
 #   trixie  docker.io 26.1.x (+ docker-cli)
 # The root lives OUTSIDE the checkout, in
 #   ${AUTOGROW_ENGINES_CACHE:-/var/cache/docker-autogrow-engines}/<recipe-hash>/root
-# where <recipe-hash> covers this script and the engine's name, so CI and later sessions on this machine
+# where <recipe-hash> covers this script's content (not its path) and the engine's name, so CI and later sessions on this machine
 # reuse it and a changed recipe builds a new one.
 #
 # Usage: test/engines/build-root.sh <sid|trixie> [--print-dir]
@@ -33,7 +33,7 @@ case "$ENGINE" in
   *) echo "build-root: unknown engine $ENGINE (sid|trixie)" >&2; exit 2 ;;
 esac
 
-HASH=$({ sha256sum "$HERE/build-root.sh"; echo "$ENGINE $MIRROR"; } | sha256sum | cut -c1-16)
+HASH=$({ sha256sum <"$HERE/build-root.sh"; echo "$ENGINE $MIRROR"; } | sha256sum | cut -c1-16)
 DIR=$CACHE/$ENGINE-$HASH
 UPPER=$(echo "$ENGINE" | tr a-z A-Z)
 if [ "${2:-}" = --print-dir ]; then echo "$DIR/root"; exit 0; fi

@@ -9,7 +9,6 @@
  * The grow is made slow (3 s) where a test needs it in flight, by a `binaries.btrfs` wrapper that
  * sleeps before `btrfs qgroup limit` while a flag file exists: fault injection, then the real tool.
  */
-import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,30 +17,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ShippedAgent } from '../support/agent-process.js';
 import { LoopBtrfs, TestDockerd } from '../support/dockerd.js';
+import { runCli, type CliResult } from '../support/cli.js';
 import { describeWith, prereqs } from '../support/prereqs.js';
 import { REPO_ROOT } from '../support/repo-root.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 ** 2;
-const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The built CLI as a child process; resolves when it exits. */
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args, { timeoutMs: 300_000 });
 
 describeWith(
   [prereqs.root, prereqs.dockerd, prereqs.busybox, prereqs.btrfs],

@@ -4,56 +4,50 @@
  * clearly when it is unreachable. (`npm test` builds before running the tests.)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MAIN_JS, runCli } from '../support/cli.js';
+import { REPO_ROOT } from '../support/repo-root.js';
+import { tempDir } from '../support/temp-dir.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '..', '..');
-const mainJs = path.join(repoRoot, 'dist', 'src', 'main.js');
-
+/** The CLI with a bare environment (PATH only) plus `env`. */
 function cli(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [mainJs, ...args], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  return runCli(args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
 }
 
 function configFile(text: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'agcli-'));
-  const file = path.join(dir, 'config.yaml');
+  const file = path.join(tempDir('cli'), 'config.yaml');
   writeFileSync(file, text);
   return file;
 }
 
 describe('docker-autogrow CLI', () => {
   beforeAll(() => {
-    if (!existsSync(mainJs)) {
-      const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8' });
+    if (!existsSync(MAIN_JS)) {
+      const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO_ROOT, encoding: 'utf8' });
       if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}${build.stderr}`);
     }
   });
 
-  it('--help lists every command', () => {
-    const { code, stdout } = cli(['--help']);
+  it('--help lists every command', async () => {
+    const { code, stdout } = await cli(['--help']);
     expect(code).toBe(0);
-    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor']) {
+    for (const command of ['run', 'once', 'status', 'grow', 'config', 'doctor', 'reclaim']) {
       expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
     expect(stdout).toContain('--config');
     expect(stdout).toContain('--log-level');
   });
 
-  it('--version prints the package version', () => {
-    const { code, stdout } = cli(['--version']);
+  it('--version prints the package version', async () => {
+    const { code, stdout } = await cli(['--version']);
     expect(code).toBe(0);
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  it('an unknown command is a usage error (exit 2)', () => {
-    expect(cli(['frobnicate']).code).toBe(2);
+  it('an unknown command is a usage error (exit 2)', async () => {
+    expect((await cli(['frobnicate'])).code).toBe(2);
   });
 
   it.each([
@@ -62,37 +56,37 @@ describe('docker-autogrow CLI', () => {
     ['threshold: 150%', 'defaults:\n  threshold: 150%\n', /defaults\.threshold: "150%" is not allowed/],
     ['a negative duration', 'defaults:\n  cooldown: -1m\n', /defaults\.cooldown: "-1m" is not allowed/],
     ['a YAML syntax error', 'defaults:\n  step: [10G\n', /invalid YAML in .* at line \d+, column \d+/],
-  ])('config check rejects %s with exit 2 and one readable message', (_what, text, pattern) => {
+  ])('config check rejects %s with exit 2 and one readable message', async (_what, text, pattern) => {
     const file = configFile(text);
-    const { code, stderr, stdout } = cli(['config', 'check', file]);
+    const { code, stderr, stdout } = await cli(['config', 'check', file]);
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toMatch(pattern);
     expect(stderr).not.toMatch(/^\s+at /m);
   });
 
-  it('a bad file named by AUTOGROW_CONFIG stops the agent commands with exit 2 too', () => {
+  it('a bad file named by AUTOGROW_CONFIG stops the agent commands with exit 2 too', async () => {
     const file = configFile('interval: soon\n');
-    const { code, stderr } = cli(['once', '--dry-run'], { AUTOGROW_CONFIG: file });
+    const { code, stderr } = await cli(['once', '--dry-run'], { AUTOGROW_CONFIG: file });
     expect(code).toBe(2);
     expect(stderr).toMatch(/interval: "soon" is not allowed/);
   });
 
-  it('config check accepts the documented example', () => {
-    const { code, stdout } = cli(['config', 'check', path.join(repoRoot, 'config', 'example.yaml')]);
+  it('config check accepts the documented example', async () => {
+    const { code, stdout } = await cli(['config', 'check', path.join(REPO_ROOT, 'config', 'example.yaml')]);
     expect(code).toBe(0);
     expect(stdout).toContain('configuration OK');
   });
 
-  it('config check warns about valid but suspicious settings', () => {
-    const { code, stdout } = cli(['config', 'check', configFile('defaults:\n  minStep: 60G\n')]);
+  it('config check warns about valid but suspicious settings', async () => {
+    const { code, stdout } = await cli(['config', 'check', configFile('defaults:\n  minStep: 60G\n')]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/warning: defaults: minStep is above maxStep/);
   });
 
-  it('says clearly when Docker cannot be reached (exit 1)', () => {
+  it('says clearly when Docker cannot be reached (exit 1)', async () => {
     const file = configFile('docker: { socketPath: /nonexistent/docker.sock, timeout: 2s }\n');
-    const { code, stderr } = cli(['--config', file, 'status']);
+    const { code, stderr } = await cli(['--config', file, 'status']);
     expect(code).toBe(1);
     expect(stderr).toContain(
       'cannot reach Docker at unix:///nonexistent/docker.sock (from docker.socketPath',
@@ -100,8 +94,8 @@ describe('docker-autogrow CLI', () => {
     expect(stderr).not.toMatch(/^\s+at /m);
   });
 
-  it('grow without --to or --by is a usage error', () => {
-    const { code, stderr } = cli(['grow', 'some-container']);
+  it('grow without --to or --by is a usage error', async () => {
+    const { code, stderr } = await cli(['grow', 'some-container']);
     expect(code).toBe(2);
     expect(stderr).toContain('--to SIZE or --by SIZE');
   });

@@ -37,11 +37,7 @@ const children: ChildProcess[] = [];
 let lockChild = '';
 
 beforeAll(() => {
-  lockChild = transpileForNode([
-    'test/support/process-lock-child.ts',
-    'src/util/process-lock.ts',
-    'src/util/atomic-file.ts',
-  ]);
+  lockChild = transpileForNode(['test/support/process-lock-child.ts']);
 });
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();

@@ -98,9 +98,9 @@ describe('grow a container device', () => {
       ['dmsetup', 'load'],
       ['dmsetup', 'resume'],
       ['xfs_growfs', '-d'],
-      ['dmsetup', 'create'],
+      ['losetup', '--read-only'],
     ]);
-    expect(h.sim.holdNames()).toEqual([`autogrow-hold-${HASH}`]);
+    expect(h.sim.holdNames()).toEqual(['loop9']);
     expect(h.sim.device().open).toBe(2); // Docker's mount and the hold
     expect(mutations[1]?.killOnTimeout).toBe(false);
     expect(pendingIntents(h)).toEqual([]);
@@ -423,7 +423,7 @@ describe('persistence: a grown container starts again at its grown size', () => 
     await h.backend(runner).grow(request());
     return h;
   }
-  const HOLD = `autogrow-hold-${HASH}`;
+  const HOLD = 'loop9';
   const stopped = () => container({ running: false, state: 'exited', pid: 0 });
   /** dockerd restarted since the grow: it read the patched metadata file and caches the grown size. */
   const dockerCaches = (bytes: number, overrides = {}) =>
@@ -433,7 +433,7 @@ describe('persistence: a grown container starts again at its grown size', () => 
     });
   /** Docker's stop on a device nothing else holds: it is removed (no hold, e.g. an older agent). */
   function dockerRemovesUnheldDevice(h: Host): void {
-    if (h.sim.devices.has(HOLD)) h.sim.remove(HOLD);
+    if (h.sim.holdNames().includes(HOLD)) h.sim.remove(HOLD);
     h.sim.devices.delete(DEVICE);
   }
 

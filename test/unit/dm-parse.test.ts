@@ -605,7 +605,7 @@ describe('mountinfo and lvm config', () => {
   const MOUNTINFO_LINE =
     '34 32 253:4 / /var/lib/docker/devicemapper/mnt/eda54e3a3fc7846f960a6afdc2e216f15f264637badfe9ba7dbe458043e47aa9 rw,relatime shared:3 - xfs /dev/mapper/docker-254:0-15931-eda54e3a3fc7846f960a6afdc2e216f15f264637badfe9ba7dbe458043e47aa9 rw,nouuid,attr2,inode64,logbufs=8,logbsize=32k,sunit=1024,swidth=1024,noquota\n';
   it('finds the container mount, its device and filesystem type', () => {
-    expect(parseMountinfo(MOUNTINFO_LINE)).toEqual([
+    expect(parseMountinfo(MOUNTINFO_LINE)).toMatchObject([
       {
         majorMinor: '253:4',
         mountPoint:

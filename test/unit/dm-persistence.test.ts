@@ -13,10 +13,10 @@ import {
 import {
   devicePersistence,
   growPersistenceFacts,
-  holdDeviceName,
-  holdTable,
+  holdLosetupArgs,
   kernelHolds,
-  parseDmsetupAllDevices,
+  parseDmInfoColumns,
+  type LoopFacts,
 } from '../../src/storage/devicemapper/index.js';
 import type { PassReport } from '../../src/report/pass-report.js';
 import { parseExposition } from './metrics-exposition.js';
@@ -27,22 +27,57 @@ const HASH = '83cf663f6a72c24c6e6a005fd35d6a5448236a2a76ca69d512cbe51fc53591b5';
 const GIB = 1024 ** 3;
 
 describe('kernel holds', () => {
-  it('are named by the container hash, map 4 KiB past the superblock, and are found in `dmsetup table`', () => {
-    expect(holdDeviceName(HASH)).toBe(`autogrow-hold-${HASH}`);
-    expect(holdTable('253:3')).toBe('0 8 linear 253:3 8');
-    const tables = parseDmsetupAllDevices(
+  it('are read-only 4 KiB loop devices past the superblock, found in /sys/block by what they hold', () => {
+    expect(holdLosetupArgs(`docker-254:0-15931-${HASH}`)).toEqual([
+      '--read-only',
+      '--offset',
+      '4096',
+      '--sizelimit',
+      '4096',
+      '--find',
+      '--show',
+      `/dev/mapper/docker-254:0-15931-${HASH}`,
+    ]);
+    const infos = parseDmInfoColumns(
       [
-        `docker-254:0-15931-${HASH}: 0 4194304 thin 253:2 4`,
-        `autogrow-hold-${HASH}: 0 8 linear 253:3 8`,
-        // not a hold: another target, or a name that is not a hash
-        `autogrow-hold-${'b'.repeat(64)}: 0 8 zero`,
-        'autogrow-hold-x: 0 8 linear 253:3 8',
-        'docker-thinpool: 0 8380416 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing ',
+        'docker-thinpool;253;2;L--w;2;LVM-x-tpool',
+        `docker-254:0-15931-${HASH};253;3;L--w;2;`,
+        `docker-254:0-15931-${'c'.repeat(64)}-init;253;4;L--w;1;`,
       ].join('\n'),
     );
-    expect([...kernelHolds(tables).values()]).toEqual([
-      { name: `autogrow-hold-${HASH}`, hash: HASH, heldMajorMinor: '253:3' },
+    const hold = { readOnly: true, offsetBytes: 4096, sizeLimitBytes: 4096 };
+    const loops: LoopFacts[] = [
+      { name: 'loop9', backingFile: '/dev/dm-3', backingMajorMinor: '253:3', ...hold },
+      // not holds: writable, another offset or size, a file, the pool, an -init device
+      { name: 'loop1', backingFile: '/dev/dm-3', backingMajorMinor: '253:3', ...hold, readOnly: false },
+      { name: 'loop2', backingFile: '/dev/dm-3', backingMajorMinor: '253:3', ...hold, offsetBytes: 0 },
+      { name: 'loop3', backingFile: '/dev/dm-3', backingMajorMinor: '253:3', ...hold, sizeLimitBytes: 0 },
+      {
+        name: 'loop4',
+        backingFile: '/var/lib/docker/devicemapper/devicemapper/data',
+        backingMajorMinor: null,
+        ...hold,
+      },
+      { name: 'loop5', backingFile: '/dev/dm-2', backingMajorMinor: '253:2', ...hold },
+      { name: 'loop6', backingFile: '/dev/dm-4', backingMajorMinor: '253:4', ...hold },
+    ];
+    expect([...kernelHolds({ loops, infos }).values()]).toEqual([
+      { name: 'loop9', devicePath: '/dev/loop9', hash: HASH, heldMajorMinor: '253:3' },
     ]);
+    // a backing path still named /dev/mapper/<name> (no udev symlinks) is found by name
+    expect([
+      ...kernelHolds({
+        loops: [
+          {
+            name: 'loop7',
+            backingFile: `/dev/mapper/docker-254:0-15931-${HASH}`,
+            backingMajorMinor: null,
+            ...hold,
+          },
+        ],
+        infos,
+      }).keys(),
+    ]).toEqual([HASH]);
   });
 
   it('a grow is persistent once dockerd caches the grown size, else held or unheld', () => {

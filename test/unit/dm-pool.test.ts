@@ -10,7 +10,6 @@ import { describe, expect, it } from 'vitest';
 import {
   DEVICE,
   GIB,
-  HASH,
   LOOP_DATA_FILE,
   POOL,
   POOL_BLOCK_BYTES,
@@ -188,6 +187,32 @@ describe('doctor', () => {
     expect(held?.fix).toMatch(/dm\.use_deferred_removal=true/);
   });
 
+  it('asks the runner that runs the tools (config binaries) and names only commands that exist', async () => {
+    const h = host();
+    h.sim.poolMode = 'out_of_data_space';
+    const runner = h.sim.runner();
+    runner.allow('lvm', ['config', '--typeconfig', 'full', 'activation/thin_pool_autoextend_threshold'], {
+      stdout: 'thin_pool_autoextend_threshold=100\n',
+    });
+    // what ExecaRunner.binaryPath answers with `binaries: { lvextend: '/opt/missing/lvextend' }`
+    const asked: string[] = [];
+    const withLookup = Object.assign(runner, {
+      binaryPath: (tool: string) => {
+        asked.push(tool);
+        return tool === 'lvextend' ? null : `/usr/sbin/${tool}`;
+      },
+    });
+    const checks = await h.backend(withLookup, { binaryPresent: undefined }).doctor();
+    const lvextend = checks.find((check) => check.name === 'lvextend present');
+    expect(lvextend).toMatchObject({ ok: false, severity: 'error' });
+    expect(lvextend?.fix).toMatch(/binaries\.lvextend/);
+    expect(asked).toContain('dmsetup');
+    const pool = checks.find((check) => check.name === 'pool healthy');
+    expect(pool?.ok).toBe(false);
+    expect(pool?.fix).toMatch(/pool\.grow\.enabled/);
+    expect(JSON.stringify(checks)).not.toMatch(/grow-pool/);
+  });
+
   it('lists grown devices dockerd does not cache yet, held or not, with the fix', async () => {
     const h = host();
     const grower = expectSteps(h.sim.runner(), ...happyGrowSteps(h));
@@ -206,7 +231,7 @@ describe('doctor', () => {
       /^c1 .*grown to 3221225472 bytes, dockerd has 1073741824\): grown; .*kernel hold/,
     );
     expect(held.fix).toMatch(/restart dockerd/);
-    h.sim.remove(`autogrow-hold-${HASH}`);
+    h.sim.remove('loop9');
     expect(await doctorOf()).toMatchObject({ ok: false, severity: 'error' });
     h.docker.current = container({
       graphDriverData: { DeviceId: '4', DeviceName: DEVICE, DeviceSize: String(3 * GIB) },

@@ -7,7 +7,7 @@
  * the step builders below (`loadStep`, `resumeStep`, ...) give each command its argv and its kernel
  * effect once, for dm-backend.test.ts and dm-pool.test.ts.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ScriptedRunner, type ScriptedReply } from '../support/scripted-runner.js';
@@ -22,7 +22,11 @@ import {
   type DevicemapperOptions,
   type FsStats,
 } from '../../src/storage/devicemapper/index.js';
-import { HOLD_NAME_PREFIX, holdDeviceName, holdTable } from '../../src/storage/devicemapper/persistence.js';
+import {
+  HOLD_OFFSET_BYTES,
+  HOLD_SIZE_BYTES,
+  holdLosetupArgs,
+} from '../../src/storage/devicemapper/persistence.js';
 import {
   REFERENCE_LVM_DRIVER_STATUS,
   REFERENCE_LVM_POOL,
@@ -77,6 +81,8 @@ export class DmSim {
   fsAvailableBytes = xfsSizeFor(GIB) - 900 * 1024 * 1024;
   /** Every statfs asserts the invariant: the filesystem is never larger than the device. */
   invariantViolations: string[] = [];
+  /** The /sys/block the backend reads: kernel holds (loop devices) and dm-N/dev. */
+  readonly sysBlockDir = mkdtempSync(path.join(os.tmpdir(), 'autogrow-sys-'));
 
   constructor() {
     this.devices.set(POOL, {
@@ -195,33 +201,52 @@ export class DmSim {
     device.inactive = null;
     device.suspended = true;
   }
-  /** `dmsetup create autogrow-hold-<hash> --readonly`: a linear device that keeps `name` open. */
-  addHold(name: string): void {
+  /**
+   * `losetup --read-only --offset 4096 --sizelimit 4096 --find --show /dev/mapper/<name>`: a loop
+   * device (the first free from loop9) that keeps `name` open; /sys/block shows it as the kernel does.
+   */
+  addHold(name: string): string {
     const held = this.device(name);
     held.open += 1;
-    this.devices.set(holdDeviceName(name.split('-').pop()!), {
-      major: 253,
-      minor: 90,
-      uuid: '',
-      live: holdTable(`${held.major}:${held.minor}`),
-      inactive: null,
-      suspended: false,
-      open: 0,
-    });
+    let index = 9;
+    while (this.holdNames().includes(`loop${index}`)) index += 1;
+    const loop = `loop${index}`;
+    const dmName = `dm-${held.minor}`;
+    mkdirSync(path.join(this.sysBlockDir, dmName), { recursive: true });
+    writeFileSync(path.join(this.sysBlockDir, dmName, 'dev'), `${held.major}:${held.minor}\n`);
+    mkdirSync(path.join(this.sysBlockDir, loop, 'loop'), { recursive: true });
+    writeFileSync(path.join(this.sysBlockDir, loop, 'ro'), '1\n');
+    writeFileSync(path.join(this.sysBlockDir, loop, 'loop', 'backing_file'), `/dev/${dmName}\n`);
+    writeFileSync(path.join(this.sysBlockDir, loop, 'loop', 'offset'), `${HOLD_OFFSET_BYTES}\n`);
+    writeFileSync(path.join(this.sysBlockDir, loop, 'loop', 'sizelimit'), `${HOLD_SIZE_BYTES}\n`);
+    this.holdBacking.set(loop, name);
+    return `/dev/${loop}`;
   }
-  /** `dmsetup remove <name>`: a hold going away closes the device under it. */
+  /** Which device each hold (loop name) keeps open. */
+  readonly holdBacking = new Map<string, string>();
+  /** `losetup -d /dev/loopN`: the hold goes, and with it its open of the device under it. */
+  removeHold(loop: string): void {
+    const backing = this.holdBacking.get(loop);
+    if (backing === undefined) throw new Error(`sim: no hold ${loop}`);
+    this.holdBacking.delete(loop);
+    rmSync(path.join(this.sysBlockDir, loop), { recursive: true, force: true });
+    const device = this.devices.get(backing);
+    if (device) device.open = Math.max(0, device.open - 1);
+  }
+  /** `dmsetup remove <name>`, or a hold's `losetup -d` when `name` is a loop device. */
   remove(name: string): void {
-    const device = this.device(name);
-    this.devices.delete(name);
-    const [, , target, lower] = device.live.split(' ');
-    if (target !== 'linear') return;
-    for (const other of this.devices.values()) {
-      if (`${other.major}:${other.minor}` === lower) other.open = Math.max(0, other.open - 1);
+    if (/^loop\d+$/.test(name)) {
+      this.removeHold(name);
+      return;
     }
+    this.device(name);
+    this.devices.delete(name);
   }
-  /** Hold devices present, by the name of what they hold. */
+  /** Hold loop devices present (`loop9`, ...). */
   holdNames(): string[] {
-    return [...this.devices.keys()].filter((name) => name.startsWith(HOLD_NAME_PREFIX));
+    return readdirSync(this.sysBlockDir)
+      .filter((name) => this.holdBacking.has(name))
+      .sort();
   }
   xfsGrow(): void {
     this.fsSizeBytes = xfsSizeFor(this.deviceBytes() ?? 0);
@@ -341,6 +366,7 @@ export function host(dockerInfo: DockerInfo = LVM_DOCKER_INFO): Host {
           statfs: async () => sim.statfs(),
           sleep: async () => undefined,
           binaryPresent: () => true,
+          sysBlockDir: sim.sysBlockDir,
           ...options,
         },
       ),
@@ -398,20 +424,35 @@ export function createStep(sim: DmSim, options: StepOptions = {}): Step {
   return dmsetupStep(['create', name, '--table', table], () => sim.create(name, table), options);
 }
 
-/** `dmsetup create autogrow-hold-<hash> --readonly --table '0 8 linear 253:3 8'`: the kernel hold. */
+/** `losetup --read-only --offset 4096 --sizelimit 4096 --find --show /dev/mapper/<name>`: the kernel hold. */
 export function holdStep(sim: DmSim, options: StepOptions = {}): Step {
   const { name = DEVICE } = options;
-  const held = sim.devices.get(name);
-  const table = holdTable(held ? `${held.major}:${held.minor}` : '253:3');
-  return dmsetupStep(
-    ['create', holdDeviceName(name.split('-').pop()!), '--readonly', '--table', table],
-    () => sim.addHold(name),
-    options,
+  let loopPath = '';
+  const base = reply(
+    options.effect ?? (() => (loopPath = sim.addHold(name))),
+    options.outcome,
+    options.stderr,
   );
+  return [
+    'losetup',
+    holdLosetupArgs(name),
+    {
+      ...base,
+      get stdout() {
+        return `${loopPath}\n`;
+      },
+    },
+  ];
 }
 
-/** `dmsetup remove <name>` (a hold, or a deleted container's device). */
+/** `dmsetup remove <name>` (a deleted container's device), or `losetup -d /dev/<name>` for a hold. */
 export function removeStep(sim: DmSim, name: string, options: StepOptions = {}): Step {
+  if (/^loop\d+$/.test(name))
+    return [
+      'losetup',
+      ['-d', `/dev/${name}`],
+      reply(options.effect ?? (() => sim.remove(name)), options.outcome, options.stderr),
+    ];
   return dmsetupStep(['remove', name], () => sim.remove(name), options);
 }
 
@@ -507,7 +548,7 @@ export function loopHost(): LoopHost {
   const pool = h.sim.device(POOL);
   pool.uuid = '';
   pool.live = `0 ${8184 * 1024} thin-pool 7:1 7:0 1024 0 1 skip_block_zeroing`;
-  const sysBlockDir = mkdtempSync(path.join(os.tmpdir(), 'autogrow-sys-'));
+  const sysBlockDir = h.sim.sysBlockDir;
   mkdirSync(path.join(sysBlockDir, 'loop0', 'loop'), { recursive: true });
   writeFileSync(path.join(sysBlockDir, 'loop0', 'dev'), '7:0\n');
   writeFileSync(path.join(sysBlockDir, 'loop0', 'loop', 'backing_file'), `${LOOP_DATA_FILE}\n`);

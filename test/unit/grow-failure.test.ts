@@ -3,11 +3,9 @@
  * backend's error (src/storage/grow-error.ts) into the journal's grow-failed record, the pass report,
  * the log line and docker_autogrow_grow_failures_total{driver,step}.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Journal } from '../../src/agent/journal.js';
 import { Reconciler } from '../../src/agent/reconciler.js';
 import { parseConfigObject } from '../../src/config/load.js';
@@ -16,16 +14,11 @@ import { DevicemapperGrowError } from '../../src/storage/devicemapper/index.js';
 import { GrowProgress, StorageGrowError, growFailureDetails } from '../../src/storage/grow-error.js';
 import { FakeBackend, FakeClock, GiB } from '../support/fake-backend.js';
 import { fakeContainer, FakeInventory } from '../support/fake-inventory.js';
+import { tempDir } from '../support/temp-dir.js';
 import { parseExposition } from './metrics-exposition.js';
 
-const directories: string[] = [];
-afterEach(() => {
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
-});
-
 function setup(driver: 'btrfs' | 'devicemapper' = 'btrfs') {
-  const directory = mkdtempSync(path.join(tmpdir(), 'autogrow-grow-failure-'));
-  directories.push(directory);
+  const directory = tempDir('grow-failure');
   const clock = new FakeClock();
   const backend = new FakeBackend(clock, { driver, pool: null });
   const inventory = new FakeInventory();

@@ -281,3 +281,19 @@ describe('import graph of src/', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('import graph of bench/', () => {
+  it('never imports test code: the benchmarks have their own support code (bench/lib), which tests share', () => {
+    const benchFiles = sourceFiles(path.join(REPO_ROOT, 'bench'));
+    expect(benchFiles.length).toBeGreaterThan(5);
+    const intoTest = benchFiles.flatMap((file) =>
+      ts
+        .preProcessFile(readFileSync(file, 'utf8'), true, true)
+        .importedFiles.filter(({ fileName }) => fileName.startsWith('.'))
+        .map(({ fileName }) => path.relative(REPO_ROOT, path.resolve(path.dirname(file), fileName)))
+        .filter((target) => target.split(path.sep)[0] === 'test')
+        .map((target) => `${path.relative(REPO_ROOT, file)} -> ${target}`),
+    );
+    expect(intoTest).toEqual([]);
+  });
+});

@@ -110,3 +110,21 @@ describe('Grafana dashboards', () => {
     expect(providers.providers[0]?.options.path).toMatch(/^\//);
   });
 });
+
+describe('Grafana host overview: data filesystem and reclaim', () => {
+  it('shows the data filesystem, why it cannot grow, and reclaimed bytes and runs', () => {
+    const exprs = dashboardQueries('grafana/dashboards/host-overview.json')
+      .map((query) => query.expr)
+      .join('\n');
+    for (const name of [
+      'docker_autogrow_data_filesystem_size_bytes',
+      'docker_autogrow_data_filesystem_vg_free_bytes',
+      'docker_autogrow_data_filesystem_cannot_grow',
+      'docker_autogrow_data_filesystem_grows_total',
+      'docker_autogrow_reclaim_freed_bytes_total',
+      'docker_autogrow_reclaim_runs_total',
+      'docker_autogrow_reclaim_exhausted',
+    ])
+      expect(exprs).toContain(`${name}{instance=~"$instance"}`);
+  });
+});

@@ -19,11 +19,7 @@ let scratch = '';
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  childScript = transpileForNode([
-    'test/support/process-lock-child.ts',
-    'src/util/process-lock.ts',
-    'src/util/atomic-file.ts',
-  ]);
+  childScript = transpileForNode(['test/support/process-lock-child.ts']);
 });
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');

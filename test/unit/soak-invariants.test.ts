@@ -17,6 +17,7 @@ import {
   checkStarts,
   checkStateLeftovers,
   checkWriteErrors,
+  classifyWriteError,
   containerIdsInExposition,
   countByInvariant,
   smallestRoomBytes,
@@ -49,7 +50,7 @@ const roomy: PoolSample[] = [
 
 describe('write-error invariant', () => {
   it('a write error below maxSize with room in the pool is a violation', () => {
-    const found = checkWriteErrors([writeError()], roomy, { windowMs: 3_000 });
+    const found = checkWriteErrors([writeError()], roomy, { windowMs: 3_000, agentDown: [] });
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ invariant: 'write-error', atMs: 10_000 });
     expect(found[0]?.detail).toContain('Disk quota exceeded');
@@ -57,15 +58,20 @@ describe('write-error invariant', () => {
 
   it('a container without a limit that fails while the pool has room is a violation', () => {
     expect(
-      checkWriteErrors([writeError({ limitBytes: null, maxSizeBytes: 0 })], roomy, { windowMs: 3_000 }),
+      checkWriteErrors([writeError({ limitBytes: null, maxSizeBytes: 0 })], roomy, {
+        windowMs: 3_000,
+        agentDown: [],
+      }),
     ).toHaveLength(1);
   });
 
   it('an error at maxSize, or in a container the agent never grows, is the policy working', () => {
-    expect(checkWriteErrors([writeError({ limitBytes: 512 * MiB })], roomy, { windowMs: 3_000 })).toEqual([]);
-    expect(checkWriteErrors([writeError({ maxSizeBytes: 64 * MiB })], roomy, { windowMs: 3_000 })).toEqual(
-      [],
-    );
+    expect(
+      checkWriteErrors([writeError({ limitBytes: 512 * MiB })], roomy, { windowMs: 3_000, agentDown: [] }),
+    ).toEqual([]);
+    expect(
+      checkWriteErrors([writeError({ maxSizeBytes: 64 * MiB })], roomy, { windowMs: 3_000, agentDown: [] }),
+    ).toEqual([]);
   });
 
   it('an error while the pool was at its reserve (anywhere in the window) is excused', () => {
@@ -74,14 +80,28 @@ describe('write-error invariant', () => {
       { atMs: 8_000, freeAboveReserveBytes: 10 * MiB },
       { atMs: 9_900, freeAboveReserveBytes: 2048 * MiB },
     ];
-    expect(checkWriteErrors([writeError()], low, { windowMs: 3_000 })).toEqual([]);
+    expect(checkWriteErrors([writeError()], low, { windowMs: 3_000, agentDown: [] })).toEqual([]);
     // the low sample was no longer in force when the window began: the pool had room throughout
-    expect(checkWriteErrors([writeError()], low, { windowMs: 50 })).toHaveLength(1);
+    expect(checkWriteErrors([writeError()], low, { windowMs: 50, agentDown: [] })).toHaveLength(1);
+  });
+
+  it('an error while the soak had the agent stopped (window overlaps the outage) is excused', () => {
+    const down = (fromMs: number, toMs: number) => ({ windowMs: 3_000, agentDown: [{ fromMs, toMs }] });
+    expect(classifyWriteError(writeError(), roomy, down(8_000, 9_000))).toBe('agent-down');
+    expect(classifyWriteError(writeError(), roomy, down(9_990, 12_000))).toBe('agent-down');
+    // the outage ended before the window began, or began after the error: the agent had its chance
+    expect(classifyWriteError(writeError(), roomy, down(1_000, 6_500))).toBe('violation');
+    expect(classifyWriteError(writeError(), roomy, down(10_500, 12_000))).toBe('violation');
+    expect(classifyWriteError(writeError({ limitBytes: 512 * MiB }), roomy, down(8_000, 9_000))).toBe(
+      'at-max-size',
+    );
   });
 
   it('finished writes are not errors; no pool sample at all excuses nothing and blames nothing', () => {
-    expect(checkWriteErrors([writeError({ error: null })], roomy, { windowMs: 3_000 })).toEqual([]);
-    expect(checkWriteErrors([writeError()], [], { windowMs: 3_000 })).toEqual([]);
+    expect(
+      checkWriteErrors([writeError({ error: null })], roomy, { windowMs: 3_000, agentDown: [] }),
+    ).toEqual([]);
+    expect(checkWriteErrors([writeError()], [], { windowMs: 3_000, agentDown: [] })).toEqual([]);
   });
 
   it('smallestRoomBytes uses the sample in force at the window start', () => {

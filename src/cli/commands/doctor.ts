@@ -6,6 +6,7 @@ import type { DockerInfo } from '../../docker/model.js';
 import { doctorJson, renderChecklist, runDoctor } from '../../doctor/run-doctor.js';
 import { hostServable } from '../../doctor/checks.js';
 import { runDataFilesystemChecks } from '../../doctor/data-filesystem-checks.js';
+import { runReclaimChecks } from '../../doctor/reclaim-checks.js';
 import { ExecaRunner } from '../../exec/runner.js';
 import { silentLogger } from '../../log/logger.js';
 import { UnsupportedDriverError, createBackendFor } from '../../storage/select.js';
@@ -73,13 +74,17 @@ export function registerDoctorCommand(program: Command, context: CliContext): vo
             commandTimeoutMs: config.commandTimeout,
           }),
       });
+      let cannotGrowReason: string | null = null;
       if (config.dataFilesystem.enabled) {
         const binaryPath = (tool: Parameters<typeof runner.binaryPath>[0]) => runner.binaryPath(tool);
-        result.checks.push(
-          ...(await runDataFilesystemChecks({ config, docker, runner, binaryPath, stateDir })),
-        );
+        const dataFsChecks = await runDataFilesystemChecks({ config, docker, runner, binaryPath, stateDir });
+        result.checks.push(...dataFsChecks);
+        if (dataFsChecks.some((check) => check.name === 'data filesystem can grow' && !check.ok))
+          cannotGrowReason = 'see "data filesystem can grow"';
         result.ok = hostServable(result.checks);
       }
+      result.checks.push(...(await runReclaimChecks({ config, docker, cannotGrowReason })));
+      result.ok = hostServable(result.checks);
       context.io.stdout.write(options.json ? doctorJson(result) : renderChecklist(result));
       if (!result.ok) {
         const where = options.json ? 'see "checks"' : 'see the fixes above';

@@ -4,12 +4,12 @@ import { stateDirOf } from '../../agent/app.js';
 import type { ManualGrowReport, ManualGrowTarget } from '../../agent/reconciler.js';
 import { growContainer } from '../../control/grow-container.js';
 import { actAsLocalOwner } from '../../control/local-owner.js';
-import { routeToStorageOwner, StorageOwnedError } from '../../control/owner.js';
 import { CONTROL_PROTOCOL_VERSION, ControlRequestError, type GrowRequest } from '../../control/protocol.js';
 import { isContainerReference } from '../../docker/ids.js';
 import { formatBytes, parseSizeBytes } from '../../util/units.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
+import { routeCommand } from '../storage-owner.js';
 import type { CliContext } from '../context.js';
 
 interface GrowOptions {
@@ -87,19 +87,8 @@ async function growThroughOwner(
   request: GrowRequest,
   build: Parameters<typeof actAsLocalOwner>[1],
 ): Promise<ManualGrowReport> {
-  let route;
-  try {
-    route = await routeToStorageOwner(stateDir, request, { role: 'grow' });
-  } catch (error) {
-    if (error instanceof StorageOwnedError) throw new CliError(`grow: ${error.message}`, EXIT_FAILURE);
-    throw error;
-  }
-  if (route.kind === 'agent') {
-    const reply = route.reply;
-    if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
-    if (reply.op !== 'grow') throw new CliError(`the agent answered a grow with ${reply.op}`, EXIT_FAILURE);
-    return reply.report;
-  }
+  const route = await routeCommand(stateDir, request);
+  if (route.kind === 'agent') return route.report;
   return actAsLocalOwner(route.lock, build, async (agent) => {
     await agent.inventory.resync();
     try {

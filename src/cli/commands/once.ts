@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { stateDirOf, type AgentContext } from '../../agent/app.js';
 import { actAsLocalOwner } from '../../control/local-owner.js';
-import { routeToStorageOwner, StorageOwnedError } from '../../control/owner.js';
 import { CONTROL_PROTOCOL_VERSION } from '../../control/protocol.js';
 import type { PassReport } from '../../report/pass-report.js';
 import { formatBytes } from '../../util/units.js';
-import { CliError, EXIT_FAILURE } from '../errors.js';
+import { EXIT_FAILURE } from '../errors.js';
 import { buildAgent, loadCliConfig } from '../context.js';
+import { routeCommand } from '../storage-owner.js';
 import type { CliContext } from '../context.js';
 
 export function registerOnceCommand(program: Command, context: CliContext): void {
@@ -37,23 +37,8 @@ async function passThroughOwner(
   config: AgentContext['config'],
   build: () => Promise<AgentContext>,
 ): Promise<PassReport> {
-  let route;
-  try {
-    route = await routeToStorageOwner(
-      stateDirOf(config),
-      { v: CONTROL_PROTOCOL_VERSION, op: 'once' },
-      { role: 'once' },
-    );
-  } catch (error) {
-    if (error instanceof StorageOwnedError) throw new CliError(`once: ${error.message}`, EXIT_FAILURE);
-    throw error;
-  }
-  if (route.kind === 'agent') {
-    const reply = route.reply;
-    if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
-    if (reply.op !== 'once') throw new CliError(`the agent answered a pass with ${reply.op}`, EXIT_FAILURE);
-    return reply.report;
-  }
+  const route = await routeCommand(stateDirOf(config), { v: CONTROL_PROTOCOL_VERSION, op: 'once' });
+  if (route.kind === 'agent') return route.report;
   return actAsLocalOwner(route.lock, build, (agent) => localPass(agent, false));
 }
 

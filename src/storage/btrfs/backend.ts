@@ -22,7 +22,7 @@
  * path before acting and verifies after.
  */
 import { errorMessage } from '../../util/errors.js';
-import { GrowProgress } from '../grow-error.js';
+import { withGrowProgress, type GrowProgress } from '../grow-error.js';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { assertContainerId, isLayerHash, isSafeUint } from '../../docker/ids.js';
@@ -465,13 +465,8 @@ class BtrfsBackend implements StorageBackend {
     return row;
   }
 
-  async grow(request: GrowRequest): Promise<GrowResult> {
-    const progress = new GrowProgress();
-    try {
-      return await this.growStepByStep(request, progress);
-    } catch (error) {
-      throw progress.failed(error);
-    }
+  grow(request: GrowRequest): Promise<GrowResult> {
+    return withGrowProgress((progress) => this.growStepByStep(request, progress));
   }
 
   private async growStepByStep(request: GrowRequest, progress: GrowProgress): Promise<GrowResult> {

@@ -4,6 +4,7 @@
  * filesystem is below both thresholds and the previous LVM report is younger than
  * `lvmRefreshMs`: at rest a look starts no process most of the time.
  */
+import { errorMessage } from '../../util/errors.js';
 import type { CommandRunner } from '../../exec/runner.js';
 import {
   bytesUsedRatio,
@@ -95,7 +96,7 @@ export async function lookAtDataFilesystem(
         lv = await readLogicalVolume(deps.runner, stack.lvm, deps.commandTimeoutMs);
         lvReadAtMs = nowMs;
       } catch (error) {
-        lvError = error instanceof Error ? error.message : String(error);
+        lvError = errorMessage(error);
       }
     }
   }

@@ -68,7 +68,14 @@ export function createDmContext(deps: BackendDeps, options: DevicemapperOptions)
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const nowMs = options.nowMs ?? Date.now;
   const recreateWaitMs = options.recreateWaitMs ?? 3000;
-  const binaryPresent = options.binaryPresent ?? ((tool: ToolName) => resolveBinary(tool) !== null);
+  // doctor asks the runner that will run the tool (ExecaRunner.binaryPath: config `binaries`, then
+  // the search), so a configured path is what is checked; a runner without one: the plain search.
+  const runnerLookup = (runner as { binaryPath?: unknown }).binaryPath;
+  const binaryPresent =
+    options.binaryPresent ??
+    (typeof runnerLookup === 'function'
+      ? (tool: ToolName) => (runnerLookup as (tool: ToolName) => string | null).call(runner, tool) !== null
+      : (tool: ToolName) => resolveBinary(tool) !== null);
   mkdirSync(deps.stateDir, { recursive: true, mode: 0o700 });
   const journal = new GrowJournal(path.join(deps.stateDir, 'devicemapper-intents.jsonl'), nowMs);
   const grown = GrownDeviceStore.inStateDir(deps.stateDir);

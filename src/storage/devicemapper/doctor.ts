@@ -33,12 +33,12 @@ export function createDoctor(
         severity: 'warn',
         detail:
           problem ??
-          'deferred removal and deletion on: a kernel hold (autogrow-hold-<hash>) keeps each grown device until dockerd caches its size',
+          'deferred removal and deletion on: a kernel hold (a read-only 4 KiB loop device on the thin device) keeps each grown device until dockerd caches its size',
         ...(problem === null ? {} : { fix: DM_HOLD_FIX }),
       },
     ];
     try {
-      const holds = kernelHolds((await snapshot(false)).tables);
+      const holds = kernelHolds(await snapshot(false));
       const lines: string[] = [];
       let unheld = 0;
       for (const record of grown.all()) {
@@ -133,7 +133,9 @@ export function createDoctor(
         fix:
           status?.needsCheck || status?.mode === 'fail'
             ? 'stop Docker, deactivate the pool and run thin_check / thin_repair (lvconvert --repair for LVM)'
-            : 'grow the pool (docker-autogrow grow-pool) or free space',
+            : pool.kind === 'thin-pool'
+              ? 'free space in the pool or grow it by hand (docker-autogrow grows only LVM and loop-lvm pools)'
+              : 'free space in the pool, or let the agent grow it (pool.grow.enabled: true in the config; lvextend for direct-lvm, the loop file for loop-lvm)',
       });
     } catch (error) {
       checks.push({ name: 'pool healthy', ok: false, severity: 'error', detail: errorMessage(error) });
@@ -175,7 +177,9 @@ export function createDoctor(
         ok: present,
         severity: 'error',
         detail: present ? `${tool} found` : `${tool} not found`,
-        fix: present ? undefined : `install ${tool}`,
+        fix: present
+          ? undefined
+          : `install ${tool} (or set binaries.${tool} in the config to its absolute path)`,
       });
     }
     return checks;

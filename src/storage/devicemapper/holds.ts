@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { ContainerInfo } from '../../docker/model.js';
 import { type GrownDevice } from './journal.js';
 import { withDeviceLock } from './lock.js';
-import { devicePersistence, holdDeviceName, holdTable, kernelHolds, type KernelHold } from './persistence.js';
+import { devicePersistence, holdLosetupArgs, kernelHolds, type KernelHold } from './persistence.js';
 import {
   SECTOR_BYTES,
   formatThinTable,
@@ -50,7 +50,7 @@ export interface Persistence {
 }
 
 export function createPersistence(ctx: DmContext, kernel: KernelSnapshot): Persistence {
-  const { deps, logger, grown, holdGrownDevices, persistenceRecheckMs, nowMs, sleep } = ctx;
+  const { deps, runner, logger, grown, holdGrownDevices, persistenceRecheckMs, nowMs, sleep } = ctx;
   const { dmsetup, countFailure, metadataPathOf, recreateWaitMs } = ctx;
   const { snapshot, poolContext } = kernel;
   /** When each grown record was last checked against dockerd (ms), so a pass asks at most every recheck. */
@@ -66,15 +66,21 @@ export function createPersistence(ctx: DmContext, kernel: KernelSnapshot): Persi
     const snap = state ?? (await snapshot(false));
     const info = snap.infos.get(deviceName);
     if (!info) return false;
-    const existing = kernelHolds(snap.tables).get(hash);
+    const existing = kernelHolds(snap).get(hash);
     if (existing) {
       if (existing.heldMajorMinor === majorMinor(info)) return true;
       // A hold on another device than the container's: never ours to keep.
       await removeHold(existing);
     }
     try {
-      await dmsetup(['create', holdDeviceName(hash), '--readonly', '--table', holdTable(majorMinor(info))]);
-      logger.info({ device: deviceName, hold: holdDeviceName(hash) }, 'kernel hold placed on a grown device');
+      const loopPath = (
+        await runner.run({
+          tool: 'losetup',
+          args: holdLosetupArgs(deviceName),
+          timeoutMs: deps.commandTimeoutMs,
+        })
+      ).stdout.trim();
+      logger.info({ device: deviceName, hold: loopPath }, 'kernel hold placed on a grown device');
       return true;
     } catch (error) {
       countFailure('hold');
@@ -84,14 +90,18 @@ export function createPersistence(ctx: DmContext, kernel: KernelSnapshot): Persi
   }
 
   async function removeHold(existing: KernelHold): Promise<void> {
-    await dmsetup(['remove', existing.name]);
-    logger.info({ hold: existing.name }, 'kernel hold released');
+    await runner.run({
+      tool: 'losetup',
+      args: ['-d', existing.devicePath],
+      timeoutMs: deps.commandTimeoutMs,
+    });
+    logger.info({ hold: existing.devicePath, hash: existing.hash }, 'kernel hold released');
   }
 
   /** Releases the hold on `hash` if there is one (`state`: a snapshot; null: take one). */
   async function release(hash: string, state: DmSnapshot | null = null): Promise<void> {
     const snap = state ?? (await snapshot(false));
-    const existing = kernelHolds(snap.tables).get(hash);
+    const existing = kernelHolds(snap).get(hash);
     if (existing) await removeHold(existing);
   }
 
@@ -215,7 +225,7 @@ export function createPersistence(ctx: DmContext, kernel: KernelSnapshot): Persi
     const previous = new Map(pending.map((entry) => [entry.hash, entry]));
     const records = grown.all();
     const next: PendingPersistence[] = [];
-    const holds = kernelHolds(state.tables);
+    const holds = kernelHolds(state);
     for (const [hash, existing] of holds) {
       // A hold without a record whose container Docker deleted: nothing needs it any more.
       if (!readOnly && !records.some((record) => record.hash === hash) && metadataGoneOrDeleted(hash)) {
@@ -403,9 +413,9 @@ export function createPersistence(ctx: DmContext, kernel: KernelSnapshot): Persi
     reconcilePersistence,
     onContainerStopped,
     releaseHolds: async () => {
-      for (const existing of kernelHolds((await snapshot(false)).tables).values()) await removeHold(existing);
+      for (const existing of kernelHolds(await snapshot(false)).values()) await removeHold(existing);
     },
-    heldDevices: async () => [...kernelHolds((await snapshot(false)).tables).keys()],
+    heldDevices: async () => [...kernelHolds(await snapshot(false)).keys()],
     pendingPersistence: () => pending,
   };
 }

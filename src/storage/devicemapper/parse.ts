@@ -379,35 +379,11 @@ export function parseLvmConfigValue(text: string, key: string): string | null {
   return null;
 }
 
-export interface MountEntry {
-  majorMinor: string;
-  mountPoint: string;
-  fsType: string;
-  source: string;
-}
-
-/** Mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
-function unescapeMountField(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/** Parses /proc/self/mountinfo: `id parent maj:min root mountpoint opts [optional...] - fstype source superopts`. */
-export function parseMountinfo(text: string): MountEntry[] {
-  const entries: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-', 6);
-    if (dash < 0 || fields.length < dash + 3) continue;
-    entries.push({
-      majorMinor: fields[2] ?? '',
-      mountPoint: unescapeMountField(fields[4] ?? ''),
-      fsType: fields[dash + 1] ?? '',
-      source: unescapeMountField(fields[dash + 2] ?? ''),
-    });
-  }
-  return entries;
-}
+/**
+ * One mountinfo parser for every backend (src/storage/filesystem.ts). The devicemapper name stays
+ * until src/storage/devicemapper/index.ts imports parseMountInfo itself (it is being split).
+ */
+export { parseMountInfo as parseMountinfo, type MountEntry } from '../filesystem.js';
 
 /** Docker's `<root>/devicemapper/metadata/<hash>`: `{"device_id":4,"size":1073741824,...}`. */
 export interface DockerDeviceMetadata {

@@ -5,12 +5,19 @@
  * (container create or start, or dockerd start) and re-activates a stopped container's device with
  * that size. Patching `metadata/<hash>` reaches dockerd only at its next start. Until then a grown
  * device must stay active while the container is stopped: Docker's activation leaves an existing
- * device alone. The agent keeps it active with a **kernel hold**: a tiny read-only dm device
- * (`autogrow-hold-<hash>`, one linear 4 KiB segment) stacked on the container's thin device. The
- * kernel owns it, so it outlives the process that made it (`once`, `grow`, an agent killed with
- * SIGKILL or upgraded), and it is visible in the `dmsetup table` every pass already runs. With a
- * hold, Docker's stop only schedules a deferred removal (the thin device is open), and the next
- * start cancels it and mounts the grown device.
+ * device alone. The agent keeps it active with a **kernel hold**: a read-only 4 KiB loop device
+ * (`losetup --read-only --offset 4096 --sizelimit 4096 /dev/mapper/<thin device>`) over the
+ * container's thin device. The kernel owns it, so it outlives the process that made it (`once`,
+ * `grow`, an agent killed with SIGKILL or upgraded); each pass finds the holds in /sys/block (file
+ * reads, no process). With a hold, Docker's stop only schedules a deferred removal (the thin device
+ * is open), and the next start cancels it and mounts the grown device.
+ *
+ * Why a loop device and not a dm device stacked on the thin device: dm claims the devices under
+ * its targets exclusively, and a mounted filesystem holds that claim, so `dmsetup create` of a
+ * linear target over a running container's device fails with EBUSY (measured in the VM, kernel
+ * 6.1: "reload ioctl ... failed: Device or resource busy"), and one made while the container is
+ * stopped would make Docker's mount at start fail the same way. A loop device opens its backing
+ * device like any reader, without a claim, and the mount coexists with it.
  *
  * A hold is released when it is no longer needed: Docker's own size for the device (`docker
  * inspect` DeviceSize, dockerd's cache) reached the grown size (dockerd restarted since the grow),
@@ -18,46 +25,80 @@
  */
 import type { DockerInfo } from '../../docker/model.js';
 import type { GrowPersistenceFacts } from '../../policy/persistence.js';
-import { parseDockerDmDriverStatus, type DmSegment } from './parse.js';
+import { majorMinor, parseDockerDmDriverStatus, type DmDeviceInfo } from './parse.js';
 
-export const HOLD_NAME_PREFIX = 'autogrow-hold-';
-/**
- * The hold maps 8 sectors starting at sector 8 of the thin device: nothing reads it, and skipping
- * sector 0 keeps the filesystem's superblock out of it, so blkid/udev see no second copy of the
- * container's filesystem (same UUID) on the hold device.
- */
-export const HOLD_OFFSET_SECTORS = 8;
-export const HOLD_LENGTH_SECTORS = 8;
+/** The hold maps 4 KiB from byte 4096 of the thin device: past the superblock, so blkid/udev see
+ * no second copy of the container's filesystem (same UUID) on the loop device. */
+export const HOLD_OFFSET_BYTES = 4096;
+export const HOLD_SIZE_BYTES = 4096;
 
-export function holdDeviceName(hash: string): string {
-  return `${HOLD_NAME_PREFIX}${hash}`;
+/** `losetup` argv that places a hold on a thin device (prints the loop device's path). */
+export function holdLosetupArgs(deviceName: string): string[] {
+  return [
+    '--read-only',
+    '--offset',
+    String(HOLD_OFFSET_BYTES),
+    '--sizelimit',
+    String(HOLD_SIZE_BYTES),
+    '--find',
+    '--show',
+    `/dev/mapper/${deviceName}`,
+  ];
 }
 
-/** The hold's table: `0 8 linear <thin maj:min> 8`. */
-export function holdTable(thinMajorMinor: string): string {
-  return `0 ${HOLD_LENGTH_SECTORS} linear ${thinMajorMinor} ${HOLD_OFFSET_SECTORS}`;
+/** One bound loop device as /sys/block shows it. */
+export interface LoopFacts {
+  /** `loop3` */
+  name: string;
+  /** loop/backing_file: the path the backing file was opened by, symlinks resolved (`/dev/dm-3`). */
+  backingFile: string;
+  offsetBytes: number;
+  sizeLimitBytes: number;
+  readOnly: boolean;
+  /** major:minor of the backing block device when it is a dm device (from /sys/block/dm-N/dev). */
+  backingMajorMinor: string | null;
 }
 
 export interface KernelHold {
-  /** The hold device's dm name. */
+  /** The loop device's name (`loop3`). */
   name: string;
-  /** The container's mount hash (the hold name's suffix). */
+  /** `/dev/loop3`: what `losetup -d` takes. */
+  devicePath: string;
+  /** The container's mount hash (its thin device name's suffix). */
   hash: string;
   /** major:minor of the device it holds open. */
   heldMajorMinor: string;
 }
 
-/** Every kernel hold in one `dmsetup table` snapshot, by hash (devices of other shapes are ignored). */
-export function kernelHolds(tables: ReadonlyMap<string, readonly DmSegment[]>): Map<string, KernelHold> {
+const DOCKER_THIN_NAME = /^docker-\d+:\d+-\d+-([0-9a-f]{64})$/;
+
+/**
+ * Every kernel hold among the bound loop devices, by hash: read-only, exactly our offset and size,
+ * backed by a Docker thin device that is active now. Any other loop device is never ours.
+ */
+export function kernelHolds(state: {
+  loops: readonly LoopFacts[];
+  infos: ReadonlyMap<string, DmDeviceInfo>;
+}): Map<string, KernelHold> {
+  const nameByMajorMinor = new Map<string, string>();
+  for (const [name, info] of state.infos) nameByMajorMinor.set(majorMinor(info), name);
   const holds = new Map<string, KernelHold>();
-  for (const [name, segments] of tables) {
-    if (!name.startsWith(HOLD_NAME_PREFIX)) continue;
-    const hash = name.slice(HOLD_NAME_PREFIX.length);
-    const only = segments[0];
-    if (segments.length !== 1 || !only || only.target !== 'linear' || !/^[0-9a-f]{64}$/.test(hash)) continue;
-    const heldMajorMinor = only.args[0];
-    if (heldMajorMinor === undefined || !/^\d+:\d+$/.test(heldMajorMinor)) continue;
-    holds.set(hash, { name, hash, heldMajorMinor });
+  for (const loop of state.loops) {
+    if (!loop.readOnly || loop.offsetBytes !== HOLD_OFFSET_BYTES || loop.sizeLimitBytes !== HOLD_SIZE_BYTES)
+      continue;
+    let deviceName: string | undefined;
+    if (loop.backingMajorMinor !== null) deviceName = nameByMajorMinor.get(loop.backingMajorMinor);
+    else if (loop.backingFile.startsWith('/dev/mapper/'))
+      deviceName = loop.backingFile.slice('/dev/mapper/'.length);
+    const info = deviceName === undefined ? undefined : state.infos.get(deviceName);
+    const hash = deviceName === undefined ? undefined : DOCKER_THIN_NAME.exec(deviceName)?.[1];
+    if (!info || hash === undefined) continue;
+    holds.set(hash, {
+      name: loop.name,
+      devicePath: `/dev/${loop.name}`,
+      hash,
+      heldMajorMinor: majorMinor(info),
+    });
   }
   return holds;
 }

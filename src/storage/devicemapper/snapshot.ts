@@ -21,11 +21,51 @@ import {
   type ThinTable,
 } from './parse.js';
 import { type DmContext } from './context.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { LoopFacts } from './persistence.js';
 
 export interface DmSnapshot {
   tables: Map<string, DmSegment[]>;
   infos: Map<string, DmDeviceInfo>;
   statuses: Map<string, DmSegment[]> | null;
+  /** Bound loop devices (where kernel holds live), from /sys/block: file reads, no process. */
+  loops: LoopFacts[];
+}
+
+function readTrimmed(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Every bound loop device in `sysBlockDir` (an unbound one has no loop/backing_file). */
+export function readLoops(sysBlockDir: string): LoopFacts[] {
+  let names: string[];
+  try {
+    names = readdirSync(sysBlockDir).filter((name) => /^loop\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const loops: LoopFacts[] = [];
+  for (const name of names) {
+    const dir = path.join(sysBlockDir, name);
+    const backingFile = readTrimmed(path.join(dir, 'loop', 'backing_file'));
+    if (backingFile === null || backingFile === '') continue;
+    const base = path.basename(backingFile);
+    const dmDev = /^dm-\d+$/.test(base) ? path.join(sysBlockDir, base, 'dev') : null;
+    loops.push({
+      name,
+      backingFile,
+      offsetBytes: Number(readTrimmed(path.join(dir, 'loop', 'offset')) ?? -1),
+      sizeLimitBytes: Number(readTrimmed(path.join(dir, 'loop', 'sizelimit')) ?? -1),
+      readOnly: readTrimmed(path.join(dir, 'ro')) === '1',
+      backingMajorMinor: dmDev !== null && existsSync(dmDev) ? readTrimmed(dmDev) : null,
+    });
+  }
+  return loops;
 }
 
 export interface PoolContext {
@@ -83,13 +123,13 @@ export interface KernelSnapshot {
 }
 
 export function createKernelSnapshot(ctx: DmContext): KernelSnapshot {
-  const { dmsetup, driverStatus } = ctx;
+  const { dmsetup, driverStatus, sysBlockDir } = ctx;
   /** Two or three commands, whatever the number of devices. */
   async function snapshot(withStatus: boolean): Promise<DmSnapshot> {
     const tables = parseDmsetupAllDevices(await dmsetup(['table']));
     const statuses = withStatus ? parseDmsetupAllDevices(await dmsetup(['status', '--noflush'])) : null;
     const infos = parseDmInfoColumns(await dmsetup(INFO_ARGS));
-    return { tables, infos, statuses };
+    return { tables, infos, statuses, loops: readLoops(sysBlockDir) };
   }
 
   function poolContext(state: DmSnapshot): PoolContext {

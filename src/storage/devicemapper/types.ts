@@ -38,7 +38,7 @@ export interface DevicemapperOptions {
   holdGrownDevices?: boolean;
   /** How often a pass asks dockerd again whether it caches a grown size yet (default 10 s). */
   persistenceRecheckMs?: number;
-  /** Binary lookup for doctor (default: the runner's search). */
+  /** Binary lookup for doctor (default: the runner's own, which honours config `binaries`). */
   binaryPresent?: (tool: ToolName) => boolean;
 }
 
@@ -58,7 +58,7 @@ export interface DevicemapperBackend extends StorageBackend {
   ): Promise<{ fromBytes: number; toBytes: number; steps: readonly GrowStep[] }>;
   recover(containers: readonly ContainerInfo[]): Promise<void>;
   onContainerStopped(container: ContainerInfo): Promise<void>;
-  /** Removes every kernel hold (tests; an operator's `dmsetup remove autogrow-hold-*` does the same). */
+  /** Removes every kernel hold (tests; an operator's `losetup -d` of the hold's loop device does the same). */
   releaseHolds(): Promise<void>;
   /** Devices held by a kernel hold now, by mount hash. */
   heldDevices(): Promise<string[]>;

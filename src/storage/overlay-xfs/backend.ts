@@ -23,7 +23,7 @@
  * (nothing Docker wrote goes into it); then the report is read again to verify.
  */
 import { errorMessage } from '../../util/errors.js';
-import { GrowProgress } from '../grow-error.js';
+import { withGrowProgress, type GrowProgress } from '../grow-error.js';
 import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
 import type { ContainerInfo } from '../../docker/model.js';
@@ -369,13 +369,8 @@ class OverlayXfsBackend implements StorageBackend {
     else target.hardLimitBytes = hardLimitBytes;
   }
 
-  async grow(request: GrowRequest): Promise<GrowResult> {
-    const progress = new GrowProgress();
-    try {
-      return await this.growStepByStep(request, progress);
-    } catch (error) {
-      throw progress.failed(error);
-    }
+  grow(request: GrowRequest): Promise<GrowResult> {
+    return withGrowProgress((progress) => this.growStepByStep(request, progress));
   }
 
   private async growStepByStep(request: GrowRequest, progress: GrowProgress): Promise<GrowResult> {

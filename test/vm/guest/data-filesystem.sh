@@ -1,13 +1,15 @@
 #!/bin/bash
 # Data-filesystem growth on a real kernel (run by test/vm/data-filesystem.test.ts in an `none` VM):
-# for each filesystem in $AUTOGROW_DATAFS_FILESYSTEMS (default "ext4 xfs"), Docker's data root on an
-# LVM LV of that filesystem, dockerd overlay2 on it, and:
+# for each filesystem in $AUTOGROW_DATAFS_FILESYSTEMS (default "ext4 xfs btrfs"), Docker's data root
+# on a 512 MiB LVM LV of that filesystem, dockerd on it (overlay2; btrfs: the btrfs driver), and:
 #   1. control: without the agent, a writer in a container without a size limit hits ENOSPC;
 #   2. with the agent: the same writer finishes, the agent extended the LV and the filesystem online,
 #      and `df` agrees with the agent's metrics;
 #   3. VG exhausted: a clear cannot-grow reason (metric), LV unchanged, no pending intent;
-#   4. a real kill -9 of the agent after lvextend and before the filesystem grow (the grow tool is a
-#      wrapper that blocks), then a restart that finishes the grow.
+#   4. only for the filesystems in $AUTOGROW_DATAFS_KILL_FILESYSTEMS (default "ext4"; recovery is the
+#      same code for every filesystem, and each agent start costs minutes under TCG): a real kill -9 of
+#      the agent after lvextend and before the filesystem grow (the grow tool is a wrapper that
+#      blocks), then a restart that finishes the grow.
 # Prints "DATAFS <fs> <check>: ok ..." per check and "DATAFS PASSED" at the end; the host asserts on them.
 set -euo pipefail
 . "$AUTOGROW_SRC/test/vm/guest/lib.sh"
@@ -22,6 +24,10 @@ STATE=/run/autogrow-state
 IMAGE=autogrow-busybox:test
 METRICS=http://127.0.0.1:9839/metrics
 MIB=$((1024 * 1024))
+LV_MIB=512
+CHUNK_MIB=32
+# the control and the writer under the agent write 1.25 x the LV
+FILL_CHUNKS=$((LV_MIB * 5 / 4 / CHUNK_MIB))
 AGENT_PID=""
 
 [ -f "$SRC/dist/src/main.js" ] || die "dist/src/main.js missing: run npm run build on the host first"
@@ -42,6 +48,26 @@ fs_bytes() { df -B1 --output=size "$DATA_ROOT" | tail -n1 | tr -d ' '; }
 show() {
   echo "\$ $*"
   "$@"
+}
+
+is_kill_fs() { case " ${AUTOGROW_DATAFS_KILL_FILESYSTEMS:-ext4} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+fs_grow_tool() { case $1 in ext4) echo resize2fs ;; xfs) echo xfs_growfs ;; *) echo btrfs ;; esac; }
+
+# The filesystem grow tool of a kill filesystem, wrapped: it runs the real tool, or, while
+# /tmp/block-fs-grow exists, records its pid and blocks, so the test can kill -9 the agent between
+# lvextend and the filesystem grow without a second agent start (each costs minutes under TCG).
+write_fs_grow_wrapper() { # <fs>
+  local real
+  real=$(command -v "$(fs_grow_tool "$1")")
+  cat >/tmp/fs-grow-wrapper <<EOT
+#!/bin/sh
+if [ -e /tmp/block-fs-grow ]; then
+  echo \$\$ >/tmp/blocking-fs-grow.pid
+  exec sleep 600
+fi
+exec $real "\$@"
+EOT
+  chmod +x /tmp/fs-grow-wrapper
 }
 
 write_config() { # <file> <threshold> [binaries yaml]
@@ -88,15 +114,15 @@ import_busybox() {
   rm -rf $bb
 }
 
-# writer <name> <chunks of 32 MiB> <pause s>: a container without a size limit writing and syncing
+# writer <name> <chunks of CHUNK_MIB> <pause s>: a container without a size limit writing and syncing
 writer() {
   docker run -d --name "$1" --network none "$IMAGE" sh -c \
-    "i=0; while [ \$i -lt $2 ]; do dd if=/dev/zero of=/fill\$i bs=1M count=32 conv=fsync 2>&1 || exit 1; i=\$((i+1)); sleep $3; done; sync" >/dev/null
+    "i=0; while [ \$i -lt $2 ]; do dd if=/dev/zero of=/fill\$i bs=1M count=$CHUNK_MIB conv=fsync 2>&1 || exit 1; i=\$((i+1)); sleep $3; done; sync" >/dev/null
 }
 writer_exit() { docker wait "$1"; }
 
 setup_fs() { # <fs>
-  lvcreate -q -y --wipesignatures y -n $LV -L 1G $VG
+  lvcreate -q -y --wipesignatures y -n $LV -L ${LV_MIB}M $VG
   udevadm settle
   case $1 in
     ext4) mkfs.ext4 -q -F /dev/$VG/$LV ;;
@@ -105,6 +131,8 @@ setup_fs() { # <fs>
   esac
   mkdir -p $DATA_ROOT
   mount /dev/$VG/$LV $DATA_ROOT
+  # the btrfs storage driver limits and observes containers by qgroups
+  [ "$1" != btrfs ] || btrfs quota enable $DATA_ROOT
   mkdir -p /etc/docker
   cat >/etc/docker/daemon.json <<EOT
 { "data-root": "$DATA_ROOT", "storage-driver": "$([ "$1" = btrfs ] && echo btrfs || echo overlay2)",
@@ -126,32 +154,38 @@ teardown_fs() {
 
 pvcreate -q "$AUTOGROW_SCRATCH_DEV"
 vgcreate -q $VG "$AUTOGROW_SCRATCH_DEV"
-for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs}; do
+for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs btrfs}; do
   stamp "data-filesystem: $FS"
   setup_fs "$FS"
   cp "$OUT/../dockerd.log" "$OUT/dockerd-$FS.log" 2>/dev/null || true
   lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,segtype,vg_free,vg_extent_size $VG/$LV >"$OUT/lvs-$FS-before.json"
 
-  # 1. control: 1.25 GiB into a 1 GiB filesystem without the agent
-  writer control 40 0
+  # 1. control: 1.25 x the LV into its filesystem without the agent
+  writer control $FILL_CHUNKS 0
   rc=$(writer_exit control)
   docker logs control >"$OUT/control-$FS.log" 2>&1
   [ "$rc" != 0 ] || fail "$FS control: the writer finished without the agent (rc 0)"
   grep -q 'No space left on device' "$OUT/control-$FS.log" || fail "$FS control: no ENOSPC in the writer's output"
-  [ "$(lv_bytes)" = $((1024 * MIB)) ] || fail "$FS control: the LV changed without the agent"
+  [ "$(lv_bytes)" = $((LV_MIB * MIB)) ] || fail "$FS control: the LV changed without the agent"
   docker rm control >/dev/null
   ok control "writer rc $rc: $(grep -m1 'No space left' "$OUT/control-$FS.log")"
 
   # 2. the agent grows LV + filesystem online while the writer writes
-  write_config $STATE/agent.yaml 60%
+  if is_kill_fs "$FS"; then
+    write_fs_grow_wrapper "$FS"
+    write_config $STATE/agent.yaml 50% "binaries:
+  $(fs_grow_tool "$FS"): /tmp/fs-grow-wrapper"
+  else
+    write_config $STATE/agent.yaml 50%
+  fi
   start_agent $STATE/agent.yaml "$FS"
   fs_before=$(fs_bytes)
-  writer filler 40 1
+  writer filler $FILL_CHUNKS 1
   rc=$(writer_exit filler)
   docker logs filler >"$OUT/filler-$FS.log" 2>&1
   [ "$rc" = 0 ] || fail "$FS grow: the writer failed with the agent running (rc $rc): $(tail -n2 "$OUT/filler-$FS.log")"
   lv_after=$(lv_bytes)
-  [ "$lv_after" -gt $((1024 * MIB)) ] || fail "$FS grow: LV not extended ($lv_after)"
+  [ "$lv_after" -gt $((LV_MIB * MIB)) ] || fail "$FS grow: LV not extended ($lv_after)"
   sleep 3 # two looks: the metrics carry the settled size
   fs_after=$(fs_bytes)
   metric_size=$(metric data_filesystem_size_bytes)
@@ -163,14 +197,14 @@ for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs}; do
   [ "$(printf '%.0f' "$metric_lv")" = "$lv_after" ] || fail "$FS grow: lvs $lv_after != metric $metric_lv"
   grows=$(metric data_filesystem_grows_total 'result="grown"')
   [ "$(printf '%.0f' "$grows")" -ge 1 ] || fail "$FS grow: grows_total{result=grown} is $grows"
-  ok grow "writer rc 0; LV 1073741824 -> $lv_after; fs $fs_before -> $fs_after; df = metric; grows $grows"
+  ok grow "writer rc 0; LV $((LV_MIB * MIB)) -> $lv_after; fs $fs_before -> $fs_after; df = metric; grows $grows"
 
   # 3. VG exhausted: another LV takes every free extent; the filler's files stay, a second writer
   #    crosses the threshold
   lvcreate -q -y -n hog -l 100%FREE $VG
   lv_before=$(lv_bytes)
   used=$(df -B1 --output=used $DATA_ROOT | tail -n1 | tr -d ' ')
-  need=$(((fs_after * 65 / 100 - used) / (32 * MIB) + 1))
+  need=$(((fs_after * 65 / 100 - used) / (CHUNK_MIB * MIB) + 1))
   [ "$need" -gt 0 ] || need=1
   writer extra "$need" 0
   rc=$(writer_exit extra)
@@ -186,36 +220,34 @@ for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs}; do
   grep -m1 '"vg-exhausted"\|VG\|volume group' "$OUT/agent-$FS.log" >/dev/null || true
   vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free $VG >"$OUT/vgs-$FS-exhausted.json"
   ok vg-exhausted "cannot_grow{reason=vg-exhausted} 1, LV unchanged at $lv_before, journal $intents intents / $dones done"
-  docker rm -f extra >/dev/null
-  lvremove -q -y $VG/hog
+  if ! is_kill_fs "$FS"; then
+    docker rm -f extra >/dev/null
+    lvremove -q -y $VG/hog
+    teardown_fs
+    continue
+  fi
 
-  # 4. kill -9 after lvextend, before the filesystem grow; the restart finishes it
-  stop_agent
-  tool=$([ "$FS" = ext4 ] && echo resize2fs || { [ "$FS" = xfs ] && echo xfs_growfs || echo btrfs; })
-  cat >/tmp/blocking-fs-grow <<EOT
-#!/bin/sh
-echo \$\$ >/tmp/blocking-fs-grow.pid
-exec sleep 600
-EOT
-  chmod +x /tmp/blocking-fs-grow
+  # 4. kill -9 after lvextend, before the filesystem grow; the restart finishes it. The same agent:
+  #    the grow tool blocks from now on, and freeing the VG (the extra writer's files keep the
+  #    filesystem over its threshold) makes it grow at once.
   rm -f /tmp/blocking-fs-grow.pid
-  # threshold 1%: the restarted agent grows at once
-  write_config $STATE/agent-kill.yaml 1% "binaries:
-  $tool: /tmp/blocking-fs-grow"
+  touch /tmp/block-fs-grow
   lv_before=$(lv_bytes)
   fs_before=$(fs_bytes)
-  start_agent $STATE/agent-kill.yaml "$FS-kill"
+  lvremove -q -y $VG/hog
   wait_for 120 test -s /tmp/blocking-fs-grow.pid || fail "$FS kill: the agent never reached the filesystem grow"
   kill -KILL "$AGENT_PID"
   wait "$AGENT_PID" 2>/dev/null || true
   AGENT_PID=""
   kill -KILL "$(cat /tmp/blocking-fs-grow.pid)" 2>/dev/null || true
+  rm -f /tmp/block-fs-grow
   lv_killed=$(lv_bytes)
   fs_killed=$(fs_bytes)
   cp $STATE/data-filesystem-journal.jsonl "$OUT/journal-$FS-killed.jsonl"
   [ "$lv_killed" -gt "$lv_before" ] || fail "$FS kill: LV not extended before the kill ($lv_before -> $lv_killed)"
   [ "$fs_killed" = "$fs_before" ] || fail "$FS kill: filesystem changed before its grow ($fs_before -> $fs_killed)"
   tail -n1 $STATE/data-filesystem-journal.jsonl | grep -q '"step":"lv-extended"' || fail "$FS kill: last journal step is not lv-extended"
+  docker rm -f extra >/dev/null
   ok killed "LV $lv_before -> $lv_killed, fs still $fs_killed, journal ends at lv-extended"
   start_agent $STATE/agent.yaml "$FS-restart"
   wait_for 120 bash -c "[ \$(df -B1 --output=size $DATA_ROOT | tail -n1 | tr -d ' ') -gt $fs_before ]" ||

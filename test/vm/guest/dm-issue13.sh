@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 13's exact scenario (run by test/vm/devicemapper-issue13.test.ts in docker-dm-lvm with
+# Issue 13's exact scenario (run by test/vm/dm-issue13.test.ts in docker-dm-lvm with
 # live-restore on, deferred removal and deletion on): `once` grows a container 1G -> 2G while no
 # agent daemon runs, `run` is started, then `docker stop -t 1; sleep 3; docker start`.
 # Prints `ISSUE13 <key>=<value>` lines that the host asserts on.
@@ -7,15 +7,18 @@
 # 1. control (c0): the same grow by `once`, then its kernel hold removed (what every earlier
 #    version left after `once` exited: nothing that outlives the process) and no agent running:
 #    the start must fail with "last sector read failed" - the rig bites.
-# 2. scenario (c1): the issue's steps as written; the start and a `docker restart` must keep the
+# 2. stopped while no agent runs (c2): the same grow by `once`, nothing else running; stop -t 1,
+#    sleep 3, start must run at the grown size (the hold `once` left is owned by the kernel).
+# 3. scenario (c1): the issue's steps as written; the start and a `docker restart` must keep the
 #    grown size; status shows the device as held; `docker rm -f` leaves no device behind.
-# 3. dockerd restart (live-restore): c1 keeps running, dockerd now caches the grown size and the
+# 4. dockerd restart (live-restore): c1 keeps running, dockerd now caches the grown size and the
 #    agent releases the hold; a stop + start after that still runs at the grown size.
 set -uo pipefail
 . "$AUTOGROW_SRC/test/vm/guest/lib.sh"
 . "$AUTOGROW_VM_ENV_FILE"
 WAIT_S=${AUTOGROW_DM13_WAIT_S:-40}
-CLI="$AUTOGROW_SRC/dist/src/main.js"
+CLI=${AUTOGROW_DM_CLI:-$AUTOGROW_SRC/dist/src/main.js}
+case "$CLI" in /*) ;; *) CLI="$AUTOGROW_SRC/$CLI" ;; esac
 AG=/var/lib/docker-autogrow-test
 A=$AUTOGROW_ARTIFACTS_DIR
 mkdir -p "$AG"
@@ -28,6 +31,26 @@ journal: { path: $AG/journal.jsonl }
 metrics: { enabled: true, listen: '127.0.0.1:9477' }
 EOT
 say() { echo "ISSUE13 $1=$2"; }
+# the kernel hold on a thin device: a read-only loop device at offset 4096 backed by /dev/dm-<minor>
+hold_of() { # <dm device name>
+  local minor
+  minor=$(dmsetup info -c --noheadings -o minor "$1" 2>/dev/null | tr -d ' ') || return 0
+  [ -n "$minor" ] || return 0
+  losetup -l -n -O NAME,BACK-FILE,OFFSET | awk -v b="/dev/dm-$minor" '$2 == b && $3 == 4096 {print $1}'
+}
+# `run` in the background; a start that finds dockerd busy (socket hang up under TCG) is retried
+start_agent() { # <log>
+  local try
+  for try in 1 2 3; do
+    node "$CLI" run --config "$AG/config.yaml" >"$1" 2>&1 &
+    RUN_PID=$!
+    wait_for 300 grep -q 'agent ready' "$1" && return 0
+    kill -0 "$RUN_PID" 2>/dev/null && return 1
+    echo "agent exited at start (try $try): $(tail -1 "$1")"
+    sleep 5
+  done
+  return 1
+}
 dev_of() { docker inspect -f '{{.GraphDriver.Data.DeviceName}}' "$1"; }
 sectors_of() { dmsetup table "$1" 2>/dev/null | awk '{print $2}'; }
 fs_bytes() { docker exec "$1" stat -f -c '%S %b' / | awk '{print $1 * $2}'; }
@@ -39,7 +62,7 @@ snapshot_state() { # <container> <label>
     echo "== $1: $2"
     dmsetup info -c -o name,open,attr "$dev" 2>&1
     dmsetup table "$dev" 2>&1
-    dmsetup ls | grep autogrow-hold || echo "(no kernel hold)"
+    losetup -l -n -O NAME,BACK-FILE,OFFSET,SIZELIMIT,RO | grep ' 4096 ' || echo "(no kernel hold)"
     cat "$AUTOGROW_DATA_ROOT/devicemapper/metadata/${dev##*-}"
     echo
     docker inspect -f '{{.GraphDriver.Data.DeviceSize}} running={{.State.Running}}' "$1"
@@ -109,13 +132,35 @@ once c0
 say c0_grown_sectors "$(sectors_of "$DEV0")"
 say c0_grown_fs_bytes "$(fs_bytes c0)"
 say c0_docker_size "$(docker_size c0)"
-dmsetup ls | grep -q "autogrow-hold-${DEV0##*-}" && say c0_hold_after_once 1
-dmsetup remove "autogrow-hold-${DEV0##*-}" && say c0_hold_removed 1
+HOLD0=$(hold_of "$DEV0")
+[ -n "$HOLD0" ] && say c0_hold_after_once 1
+[ -n "$HOLD0" ] && losetup -d "$HOLD0" && say c0_hold_removed 1
 lines_before=$(dmesg | grep -c 'last sector read failed')
 stop_start c0 c0
 say c0_new_last_sector_failures "$(($(dmesg | grep -c 'last sector read failed') - lines_before))"
 docker rm -f c0 >/dev/null
 sleep 2
+
+stamp "issue13: stopped while no agent runs (c2)"
+fill c2
+DEV2=$(dev_of c2)
+once c2
+say c2_grown_sectors "$(sectors_of "$DEV2")"
+say c2_grown_fs_bytes "$(fs_bytes c2)"
+[ -n "$(hold_of "$DEV2")" ] && say c2_hold_after_once 1
+lines_before=$(dmesg | grep -c 'last sector read failed')
+stop_start c2 c2 && {
+  say c2_started_sectors "$(sectors_of "$DEV2")"
+  say c2_started_fs_bytes "$(fs_bytes c2)"
+  err=$(docker restart -t 1 c2 2>&1 >/dev/null)
+  say c2_restart_rc $?
+  [ -n "$err" ] && say c2_restart_err "$(tr '\n' ' ' <<<"$err" | cut -c1-300)"
+  say c2_restarted_fs_bytes "$(fs_bytes c2 2>/dev/null || echo 0)"
+}
+say c2_new_last_sector_failures "$(($(dmesg | grep -c 'last sector read failed') - lines_before))"
+docker rm -f c2 >/dev/null
+sleep 2
+say c2_rm_left_devices "$(dmsetup ls | grep -c -- "${DEV2##*-}")"
 
 stamp "issue13: scenario (c1)"
 fill c1
@@ -127,11 +172,11 @@ say c1_grown_sectors "$(sectors_of "$DEV1")"
 say c1_grown_fs_bytes "$(fs_bytes c1)"
 snapshot_state c1 "after once"
 stamp "issue13: run"
-node "$CLI" run --config "$AG/config.yaml" >"$A/issue13-run.log" 2>&1 &
-RUN_PID=$!
-wait_for 300 grep -q 'agent ready' "$A/issue13-run.log" || die "agent not ready"
+start_agent "$A/issue13-run.log" || die "agent not ready"
 say agent_ready 1
 sleep "$WAIT_S"
+# c2 was removed while no agent ran: its hold (and so its device) waits for an agent pass
+say c2_left_devices_with_agent "$(dmsetup ls | grep -c -- "${DEV2##*-}")"
 node "$CLI" status --config "$AG/config.yaml" >"$A/issue13-status-held.txt" 2>&1
 grep -q 'c1.*held' "$A/issue13-status-held.txt" && say c1_status_held 1
 curl_metric=$(busybox wget -q -O - http://127.0.0.1:9477/metrics 2>/dev/null | grep '^docker_autogrow_devicemapper_unpersisted' | tr '\n' ' ')
@@ -152,8 +197,8 @@ stamp "issue13: dockerd restart (live-restore)"
 say c1_docker_size_after_dockerd_restart "$(docker_size c1)"
 say c1_running_after_dockerd_restart "$(docker inspect -f '{{.State.Running}}' c1)"
 # the agent reconnects, sees dockerd cache the grown size and lets the hold go (a few passes)
-for _ in $(seq 1 60); do dmsetup ls | grep -q "autogrow-hold-${DEV1##*-}" || break; sleep 2; done
-dmsetup ls | grep -q "autogrow-hold-${DEV1##*-}" && say c1_hold_after_dockerd_restart 1 || say c1_hold_after_dockerd_restart 0
+for _ in $(seq 1 60); do [ -n "$(hold_of "$DEV1")" ] || break; sleep 2; done
+[ -n "$(hold_of "$DEV1")" ] && say c1_hold_after_dockerd_restart 1 || say c1_hold_after_dockerd_restart 0
 stop_start c1 c1_persistent && say c1_persistent_fs_bytes "$(fs_bytes c1)"
 node "$CLI" status --config "$AG/config.yaml" >"$A/issue13-status-persistent.txt" 2>&1
 docker rm -f c1 >/dev/null

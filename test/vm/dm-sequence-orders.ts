@@ -1,0 +1,218 @@
+/**
+ * Seeded, replayable orders of events for the devicemapper sequence test (test/vm/dm-sequence.test.ts,
+ * run in the guest by test/vm/guest/dm-sequence.sh): grows by `run`, `once` and `grow`, docker
+ * stop + start, docker restart, a container stopped (and later started), agent SIGTERM / SIGKILL /
+ * start, dockerd restart. Pure: the same seed always gives the same order, and an order is only
+ * ever made of steps that are possible in the state the steps before it leave (a grow by `run`
+ * needs a running agent and a running container, `start` a stopped container, ...).
+ *
+ * Text form (what the guest reads, one order): `seed=<n>:<step> <step> ...`, a step being
+ * `<action>` or `<action>:<container>`; orders are joined by `;`.
+ */
+
+export const DM_SEQ_ACTIONS = [
+  'grow-run',
+  'grow-once',
+  'grow-manual',
+  'stop-start',
+  'restart',
+  'stop',
+  'start',
+  'agent-term',
+  'agent-kill',
+  'agent-start',
+  'dockerd-restart',
+] as const;
+export type DmSeqAction = (typeof DM_SEQ_ACTIONS)[number];
+
+export interface DmSeqStep {
+  action: DmSeqAction;
+  /** Container name for container actions. */
+  container?: string;
+}
+
+export interface DmSeqOrder {
+  seed: number;
+  steps: DmSeqStep[];
+}
+
+export interface DmSeqOptions {
+  steps: number;
+  containers: readonly string[];
+  /** Without live-restore a dockerd restart stops every container. */
+  liveRestore: boolean;
+}
+
+/** The containers every order runs with (created fresh at their base size before each order). */
+export const DM_SEQ_CONTAINERS: readonly string[] = ['c1', 'c2'];
+/** Steps per order in CI. */
+export const DM_SEQ_STEPS = 9;
+/**
+ * The fixed CI seeds (direct-lvm, live-restore on): together they cover every action and a stop
+ * while the agent is down (test/unit/dm-sequence-orders.test.ts checks). More orders:
+ * AUTOGROW_DMSEQ_SEEDS.
+ */
+export const DM_SEQ_CI_SEEDS: readonly number[] = [31, 117];
+
+/** mulberry32: small, fast and the same on every platform. */
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface ModelState {
+  agentUp: boolean;
+  running: Map<string, boolean>;
+  grown: Set<string>;
+}
+
+/** Steps possible in `state`, with weights (grows first while nothing is grown yet). */
+function candidates(state: ModelState, options: DmSeqOptions): Array<{ step: DmSeqStep; weight: number }> {
+  const out: Array<{ step: DmSeqStep; weight: number }> = [];
+  const growWeight = state.grown.size === 0 ? 6 : 2;
+  for (const container of options.containers) {
+    if (state.running.get(container)) {
+      if (state.agentUp) out.push({ step: { action: 'grow-run', container }, weight: growWeight });
+      out.push({ step: { action: 'grow-once', container }, weight: growWeight });
+      out.push({ step: { action: 'grow-manual', container }, weight: growWeight });
+      const afterGrow = state.grown.has(container) ? 3 : 1;
+      out.push({ step: { action: 'stop-start', container }, weight: afterGrow });
+      out.push({ step: { action: 'restart', container }, weight: afterGrow });
+      out.push({ step: { action: 'stop', container }, weight: afterGrow });
+    } else {
+      out.push({ step: { action: 'start', container }, weight: 3 });
+    }
+  }
+  if (state.agentUp) {
+    out.push({ step: { action: 'agent-term' }, weight: 1.5 });
+    out.push({ step: { action: 'agent-kill' }, weight: 1.5 });
+  } else {
+    out.push({ step: { action: 'agent-start' }, weight: 3 });
+  }
+  out.push({ step: { action: 'dockerd-restart' }, weight: 1 });
+  return out;
+}
+
+function apply(state: ModelState, step: DmSeqStep, options: DmSeqOptions): void {
+  const container = step.container ?? '';
+  switch (step.action) {
+    case 'grow-run':
+    case 'grow-once':
+    case 'grow-manual':
+      state.grown.add(container);
+      break;
+    case 'stop':
+      state.running.set(container, false);
+      break;
+    case 'start':
+      state.running.set(container, true);
+      break;
+    case 'agent-term':
+    case 'agent-kill':
+      state.agentUp = false;
+      break;
+    case 'agent-start':
+      state.agentUp = true;
+      break;
+    case 'dockerd-restart':
+      if (!options.liveRestore) for (const name of options.containers) state.running.set(name, false);
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * One order: starts with the agent down and every container running at its base size, as the
+ * guest script sets up before each order.
+ */
+export function generateOrder(seed: number, options: DmSeqOptions): DmSeqOrder {
+  const random = prng(seed);
+  const state: ModelState = {
+    agentUp: false,
+    running: new Map(options.containers.map((name) => [name, true])),
+    grown: new Set(),
+  };
+  const steps: DmSeqStep[] = [];
+  for (let index = 0; index < options.steps; index += 1) {
+    // the first step grows something: an order is about what happens to a grown device
+    const choices = candidates(state, options).filter(
+      (choice) => index > 0 || choice.step.action.startsWith('grow-'),
+    );
+    const total = choices.reduce((sum, choice) => sum + choice.weight, 0);
+    let pick = random() * total;
+    let chosen = choices[choices.length - 1]!.step;
+    for (const choice of choices) {
+      pick -= choice.weight;
+      if (pick < 0) {
+        chosen = choice.step;
+        break;
+      }
+    }
+    steps.push(chosen);
+    apply(state, chosen, options);
+  }
+  return { seed, steps };
+}
+
+export function formatStep(step: DmSeqStep): string {
+  return step.container === undefined ? step.action : `${step.action}:${step.container}`;
+}
+
+export function formatOrder(order: DmSeqOrder): string {
+  return `seed=${order.seed}:${order.steps.map(formatStep).join(' ')}`;
+}
+
+export function parseOrder(text: string): DmSeqOrder {
+  const match = /^seed=(\d+):(.*)$/.exec(text.trim());
+  if (!match) throw new Error(`not an order: ${text}`);
+  const steps = match[2]!
+    .trim()
+    .split(/\s+/)
+    .filter((word) => word.length > 0)
+    .map((word): DmSeqStep => {
+      const [action, container] = word.split(':');
+      if (!(DM_SEQ_ACTIONS as readonly string[]).includes(action ?? ''))
+        throw new Error(`unknown action ${action}`);
+      return container === undefined
+        ? { action: action as DmSeqAction }
+        : { action: action as DmSeqAction, container };
+    });
+  return { seed: Number(match[1]), steps };
+}
+
+/** How many steps of each action a set of orders has. */
+export function actionCounts(orders: readonly DmSeqOrder[]): Map<DmSeqAction, number> {
+  const counts = new Map<DmSeqAction, number>(DM_SEQ_ACTIONS.map((action) => [action, 0]));
+  for (const order of orders)
+    for (const step of order.steps) counts.set(step.action, (counts.get(step.action) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * Whether a step was taken while the agent was down and stopped a container (the issue's second
+ * hole): `stop` or `stop-start` with no agent, or a dockerd restart without live-restore.
+ */
+export function stopsWhileAgentDown(order: DmSeqOrder, liveRestore: boolean): number {
+  let agentUp = false;
+  let count = 0;
+  for (const step of order.steps) {
+    if (step.action === 'agent-start') agentUp = true;
+    else if (step.action === 'agent-term' || step.action === 'agent-kill') agentUp = false;
+    else if (
+      !agentUp &&
+      (step.action === 'stop' ||
+        step.action === 'stop-start' ||
+        step.action === 'restart' ||
+        (step.action === 'dockerd-restart' && !liveRestore))
+    )
+      count += 1;
+  }
+  return count;
+}

@@ -8,7 +8,7 @@ import type { ContainerInfo } from '../docker/model.js';
 
 /** The storage drivers the agent grows: the one list (the type is read from it). */
 export const SUPPORTED_STORAGE_DRIVERS = ['devicemapper', 'btrfs', 'overlay2'] as const;
-/** `containerd`: Docker's containerd image store, observed only (no limits exist there). */
+/** Plus `containerd`: Docker's containerd image store, observed only (no limits exist there to grow). */
 export type StorageDriverName = (typeof SUPPORTED_STORAGE_DRIVERS)[number] | 'containerd';
 
 /** Usage of one container's writable layer, as observed in one pass. */

@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { describeWith, prereqs } from '../support/prereqs.js';
 import { samplePassReport } from '../unit/metrics-sample-report.js';
+import { sampleDataFsStatus } from '../unit/data-filesystem-sample-status.js';
 import { SERVER_EXTENSIONS, TestCertificates, opensslPrereq } from './http-certs.js';
 import { TestPrometheus, checkEveryDashboardQuery, sampleValues, sleep } from './prometheus-server.js';
 
@@ -105,6 +106,8 @@ describeWith([prereqs.prometheus, opensslPrereq], 'real Prometheus scraping the 
 
     metrics = createMetrics();
     metrics.setEventStreamConnected(true);
+    // the data filesystem rows of the host dashboard: a recorded LVM host whose VG is exhausted
+    metrics.dataFilesystem.applyStatus(sampleDataFsStatus());
     const tick = () => metrics.applyPassReport(host.next(removed));
     tick();
     feeder = setInterval(tick, 500);

@@ -33,7 +33,8 @@ function stringMap(value: unknown): Record<string, string> {
   return result;
 }
 
-const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>([
+/** Docker's container states (inspect State.Status, list State). */
+export const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>([
   'created',
   'running',
   'paused',

@@ -4,6 +4,7 @@
  * guessed at, since the ladder deletes by these ids.
  */
 import { isContainerId } from './ids.js';
+import { CONTAINER_STATES } from './mapping.js';
 import type {
   BuildCacheFacts,
   ContainerFacts,
@@ -21,15 +22,6 @@ const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 const REFERENCE = {
   test: (value: string) => value.length >= 1 && value.length <= 512 && !/[\s\p{Cc}]/u.test(value),
 };
-const STATES: ReadonlySet<string> = new Set([
-  'created',
-  'running',
-  'paused',
-  'restarting',
-  'removing',
-  'exited',
-  'dead',
-]);
 
 type Raw = Record<string, unknown>;
 const isRecord = (value: unknown): value is Raw =>
@@ -81,7 +73,7 @@ export function mapContainerList(raw: unknown): ContainerFacts[] {
   const containers: ContainerFacts[] = [];
   for (const entry of asArray(raw, 'container list')) {
     if (!isRecord(entry) || !isContainerId(entry.Id)) continue;
-    const state = typeof entry.State === 'string' && STATES.has(entry.State) ? entry.State : null;
+    const state = typeof entry.State === 'string' && CONTAINER_STATES.has(entry.State) ? entry.State : null;
     const imageId = typeof entry.ImageID === 'string' ? entry.ImageID : '';
     // a container whose state or image Docker does not say is kept (and its image with it)
     const names = asArray(entry.Names, 'container names').filter(

@@ -337,7 +337,7 @@ describe(`devicemapper backend on the real kernel (${env.environment})`, () => {
     backend = await newBackend();
     await backend.recover([await inspect('c1')]);
     await backend.observe([await inspect('c1')], Date.now());
-    expect(backend.heldDevices()).toEqual([deviceName.split('-').pop()]);
+    expect(await backend.heldDevices()).toEqual([deviceName.split('-').pop()]);
     watcher = new DieWatcher(backend, containerId);
     watcher.start();
     const started = performance.now();

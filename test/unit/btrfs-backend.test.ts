@@ -122,7 +122,7 @@ describe('btrfs backend observe', () => {
     });
     const free = first.containers.get(unlimited.id);
     expect(free?.sizeBytes).toBeNull();
-    expect(String(free?.detail.limit)).toMatch(/observed only/);
+    expect(String(free?.detail.limit)).toMatch(/created without --storage-opt size/);
     expect(first.pool).toMatchObject({
       kind: 'filesystem',
       committedBytes: 64 * MiB,

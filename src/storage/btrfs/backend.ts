@@ -286,7 +286,7 @@ class BtrfsBackend implements StorageBackend {
           live,
         });
         if (!dockerLimited) {
-          usage.detail.limit = 'none: created without --storage-opt size, observed only';
+          usage.detail.limit = 'no limit: created without --storage-opt size';
           if (row.maxReferencedBytes !== null) usage.detail.qgroupLimitBytes = row.maxReferencedBytes;
         }
         usages.set(container.id, usage);

@@ -314,7 +314,7 @@ class OverlayXfsBackend implements StorageBackend {
           });
         }
       } else {
-        detail.limit = 'none: created without --storage-opt size, observed only';
+        detail.limit = 'no limit: created without --storage-opt size';
       }
       usages.set(container.id, {
         containerId: container.id,

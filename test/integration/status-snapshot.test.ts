@@ -114,7 +114,7 @@ describeWith(
 
         CONTAINER  DRIVER   SIZE     USED  USED%              RULE       NEXT
         db-main    btrfs   64MiB    60MiB  [#########.]  93%  databases  at max 64MiB
-        scratch    btrfs       -     7MiB  -                  defaults   none: created without --storage-opt size, observed only
+        scratch    btrfs       -     7MiB  -                  defaults   no limit: created without --storage-opt size
         web-1      btrfs   64MiB    42MiB  [######....]  65%  defaults   grow at 85%
         web-2      btrfs   64MiB    60MiB  [#########.]  93%  defaults   would grow to 1.06GiB
         "

@@ -673,6 +673,14 @@ export class Reconciler {
       probes,
       errors,
       ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
+      ...(observation.unpersisted
+        ? {
+            unpersisted: observation.unpersisted.map((device) => ({
+              ...device,
+              name: this.deps.inventory.get(device.containerId)?.name ?? device.containerId.slice(0, 12),
+            })),
+          }
+        : {}),
     };
     this.passLogger.logPass(report, decided.pool);
     if (scope === 'all') {

@@ -605,9 +605,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       applyProbes(report);
       if (report.driver === 'devicemapper') {
         for (const state of DM_PERSISTENCE_STATES) {
-          const count = report.containers.filter(
-            (container) => container.usage?.detail['persistence'] === state,
-          ).length;
+          // the report's list has stopped containers too (they have no row)
+          const count = report.unpersisted
+            ? report.unpersisted.filter((device) => device.state === state).length
+            : report.containers.filter((container) => container.usage?.detail['persistence'] === state)
+                .length;
           dmPersistence.unpersisted.set({ state }, count);
         }
       }

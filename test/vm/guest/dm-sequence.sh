@@ -45,7 +45,9 @@ AGENT_PID=
 AGENT_N=0
 dev_of() { docker inspect -f '{{.GraphDriver.Data.DeviceName}}' "$1" 2>/dev/null; }
 sectors_of() { dmsetup table "$1" 2>/dev/null | awk 'NR == 1 {print $2}'; }
-fs_bytes() { docker exec "$1" stat -f -c '%S %b' / 2>/dev/null | awk '{print $1 * $2}'; }
+# printf, not print: mawk prints products above 2^31 as 3.10693e+09, which `[ -lt ]` cannot
+# compare (the smaller-filesystem check then never fired)
+fs_bytes() { docker exec "$1" stat -f -c '%S %b' / 2>/dev/null | awk '{printf "%.0f\n", $1 * $2}'; }
 is_running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 oneline() { tr '\n' ' ' | cut -c1-"${1:-300}"; }
 log() { echo "DMSEQ $*"; }
@@ -164,7 +166,8 @@ check() { # <label>
     if is_running "$c"; then
       fs=$(fs_bytes "$c")
       detail+=" $c=run/${sectors:-none}/${fs:-?}"
-      if [ -z "$sectors" ] || [ "$sectors" -lt "${MAXS[$c]}" ] || [ -z "$fs" ] || [ "$fs" -lt "${MAXFS[$c]}" ]; then
+      # a size that is not a plain integer counts as smaller: `[ -lt ]` on it is false, not an error
+      if ! [[ "$sectors" =~ ^[0-9]+$ && "$fs" =~ ^[0-9]+$ ]] || [ "$sectors" -lt "${MAXS[$c]}" ] || [ "$fs" -lt "${MAXFS[$c]}" ]; then
         verdict=violation
         detail+="(SMALLER than ${MAXS[$c]}/${MAXFS[$c]})"
       else

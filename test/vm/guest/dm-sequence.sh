@@ -12,7 +12,8 @@
 # After every step, for each container: if it runs, its device and filesystem are at least as
 # large as ever seen (else VIOLATION smaller); if it should run and does not (a start failed),
 # `status` must name it as not persistent with the fix (REPORTED) or it is a VIOLATION
-# unreported. Then the order settles: stopped containers started as the agent state is, then with
+# unreported. A new "last sector read failed" in dmesg in a step with no such report is a
+# VIOLATION too. Then the order settles: stopped containers started as the agent state is, then with
 # an agent running; both must run at their grown size. Last, `docker rm -f` must leave no device.
 #
 # Prints `DMSEQ ...` per step and `DMSEQ-ORDER seed=.. steps=.. ok=.. reported=.. violations=..`
@@ -193,7 +194,15 @@ check() { # <label>
   done
   failed_before=$LAST_SECTOR_FAILURES
   LAST_SECTOR_FAILURES=$failed_now
-  [ "$failed_now" -gt "$failed_before" ] && detail+=" last-sector-read-failed+$((failed_now - failed_before))"
+  if [ "$failed_now" -gt "$failed_before" ]; then
+    detail+=" last-sector-read-failed+$((failed_now - failed_before))"
+    # the kernel saw a device shorter than its filesystem: only a failed start that status
+    # names with the fix may explain it
+    if [ "$verdict" = ok ]; then
+      verdict=violation
+      detail+="(UNREPORTED)"
+    fi
+  fi
   if [ -n "$AGENT_PID" ]; then
     detail+=" metric:$(busybox wget -q -O - "http://$METRICS/metrics" 2>/dev/null | grep '^docker_autogrow_devicemapper_unpersisted' | sed 's/docker_autogrow_devicemapper_unpersisted_devices//' | tr -d ' \n')"
   fi

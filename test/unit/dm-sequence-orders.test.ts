@@ -14,7 +14,7 @@ import {
   DM_SEQ_CONTAINERS,
   DM_SEQ_LIVE_RESTORE,
   DM_SEQ_STEPS,
-  DM_SEQ_VARIANTS,
+  DM_SEQ_CI_VARIANTS,
   grownEvents,
   type DmSeqOrder,
 } from '../vm/dm-sequence-orders.js';
@@ -84,7 +84,7 @@ describe('devicemapper sequence orders', () => {
   });
 
   it('the CI seeds (one order per variant) cover every action; each grows first, stops a grown container with the agent down and up, and restarts dockerd after a grow', () => {
-    const orders = DM_SEQ_VARIANTS.flatMap((variant) =>
+    const orders = DM_SEQ_CI_VARIANTS.flatMap((variant) =>
       DM_SEQ_CI_SEEDS[variant].map((seed) => {
         const liveRestore = DM_SEQ_LIVE_RESTORE[variant];
         const order = generateOrder(seed, {
@@ -106,7 +106,7 @@ describe('devicemapper sequence orders', () => {
         return order;
       }),
     );
-    expect(orders).toHaveLength(DM_SEQ_VARIANTS.length);
+    expect(orders).toHaveLength(DM_SEQ_CI_VARIANTS.length);
     const counts = actionCounts(orders);
     for (const action of DM_SEQ_ACTIONS) expect([action, counts.get(action)]).not.toEqual([action, 0]);
   });

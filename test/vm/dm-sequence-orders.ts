@@ -46,13 +46,19 @@ export interface DmSeqOptions {
 /** The containers every order runs with (created fresh at their base size before each order). */
 export const DM_SEQ_CONTAINERS: readonly string[] = ['c1', 'c2'];
 /** The variants (Docker's devicemapper setups) the sequence runs in; test/vm/dm-sequence.test.ts maps them to VMs. */
-export const DM_SEQ_VARIANTS = ['lvm-live-restore', 'lvm', 'loop'] as const;
+export const DM_SEQ_VARIANTS = ['lvm-live-restore', 'lvm', 'loop', 'lvm-no-deferred'] as const;
 export type DmSeqVariant = (typeof DM_SEQ_VARIANTS)[number];
+/**
+ * The variants CI runs. lvm-no-deferred (direct-lvm, live-restore, dockerd without deferred
+ * removal and deletion: no kernel hold is possible) runs on request only.
+ */
+export const DM_SEQ_CI_VARIANTS: readonly DmSeqVariant[] = ['lvm-live-restore', 'lvm', 'loop'];
 /** Whether a variant's dockerd runs with live-restore (else a dockerd restart stops every container). */
 export const DM_SEQ_LIVE_RESTORE: Record<DmSeqVariant, boolean> = {
   'lvm-live-restore': true,
   lvm: false,
   loop: false,
+  'lvm-no-deferred': true,
 };
 /** Steps per order in CI (more: AUTOGROW_DMSEQ_STEPS). */
 export const DM_SEQ_STEPS = 7;
@@ -69,6 +75,7 @@ export const DM_SEQ_CI_SEEDS: Record<DmSeqVariant, readonly number[]> = {
   'lvm-live-restore': [4336],
   lvm: [3011],
   loop: [2619],
+  'lvm-no-deferred': [4336],
 };
 
 /** mulberry32: small, fast and the same on every platform. */

@@ -12,7 +12,8 @@
  *   AUTOGROW_DMSEQ_SEEDS=1,2,3 (or a count: AUTOGROW_DMSEQ_SEEDS=count:20 → seeds 1..20), for
  *     every selected variant
  *   AUTOGROW_DMSEQ_STEPS=12
- *   AUTOGROW_DMSEQ_VARIANTS=lvm (default: lvm-live-restore,lvm,loop)
+ *   AUTOGROW_DMSEQ_VARIANTS=lvm (default: lvm-live-restore,lvm,loop; also lvm-no-deferred:
+ *     dockerd without deferred removal and deletion, so no kernel hold, the unheld path)
  * A failing order is replayed by giving its seed (and the variant) again.
  */
 import { execFileSync } from 'node:child_process';
@@ -23,6 +24,7 @@ import {
   DM_SEQ_CI_SEEDS,
   DM_SEQ_CONTAINERS,
   DM_SEQ_LIVE_RESTORE,
+  DM_SEQ_CI_VARIANTS,
   DM_SEQ_STEPS,
   DM_SEQ_VARIANTS,
   type DmSeqVariant,
@@ -35,6 +37,11 @@ const ENVIRONMENTS: Record<DmSeqVariant, VmEnvironment> = {
   'lvm-live-restore': 'docker-dm-lvm',
   lvm: 'docker-dm-lvm',
   loop: 'docker-dm-loop',
+  'lvm-no-deferred': 'docker-dm-lvm',
+};
+/** Guest environment per variant beyond live-restore (test/vm/guest/dm-sequence.sh). */
+const GUEST_ENV: Partial<Record<DmSeqVariant, Record<string, string>>> = {
+  'lvm-no-deferred': { AUTOGROW_DMSEQ_NO_DEFERRED: '1' },
 };
 
 function seedsFromEnv(variant: DmSeqVariant): readonly number[] {
@@ -46,18 +53,20 @@ function seedsFromEnv(variant: DmSeqVariant): readonly number[] {
   return text.split(',').map((seed) => Number(seed.trim()));
 }
 
-const variants = (process.env.AUTOGROW_DMSEQ_VARIANTS ?? DM_SEQ_VARIANTS.join(',')).split(',').map((text) => {
-  const name = text.trim();
-  if (!(DM_SEQ_VARIANTS as readonly string[]).includes(name))
-    throw new Error(`AUTOGROW_DMSEQ_VARIANTS: unknown variant ${name}`);
-  const variant = name as DmSeqVariant;
-  return {
-    name: variant,
-    environment: ENVIRONMENTS[variant],
-    liveRestore: DM_SEQ_LIVE_RESTORE[variant],
-    seeds: seedsFromEnv(variant),
-  };
-});
+const variants = (process.env.AUTOGROW_DMSEQ_VARIANTS ?? DM_SEQ_CI_VARIANTS.join(','))
+  .split(',')
+  .map((text) => {
+    const name = text.trim();
+    if (!(DM_SEQ_VARIANTS as readonly string[]).includes(name))
+      throw new Error(`AUTOGROW_DMSEQ_VARIANTS: unknown variant ${name}`);
+    const variant = name as DmSeqVariant;
+    return {
+      name: variant,
+      environment: ENVIRONMENTS[variant],
+      liveRestore: DM_SEQ_LIVE_RESTORE[variant],
+      seeds: seedsFromEnv(variant),
+    };
+  });
 const steps = Number(process.env.AUTOGROW_DMSEQ_STEPS ?? DM_SEQ_STEPS);
 
 describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restarts and agent downtime', () => {
@@ -86,6 +95,7 @@ describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restart
         const env: Record<string, string> = {
           AUTOGROW_VM_LIVE_RESTORE: variant.liveRestore ? '1' : '0',
           AUTOGROW_DMSEQ_ORDERS: orders.map(formatOrder).join(';'),
+          ...GUEST_ENV[variant.name],
         };
         if (process.env.AUTOGROW_DM_CLI) env.AUTOGROW_DM_CLI = process.env.AUTOGROW_DM_CLI;
         const result = await runInVm({

@@ -285,6 +285,17 @@ run_order() { # <order text>
   echo "DMSEQ-ORDER seed=$SEED steps=$index ok=$OK reported=$REPORTED violations=$VIOLATIONS seconds=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN {printf "%d", b - a}')"
 }
 
+# AUTOGROW_DMSEQ_NO_DEFERRED=1 (variant lvm-no-deferred, outside CI): dockerd without deferred
+# removal and deletion, so no kernel hold is possible and a stop removes the grown device: the
+# agent's re-create and what status says carry the grow (src/policy/persistence.ts)
+if [ "${AUTOGROW_DMSEQ_NO_DEFERRED:-0}" = 1 ]; then
+  sed -i -e 's/dm\.use_deferred_removal=true/dm.use_deferred_removal=false/' \
+    -e 's/dm\.use_deferred_deletion=true/dm.use_deferred_deletion=false/' "$AUTOGROW_DOCKERD_CONFIG"
+  "$AUTOGROW_DOCKERD_CTL" restart >/dev/null 2>&1 || die "dockerd restart without deferred removal"
+  docker info 2>/dev/null | grep -q 'Deferred Removal Enabled: false' ||
+    die "dockerd still defers removals: $(docker info 2>/dev/null | grep Deferred | oneline)"
+  stamp "dm-sequence: dockerd without deferred removal and deletion"
+fi
 IFS=';' read -r -a ORDERS <<<"${AUTOGROW_DMSEQ_ORDERS:?no orders}"
 for order in "${ORDERS[@]}"; do run_order "$order"; done
 stamp "dm-sequence: done"

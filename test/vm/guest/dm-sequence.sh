@@ -11,7 +11,8 @@
 #
 # After every step, for each container: if it runs, its device and filesystem are at least as
 # large as ever seen (else VIOLATION smaller); if it should run and does not (a start failed),
-# `status` must name it as not persistent with the fix (REPORTED) or it is a VIOLATION
+# `status` must name it as not persistent with the fix (REPORTED; with an agent running, its
+# docker_autogrow_devicemapper_unpersisted_devices must count it too) or it is a VIOLATION
 # unreported. A new "last sector read failed" in dmesg in a step with no such report is a
 # VIOLATION too. Then the order settles: stopped containers started as the agent state is, then with
 # an agent running; both must run at their grown size. Last, `docker rm -f` must leave no device.
@@ -50,6 +51,11 @@ sectors_of() { dmsetup table "$1" 2>/dev/null | awk 'NR == 1 {print $2}'; }
 # compare (the smaller-filesystem check then never fired)
 fs_bytes() { docker exec "$1" stat -f -c '%S %b' / 2>/dev/null | awk '{printf "%.0f\n", $1 * $2}'; }
 is_running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+unpersisted_total() {
+  busybox wget -q -O - "http://$METRICS/metrics" 2>/dev/null |
+    awk '/^docker_autogrow_devicemapper_unpersisted_devices/ {sum += $2} END {printf "%d\n", sum}'
+}
+metric_counts_unpersisted() { [ "$(unpersisted_total)" -gt 0 ]; }
 oneline() { tr '\n' ' ' | cut -c1-"${1:-300}"; }
 log() { echo "DMSEQ $*"; }
 # kernel holds: read-only loop devices at offset 4096 (src/storage/devicemapper/persistence.ts)
@@ -185,6 +191,11 @@ check() { # <label>
         if grep -q "$c: not persistent" <<<"$status_out" && grep -q 'restart dockerd' <<<"$status_out"; then
           [ "$verdict" = violation ] || verdict=reported
           detail+="(start failed, reported)"
+          # a running agent counts it in its metric too (stopped containers included)
+          if [ -n "$AGENT_PID" ] && ! wait_for 20 metric_counts_unpersisted; then
+            verdict=violation
+            detail+="(metric UNREPORTED)"
+          fi
         else
           verdict=violation
           detail+="(start failed, UNREPORTED)"

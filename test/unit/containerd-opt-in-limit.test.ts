@@ -2,9 +2,9 @@
  * Opt-in limits on the containerd image store (label autogrow.size): the backend on a recorded
  * dockerd 28.5.2 container (test/fixtures/docker/containerd/: docker info, the container's
  * mountinfo) whose snapshotter root sits on an XFS mounted with prjquota, every command scripted
- * with its exact argv and answered with real xfs_io / xfs_quota output recorded in the guest
- * (test/fixtures/overlay-xfs/vm-*.txt: the same xfsprogs 6.1 formats, paths and ids rewritten to
- * this rig's). Checks: the first limit (limit first, then project, then read-backs), usage from
+ * with its exact argv and answered with real xfs_io / xfs_quota output recorded in the guest on
+ * that store (test/fixtures/docker/containerd/xfs/, by test/guest/containerd-xfs.test.ts; paths
+ * rewritten to this rig's temp dir, ids and KiB rewritten where a case needs other numbers). Checks: the first limit (limit first, then project, then read-backs), usage from
  * the one report per pass (no walk), dry-run sets nothing, grow verifies and never shrinks, an
  * agent restart finds the project on the inode, and a host without XFS pquota says why.
  */
@@ -53,19 +53,23 @@ function recorded(name: string): string {
 
 /** The recorded `xfs_io -r -c stat` block of one directory, for `dir` with `projectId`. */
 function xfsIoStat(dir: string, projectId: number): string {
-  const block = recorded('overlay-xfs/vm-xfs-io-stat-batch.txt').split(/(?=^fd\.path = )/m)[0]!;
+  const block = recorded('docker/containerd/xfs/xfs-io-stat-limited.txt').split(/(?=^fd\.path = )/m)[1]!;
   return block
     .replace(/^fd\.path = ".*"$/m, `fd.path = "${dir}"`)
     .replace(/^fsxattr\.projid = \d+$/m, `fsxattr.projid = ${projectId}`);
 }
 
-/** The recorded report (filled: #0, #2, #3 with 64 MiB limits) plus one row for the agent's project. */
+/** The recorded report's row of project 0 (what is not in any project), plus rows for agent projects. */
 function report(extraRows: string[] = []): string {
-  return `${recorded('overlay-xfs/vm-report-filled.txt').trimEnd()}\n${extraRows.join('\n')}\n`;
+  const projectZero = recorded('docker/containerd/xfs/report-control.txt')
+    .split('\n')
+    .filter((line) => line.startsWith('#0 '));
+  return `${[...projectZero, ...extraRows].join('\n')}\n`;
 }
 
+/** A row in the recorded layout (`#1000000001      59396          0      65536     00 [--------]`). */
 function row(projectId: number, usedKiB: number, hardKiB: number): string {
-  return `#${projectId}        ${usedKiB}          0     ${hardKiB}     00 [--------]`;
+  return `#${projectId}      ${usedKiB}          0      ${hardKiB}     00 [--------]`;
 }
 
 function container(labels: Record<string, string> = { 'autogrow.size': '64M' }): ContainerInfo {
@@ -240,6 +244,26 @@ describe('containerd opt-in limits (autogrow.size) on XFS with prjquota', () => 
     const observation = await backend(runner).observe([container({})], 1_000);
     runner.assertDone();
     expect(observation.containers.get(ID)).toMatchObject({ sizeBytes: 96 * MiB, usedBytes: 90_000 * 1024 });
+  });
+
+  it('reads the recorded reports of the guest run as they came: filled, grown, after the restarts', async () => {
+    const PROJECT_FILL = PROJECT + 1;
+    const expectations: [string, number, number][] = [
+      ['report-filled', 59_396 * 1024, 64 * MiB],
+      ['report-after-grow', 59_396 * 1024, 128 * MiB],
+      ['report-after-dockerd-restart', 100_360 * 1024, 128 * MiB],
+    ];
+    for (const [name, usedBytes, sizeBytes] of expectations) {
+      const runner = new ScriptedRunner();
+      runner
+        .expect('xfs_io', ['-r', '-c', 'stat', snapshotDir], { stdout: xfsIoStat(snapshotDir, PROJECT_FILL) })
+        .expect('xfs_quota', REPORT, { stdout: recorded(`docker/containerd/xfs/${name}.txt`) });
+      const observation = await backend(runner).observe([container()], 1_000);
+      runner.assertDone();
+      expect(observation.containers.get(ID), name).toMatchObject({ usedBytes, sizeBytes });
+      // the removed control container's project keeps its limit record: not counted as committed
+      expect(observation.pool?.committedBytes, name).toBe(sizeBytes);
+    }
   });
 
   it('takes the next id above every agent id the report shows', async () => {

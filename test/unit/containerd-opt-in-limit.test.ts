@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mapDockerInfo } from '../../src/docker/mapping.js';
 import type { ContainerInfo } from '../../src/docker/model.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { renderStatus } from '../../src/cli/render-status.js';
 import { createContainerdBackend } from '../../src/storage/containerd/index.js';
 import {
   AGENT_PROJECT_ID_BASE,
@@ -169,6 +170,38 @@ describe('containerd opt-in limits (autogrow.size) on XFS with prjquota', () => 
       detail: { projectId: PROJECT, usedSource: 'xfs project quota', snapshot: '3' },
     });
     expect(first.pool?.committedBytes).toBe(64 * MiB);
+    // status: the limited container with its size and used, the unlimited one without, the pool
+    const status = renderStatus(
+      {
+        startedAtMs: 1_000,
+        durationMs: 5,
+        driver: 'containerd',
+        dryRun: true,
+        pool: first.pool,
+        containers: [
+          {
+            containerId: ID,
+            name: 'ctr-limited',
+            driver: 'containerd',
+            usage: first.containers.get(ID) ?? null,
+            ruleName: 'label',
+            maxSizeBytes: 100 * 1024 * MiB,
+            decision: { kind: 'skip', reason: 'below-threshold' },
+            timeToFullSeconds: null,
+            labelWarnings: [],
+            backoffUntilMs: null,
+            thresholdRatio: 0.85,
+            cooldownUntilMs: null,
+          },
+        ],
+        probes: [],
+        errors: [],
+      } as unknown as Parameters<typeof renderStatus>[0],
+      { nowMs: 1_000 },
+    );
+    expect(status).toMatch(/ctr-limited\s+containerd\s+64MiB\s+2\.01MiB\s/);
+    expect(status).toContain('committed 64MiB');
+    expect(status).toContain('grow at 85%');
 
     // steady state: one report, no xfs_io, no walk
     runner.expect('xfs_quota', REPORT, { stdout: report([row(PROJECT, 40_000, 65_536)]) });

@@ -264,11 +264,18 @@ export function reclaimObservationOf(status: {
   look: { usage: FilesystemUsage } | null;
   decision: { action: string; reason?: string } | null;
   outcome: { kind: string } | null;
+  /** A device grown underneath that the watcher grows into now: growth first. */
+  underneath?: { decision: { action: string } } | null;
 }): ReclaimObservation | null {
   if (!status.look) return null;
   const { usage } = status.look;
   let cannotGrowReason: string | null = null;
-  if (status.decision?.action === 'cannot-grow') cannotGrowReason = status.decision.reason ?? 'cannot-grow';
+  const growingUnderneath =
+    status.underneath?.decision.action === 'grow-filesystem' ||
+    status.underneath?.decision.action === 'pvresize';
+  if (growingUnderneath) cannotGrowReason = null;
+  else if (status.decision?.action === 'cannot-grow')
+    cannotGrowReason = status.decision.reason ?? 'cannot-grow';
   else if (status.outcome?.kind === 'failed') cannotGrowReason = 'grow-failed';
   return {
     subject: `data filesystem ${status.dataRoot}`,

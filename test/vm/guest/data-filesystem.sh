@@ -39,7 +39,7 @@ AGENT_PID=""
 
 [ -f "$SRC/dist/src/main.js" ] || die "dist/src/main.js missing: run npm run build on the host first"
 [ -e "$SRC/node_modules/dockerode/package.json" ] || die "node_modules is not readable in the guest ($SRC/node_modules)"
-modprobe -a dm-mod xfs overlay
+modprobe -a dm-mod xfs overlay loop
 
 fail() {
   echo "DATAFS FAIL: $*" >&2

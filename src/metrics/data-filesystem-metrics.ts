@@ -96,8 +96,8 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
     underneathGrows: {
       type: 'counter',
       name: 'data_filesystem_device_grows_total',
-      help: 'Grows into a device grown underneath, by action (grow-filesystem, pvresize) and result (grown, failed, planned).',
-      labels: ['action', 'result'],
+      help: 'Grows into a device grown underneath, by kind (grow-filesystem, pvresize) and result (grown, failed, planned).',
+      labels: ['kind', 'result'],
     },
     underneathNeedsOperator: {
       type: 'gauge',
@@ -106,7 +106,7 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
     },
   });
   for (const action of UNDERNEATH_ACTIONS)
-    for (const result of DATA_FS_GROW_RESULTS) m.underneathGrows.inc({ action, result }, 0);
+    for (const result of DATA_FS_GROW_RESULTS) m.underneathGrows.inc({ kind: action, result }, 0);
   const countedUnderneath: Record<string, number> = {};
   for (const result of DATA_FS_GROW_RESULTS) m.grows.inc({ result }, 0);
   for (const reason of CANNOT_GROW_REASONS) m.cannotGrow.set({ reason }, 0);
@@ -136,7 +136,7 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
         for (const [key, total] of Object.entries(growsTotal)) {
           const [action = '', result = ''] = key.split('/');
           const delta = total - (countedUnderneath[key] ?? 0);
-          if (delta > 0) m.underneathGrows.inc({ action, result }, delta);
+          if (delta > 0) m.underneathGrows.inc({ kind: action, result }, delta);
           countedUnderneath[key] = total;
         }
       }

@@ -366,8 +366,8 @@ for CASE in $underneath_cases; do
     [ "$(printf '%.0f' "$metric_lv")" = "$lv_after" ] || fail "$CASE: lvs $lv_after != metric $metric_lv"
     detail="PV -> $pv_after; LV -> $lv_after; fs $fs_before -> $fs_after"
   fi
-  grown=$(metric data_filesystem_device_grows_total "action=\"$action\",result=\"grown\"")
-  [ "$(printf '%.0f' "${grown:-0}")" -ge 1 ] || fail "$CASE: device_grows_total{action=$action,result=grown} is ${grown:-absent}"
+  grown=$(metric data_filesystem_device_grows_total "kind=\"$action\",result=\"grown\"")
+  [ "$(printf '%.0f' "${grown:-0}")" -ge 1 ] || fail "$CASE: device_grows_total{kind=$action,result=grown} is ${grown:-absent}"
   unused=$(metric data_filesystem_device_unused_bytes)
   [ "$(printf '%.0f' "$unused")" -lt $((64 * MIB)) ] || fail "$CASE: $unused bytes still unused underneath"
   pending=$(metric data_filesystem_pending_recoveries)

@@ -20,7 +20,11 @@ export class ShippedAgent {
   stderr = '';
   private child: ChildProcess | null = null;
 
-  constructor(private readonly configFile: string) {}
+  /** `nodeFlags`: Node options before the script (bench runs: --cpu-prof, heap sizes). */
+  constructor(
+    private readonly configFile: string,
+    private readonly nodeFlags: readonly string[] = [],
+  ) {}
 
   get pid(): number {
     return this.child?.pid ?? 0;
@@ -30,7 +34,7 @@ export class ShippedAgent {
   async start(timeoutMs = 120_000): Promise<void> {
     const child = spawn(
       process.execPath,
-      [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', this.configFile],
+      [...this.nodeFlags, path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', this.configFile],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -86,4 +90,13 @@ export class ShippedAgent {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * The Node flags the shipped systemd unit gives the agent (its `Environment=NODE_OPTIONS=` line), so
+ * a bench run measures the agent as deployed.
+ */
+export function shippedNodeFlags(unitText: string): string[] {
+  const match = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unitText);
+  return (match?.[1] ?? '').split(' ').filter((flag) => flag !== '');
 }

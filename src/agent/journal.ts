@@ -122,7 +122,7 @@ export interface PoolGrowSucceededRecord extends RecordBase {
   steps: string[];
 }
 
-export interface PoolGrowFailedRecord extends RecordBase {
+export interface PoolGrowFailedRecord extends RecordBase, Partial<GrowFailureDetails> {
   type: 'pool-grow-failed';
   pool: string;
   fromBytes: number;

@@ -52,6 +52,8 @@ export function nextAction(container: StatusContainerReport, options: RenderStat
         return `grow failed: ${outcome.error.split('\n')[0]?.slice(0, 60) ?? ''}`;
       case 'planned':
         return `would grow to ${formatBytes(outcome.toBytes)}`;
+      case 'container-gone':
+        return 'removed during the grow';
     }
   }
   const decision = container.decision;

@@ -422,6 +422,18 @@ export class DockerInventory implements Inventory {
     }
   }
 
+  async recheck(id: string): Promise<'present' | 'gone' | 'unknown'> {
+    let info: ContainerInfo | null;
+    try {
+      info = await this.options.api.inspectContainer(id);
+    } catch {
+      return 'unknown';
+    }
+    if (info) return 'present';
+    this.forget(id);
+    return 'gone';
+  }
+
   private forget(id: string): void {
     const known = this.containers.delete(id);
     this.runningNotified.delete(id);

@@ -25,7 +25,9 @@ export type GrowOutcome =
       durationMs: number;
       error: string;
     } & Partial<GrowFailureDetails>)
-  | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> };
+  | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> }
+  // the grow failed because Docker removed the container meanwhile: not a failure (no backoff)
+  | { kind: 'container-gone'; fromBytes: number; toBytes: number; durationMs: number; error: string };
 
 export interface ContainerReport {
   containerId: string;

@@ -1,7 +1,8 @@
 /**
  * The shipped agent as a child process (`node dist/src/main.js run --config <file>`), its JSON log
- * lines collected as they arrive, each stamped with when it was received: the benchmarks' own copy
- * (test/support/agent-process.ts serves the tests). Run `npm run build` first.
+ * lines collected as they arrive, each stamped with when it was received. The one copy: the
+ * benchmarks, the soak and the tests (through test/support/agent-process.ts) use it. Run
+ * `npm run build` first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';

@@ -12,6 +12,8 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+# a current engine selected by engine-use.sh (its root shared by the host): its own control script
+[ -f /run/autogrow-engine/engine.env ] && exec bash "$HERE/engine-dockerd.sh" "$@"
 PIDFILE=/var/run/docker.pid
 CONFIG=${AUTOGROW_DOCKERD_CONFIG:-/etc/docker/daemon.json}
 

@@ -28,3 +28,18 @@ export_env() {
   export "$1=$2"
   printf 'export %s=%q\n' "$1" "$2" >>"$AUTOGROW_VM_ENV_FILE"
 }
+# import_busybox <image>: an image without a registry (busybox-static rootfs, imported through the
+# current DOCKER_HOST / default socket); used by setup-env.sh and engine-use.sh
+import_busybox() {
+  local bb
+  bb=$(mktemp -d /tmp/autogrow-busybox.XXXXXX)
+  mkdir -p "$bb/bin" "$bb/etc" "$bb/tmp" "$bb/proc" "$bb/sys" "$bb/dev" "$bb/data" "$bb/root"
+  cp /bin/busybox "$bb/bin/busybox"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$bb/etc/passwd"
+  echo 'root:x:0:' >"$bb/etc/group"
+  for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$bb/bin/$applet"; done
+  tar -C "$bb" -c . | docker import -c 'CMD ["/bin/sh"]' - "$1" >/dev/null
+  local rc=$?
+  rm -rf "$bb"
+  return $rc
+}

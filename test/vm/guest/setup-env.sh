@@ -62,14 +62,7 @@ start_docker() {
   export_env DOCKER_HOST unix:///var/run/docker.sock
   export_env AUTOGROW_DATA_ROOT "$DATA_ROOT"
   # An image without a registry: a busybox-static rootfs, imported.
-  local bb=/tmp/autogrow-busybox
-  mkdir -p $bb/bin $bb/etc $bb/tmp $bb/proc $bb/sys $bb/dev $bb/data $bb/root
-  cp /bin/busybox $bb/bin/busybox
-  echo 'root:x:0:0:root:/root:/bin/sh' >$bb/etc/passwd
-  echo 'root:x:0:' >$bb/etc/group
-  for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$bb/bin/$applet"; done
-  tar -C $bb -c . | docker import -c 'CMD ["/bin/sh"]' - "$BUSYBOX_IMAGE" >/dev/null
-  rm -rf $bb
+  import_busybox "$BUSYBOX_IMAGE"
   export_env AUTOGROW_BUSYBOX_IMAGE "$BUSYBOX_IMAGE"
   stamp "setup-env: $BUSYBOX_IMAGE imported"
 }

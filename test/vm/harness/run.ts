@@ -27,6 +27,7 @@ import {
 import { open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CURRENT_ENGINES, engineRootPath, type CurrentEngine } from '../../../bench/lib/dockerd.js';
 import { CHECKOUT_DIR, ensureVmImage } from './image.js';
 
 export const VM_ENVIRONMENTS = [
@@ -67,6 +68,12 @@ export interface VmRunOptions {
   label?: string;
   /** Also copy the guest console to this process's stderr (default: AUTOGROW_VM_VERBOSE=1). */
   echoConsole?: boolean;
+  /**
+   * Current engines (test/engines/build-root.sh roots, cached on the host) to share read-only with the
+   * guest (9p tag `engine-<name>`); `test/vm/guest/engine-use.sh <name>` switches the guest's dockerd
+   * to one. A root that was not built fails the run before boot (.ci/run builds them).
+   */
+  engines?: CurrentEngine[];
 }
 
 export interface VmRunResult {
@@ -117,6 +124,9 @@ function buildRunEnv(options: VmRunOptions): string {
     const files = options.vitestFiles.map((file) => checkoutRelativeFile(file, 'vitest file'));
     lines.push(`export AUTOGROW_VM_VITEST_FILES=${shellQuote(files.join(' '))}`);
   }
+  if (options.engines && options.engines.length > 0) {
+    lines.push(`export AUTOGROW_VM_ENGINES=${shellQuote(options.engines.join(' '))}`);
+  }
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (!ENV_NAME.test(name)) throw new Error(`invalid guest environment variable name '${name}'`);
     lines.push(`export ${name}=${shellQuote(value)}`);
@@ -163,6 +173,14 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
     throw new Error(`unknown VM environment '${options.environment}'`);
   }
   const runEnv = buildRunEnv(options); // validates before anything is created
+  const engineShares = (options.engines ?? []).map((engine) => {
+    if (!(CURRENT_ENGINES as readonly string[]).includes(engine))
+      throw new Error(`unknown engine '${engine}'`);
+    const root = engineRootPath(engine);
+    if (!root)
+      throw new Error(`engine '${engine}' has no built root: run test/engines/build-root.sh ${engine}`);
+    return ['-virtfs', `local,path=${root},mount_tag=engine-${engine},security_model=none,readonly=on`];
+  });
   const image = await ensureVmImage();
   pruneArtifactRuns(ARTIFACTS_ROOT, ARTIFACT_RUNS_KEPT - 1);
   const runId = newRunId(options.label ?? options.environment);
@@ -191,6 +209,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
     ...['-virtfs', `local,path=${CHECKOUT_DIR},mount_tag=src,security_model=none,readonly=on,id=src`],
     ...['-virtfs', `local,path=${runDir},mount_tag=run,security_model=none,id=run`],
     ...['-virtfs', `local,path=${nodeDir},mount_tag=node,security_model=none,readonly=on,id=node`],
+    ...engineShares.flat(),
   ];
   await writeFile(path.join(runDir, 'qemu-args.json'), JSON.stringify([QEMU, ...args], null, 2));
 

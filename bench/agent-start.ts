@@ -17,6 +17,8 @@ const MiB = 1024 ** 2;
 
 interface LoadSample {
   loadMs: number;
+  /** user+system CPU of the child while loading (less sensitive to a busy machine than wall). */
+  cpuMs: number;
   files: number;
   rssMiB: number;
 }
@@ -31,7 +33,7 @@ function loadInChild(what: 'agent' | 'dockerode-plain' | 'adapter'): LoadSample 
             path.join(REPO_ROOT, 'dist', 'src', what === 'agent' ? 'agent/app.js' : 'docker/client.js'),
           ).href,
         )})`;
-  const script = `const t=performance.now();Promise.resolve(${target}).then(()=>{process.stdout.write(JSON.stringify({loadMs:performance.now()-t,files:Object.keys(require.cache).length,rssMiB:process.memoryUsage().rss/${MiB}}))})`;
+  const script = `const t=performance.now();const c=process.cpuUsage();Promise.resolve(${target}).then(()=>{const u=process.cpuUsage(c);process.stdout.write(JSON.stringify({loadMs:performance.now()-t,cpuMs:(u.user+u.system)/1000,files:Object.keys(require.cache).length,rssMiB:process.memoryUsage().rss/${MiB}}))})`;
   const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: REPO_ROOT });
   if (child.status !== 0) throw new Error(`node -e (${what}) failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as LoadSample;
@@ -72,6 +74,7 @@ export function runAgentStart(options: { runs: number; label: string }): PartRes
   const row = (name: string, values: LoadSample[]) => [
     name,
     fmt(median(values, 'loadMs'), 0),
+    fmt(median(values, 'cpuMs'), 0),
     String(median(values, 'files')),
     fmt(median(values, 'rssMiB'), 1),
   ];
@@ -97,7 +100,13 @@ export function runAgentStart(options: { runs: number; label: string }): PartRes
           ],
         },
         {
-          head: ['imported in a fresh node', 'load ms (median)', 'CommonJS files', 'RSS after (MiB)'],
+          head: [
+            'imported in a fresh node',
+            'load wall ms (median)',
+            'load CPU ms (median)',
+            'CommonJS files',
+            'RSS after (MiB)',
+          ],
           rows: [
             row('the agent graph (dist/src/agent/app.js)', samples.agent),
             row('the Docker adapter (dist/src/docker/client.js)', samples.adapter),
@@ -115,12 +124,15 @@ export function runAgentStart(options: { runs: number; label: string }): PartRes
       versionWallMedianMs: percentile(wallMs, 50),
       versionCpuMedianMs: percentile(cpuMs, 50),
       agentGraphLoadMs: median(samples.agent, 'loadMs'),
+      agentGraphLoadCpuMs: median(samples.agent, 'cpuMs'),
       agentGraphFiles: median(samples.agent, 'files'),
       agentGraphRssMiB: median(samples.agent, 'rssMiB'),
       adapterLoadMs: median(samples.adapter, 'loadMs'),
+      adapterLoadCpuMs: median(samples.adapter, 'cpuMs'),
       adapterFiles: median(samples.adapter, 'files'),
       adapterRssMiB: median(samples.adapter, 'rssMiB'),
       dockerodePlainLoadMs: median(samples['dockerode-plain'], 'loadMs'),
+      dockerodePlainLoadCpuMs: median(samples['dockerode-plain'], 'cpuMs'),
       dockerodePlainFiles: median(samples['dockerode-plain'], 'files'),
       dockerodePlainRssMiB: median(samples['dockerode-plain'], 'rssMiB'),
     },

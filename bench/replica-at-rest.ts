@@ -79,6 +79,7 @@ export async function runReplicaAtRest(options: ReplicaAtRestOptions): Promise<P
         how: [
           `createAgentContext over btrfsWorld(${options.containers}) (recorded qgroup show, subvolume list, sysfs counters and inspect JSON, replicated); defaults with private state paths; reconciler.start() on the real clock; the registry rendered every 15 s`,
           `${fmt(options.settleMs / 1000, 0)} s to settle, then a ${fmt(seconds, 0)} s window; load average ${loadStart} at its start, ${loadEnd} at its end`,
+          `Node flags of the bench process: ${process.execArgv.join(' ') || 'none'} (run it as \`node --max-semi-space-size=1 dist/bench/run.js\` to measure with the shipped unit's NODE_OPTIONS)`,
         ],
         tables: [
           {
@@ -113,6 +114,7 @@ export async function runReplicaAtRest(options: ReplicaAtRestOptions): Promise<P
       },
       facts: {
         label: options.label,
+        nodeFlags: process.execArgv.join(' '),
         containers: options.containers,
         windowSeconds: seconds,
         loadStart,

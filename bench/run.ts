@@ -249,8 +249,10 @@ function targets(stored: Map<Part, StoredResult>): string[][] {
           ? 'met'
           : "met at the writer's unthrottled speed; that speed was below the disk's measured speed",
   ]);
+  // the latest run of the agent as shipped (an A/B without the unit's flags or a profiled run is not)
   const side = loadLabeled('side-by-side')
     .filter((run) => num(run.facts, 'containers') >= 100)
+    .filter((run) => !/--no-shipped-node-flags|--agent-node-flags/.test(run.command))
     .at(-1)?.facts;
   const sideCpu = num(side, 'agentCpuPercent');
   rows.push([

@@ -1,7 +1,8 @@
 /** The side-by-side benchmark's /proc readers (bench/side-by-side.ts), on real and recorded text. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { processCpuMs, rssBytes } from '../../bench/side-by-side.js';
+import { shippedNodeFlags } from '../../bench/lib/agent-process.js';
+import { counterValue, processCpuMs, rssBytes } from '../../bench/side-by-side.js';
 
 describe('side-by-side /proc readers', () => {
   it('reads utime+stime and cutime+cstime after the last ")" of a command name with spaces', () => {
@@ -22,5 +23,29 @@ describe('side-by-side /proc readers', () => {
     expect(rss).toBeGreaterThan(10 * 1024 ** 2);
     expect(rss % 1024).toBe(0);
     expect(() => rssBytes('Name:\tnode\n')).toThrow(/VmRSS/);
+  });
+});
+
+describe('side-by-side: the agent as shipped and its counters', () => {
+  it("takes the Node flags from the shipped unit's NODE_OPTIONS line", () => {
+    const unit = readFileSync(
+      new URL('../../deploy/systemd/docker-autogrow.service', import.meta.url),
+      'utf8',
+    );
+    expect(shippedNodeFlags(unit)).toEqual(['--max-semi-space-size=1']);
+    expect(shippedNodeFlags('[Service]\nEnvironment=AUTOGROW_CONFIG=/x\n')).toEqual([]);
+  });
+
+  it('reads an unlabelled counter from a Prometheus text body, NaN when absent', () => {
+    const body = [
+      '# HELP docker_autogrow_passes_total Whole-host observation passes completed.',
+      '# TYPE docker_autogrow_passes_total counter',
+      'docker_autogrow_passes_total 42',
+      'docker_autogrow_passes_total_created 1.7e9',
+      'docker_autogrow_guard_looks_total 7',
+    ].join('\n');
+    expect(counterValue(body, 'docker_autogrow_passes_total')).toBe(42);
+    expect(counterValue(body, 'docker_autogrow_guard_looks_total')).toBe(7);
+    expect(counterValue(body, 'docker_autogrow_absent_total')).toBeNaN();
   });
 });

@@ -8,7 +8,7 @@ import type { ContainerInfo } from '../docker/model.js';
 
 /** The storage drivers the agent grows: the one list (the type is read from it). */
 export const SUPPORTED_STORAGE_DRIVERS = ['devicemapper', 'btrfs', 'overlay2'] as const;
-/** Plus `containerd`: Docker's containerd image store, observed only (no limits exist there to grow). */
+/** Plus `containerd`: Docker's containerd image store (Docker sets no limits there; the agent sets opt-in ones). */
 export type StorageDriverName = (typeof SUPPORTED_STORAGE_DRIVERS)[number] | 'containerd';
 
 /** Usage of one container's writable layer, as observed in one pass. */

@@ -88,6 +88,9 @@ function container(labels: Record<string, string> = { 'autogrow.size': '64M' }):
   };
 }
 
+/** statfs answers per directory (tests of the fast path); the pool's otherwise. */
+let statfsOverride: ((dir: string) => FilesystemUsage | null) | null = null;
+
 function backend(runner: ScriptedRunner): StorageBackend {
   const info = mapDockerInfo(
     { ...JSON.parse(fixture('docker/containerd/info.json')), DockerRootDir: dataRoot },
@@ -111,15 +114,17 @@ function backend(runner: ScriptedRunner): StorageBackend {
     procRoot,
     mountInfoFile: path.join(procRoot, 'self-mountinfo'),
     walkFs: countingFs,
-    statfs: (): Promise<FilesystemUsage> =>
-      Promise.resolve({
-        typeMagic: 0x58465342,
-        totalBytes: 10 * 1024 * MiB,
-        availableBytes: 9 * 1024 * MiB,
-        usedBytes: 1024 * MiB,
-        totalInodes: 1000,
-        freeInodes: 900,
-      }),
+    statfs: (dir: string): Promise<FilesystemUsage> =>
+      Promise.resolve(
+        statfsOverride?.(dir) ?? {
+          typeMagic: 0x58465342,
+          totalBytes: 10 * 1024 * MiB,
+          availableBytes: 9 * 1024 * MiB,
+          usedBytes: 1024 * MiB,
+          totalInodes: 1000,
+          freeInodes: 900,
+        },
+      ),
   });
 }
 
@@ -140,6 +145,7 @@ beforeEach(() => {
   writeFileSync(path.join(upperDir, 'written'), Buffer.alloc(2 * MiB, 1));
   selfMountinfo = XFS_PQUOTA;
   lstatCalls = 0;
+  statfsOverride = null;
 });
 
 afterEach(() => rmSync(base, { recursive: true, force: true }));
@@ -210,6 +216,27 @@ describe('containerd opt-in limits (autogrow.size) on XFS with prjquota', () => 
     runner.assertDone();
     expect(second.containers.get(ID)).toMatchObject({ sizeBytes: 64 * MiB, usedBytes: 40_000 * 1024 });
     expect(lstatCalls).toBe(0);
+  });
+
+  it("the fill guard's fast path: statfs of the limited upperdir when it shows the project, else nothing", async () => {
+    const runner = new ScriptedRunner();
+    scriptFirstLimit(runner);
+    const ctrd = backend(runner);
+    await ctrd.observe([container()], 1_000);
+    const projectView = (totalBytes: number): FilesystemUsage => ({
+      typeMagic: 0x58465342,
+      totalBytes,
+      availableBytes: totalBytes - 50 * MiB,
+      usedBytes: 50 * MiB,
+      totalInodes: 1000,
+      freeInodes: 900,
+    });
+    statfsOverride = (dir) => (dir === upperDir ? projectView(64 * MiB) : null);
+    expect((await ctrd.readLiveUsage!([ID])).get(ID)).toEqual({ usedBytes: 50 * MiB, sizeBytes: 64 * MiB });
+    // a soft limit (or a limit changed behind the agent) shows another size: left to the pass
+    statfsOverride = (dir) => (dir === upperDir ? projectView(60 * MiB) : null);
+    expect((await ctrd.readLiveUsage!([ID])).has(ID)).toBe(false);
+    expect(runner.calls).toHaveLength(7);
   });
 
   it('a dry-run pass (status) sets nothing and says the limit comes at the next pass', async () => {

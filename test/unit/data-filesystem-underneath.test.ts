@@ -28,16 +28,18 @@ import {
 import type { BlockStack } from '../../src/storage/data-filesystem/block-stack.js';
 import type { LogicalVolumeReport } from '../../src/storage/data-filesystem/lvm.js';
 import {
-  growFilesystemToDevice,
   isSafePvName,
   parseExt4SuperblockSizeBytes,
   parsePvsReport,
   parseXfsDataBytes,
   partitionRoomOf,
+  UnderneathProber,
+} from '../../src/storage/data-filesystem/underneath-probe.js';
+import {
+  growFilesystemToDevice,
   pvresizeUnderneath,
   recoverUnderneathGrows,
   underneathJournalIn,
-  UnderneathProber,
   type UnderneathGrowDeps,
 } from '../../src/storage/data-filesystem/underneath.js';
 import { GIB, MIB, recorded } from './data-filesystem-fixtures.js';

@@ -36,11 +36,11 @@ import {
   recoverUnderneathGrows,
   underneathJournalIn,
   UnderneathGrowError,
-  UnderneathProber,
   type UnderneathGrowDeps,
   type UnderneathJournal,
   type UnderneathRecoveryReport,
 } from './underneath.js';
+import { UnderneathProber } from './underneath-probe.js';
 
 /** How old the LVM report (VG free) may get while the filesystem is below its thresholds. */
 export const LVM_REFRESH_MS = 60_000;

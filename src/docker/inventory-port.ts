@@ -33,7 +33,8 @@ export interface Inventory {
   subscribe(listener: InventoryListener): () => void;
   /**
    * Asks Docker now whether the container exists (one inspect); a container found gone is
-   * forgotten at once (listeners hear onDestroy). `unknown` when Docker did not answer.
+   * forgotten at once (listeners hear onDestroy), one in state `removing` (`docker rm -f` under
+   * way) is gone too. `unknown` when Docker did not answer.
    * Optional: ports without it are asked through `get`.
    */
   recheck?(id: string): Promise<'present' | 'gone' | 'unknown'>;

@@ -429,6 +429,8 @@ export class DockerInventory implements Inventory {
     } catch {
       return 'unknown';
     }
+    // `docker rm -f` inspects as 'removing' until its destroy event: its storage is going away
+    if (info?.state === 'removing') return 'gone';
     if (info) return 'present';
     this.forget(id);
     return 'gone';

@@ -123,6 +123,13 @@ describe('DockerInventory.recheck', () => {
     expect(await inventory.recheck('a'.repeat(64))).toBe('gone');
   });
 
+  it('says gone for a container Docker is removing (rm -f under way)', async () => {
+    const removing = inventoryOver(() =>
+      Promise.resolve(fakeContainer({ state: 'removing', running: false })),
+    );
+    expect(await removing.recheck('d'.repeat(64))).toBe('gone');
+  });
+
   it('says present for a container that exists, unknown when Docker does not answer', async () => {
     const present = inventoryOver(() => Promise.resolve(fakeContainer()));
     expect(await present.recheck('b'.repeat(64))).toBe('present');

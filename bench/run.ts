@@ -18,6 +18,7 @@ import { DockerHost } from './lib/host.js';
 import { fmt } from './lib/measure.js';
 import { REPO_ROOT } from './lib/repo-root.js';
 import { markdownTable, textTable, type PartResult } from './lib/report.js';
+import { runAgentStart } from './agent-start.js';
 import { runMemory } from './memory.js';
 import { measureRunnerProcess, runPassCost, type ProcessCost } from './pass-cost.js';
 import { runReaction } from './reaction.js';
@@ -34,6 +35,7 @@ const PARTS = [
   'pass-cost',
   'memory',
   'replica-at-rest',
+  'agent-start',
 ] as const;
 type Part = (typeof PARTS)[number];
 const DOCKER_PARTS: readonly Part[] = ['side-by-side', 'real-dockerd', 'reaction', 'fill-race'];
@@ -58,6 +60,8 @@ function parseArgs(argv: string[]) {
     doc: true,
     label: 'current',
     windowSeconds: 120,
+    agentNodeFlags: [] as string[],
+    shippedNodeFlags: true,
   };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index];
@@ -74,6 +78,9 @@ function parseArgs(argv: string[]) {
     else if (arg === '--label')
       options.label = (argv[++index] ?? '').replace(/[^a-z0-9-]/gi, '') || 'current';
     else if (arg === '--window') options.windowSeconds = Number(argv[++index]);
+    else if (arg === '--no-shipped-node-flags') options.shippedNodeFlags = false;
+    else if (arg === '--agent-node-flags')
+      options.agentNodeFlags = (argv[++index] ?? '').split(' ').filter((flag) => flag !== '');
     else throw new Error(`unknown option ${arg}`);
   }
   if (options.quick && !argv.includes('--memory-passes')) options.memoryPasses = 1000;
@@ -125,7 +132,7 @@ function printPart(result: PartResult): void {
 }
 
 /** Parts kept per --label (one file each), so the before and after runs stand side by side. */
-const LABELED_PARTS: readonly Part[] = ['side-by-side', 'replica-at-rest'];
+const LABELED_PARTS: readonly Part[] = ['side-by-side', 'replica-at-rest', 'agent-start'];
 const resultFile = (part: Part, label: string) =>
   path.join(RESULTS_DIR, LABELED_PARTS.includes(part) ? `${part}-${label}.json` : `${part}.json`);
 
@@ -398,8 +405,8 @@ async function writeDoc(stored: Map<Part, StoredResult>, findings: string): Prom
   if (sideRuns.length > 0) lines.push(...sideBySideSection(sideRuns));
   const restRuns = loadLabeled('replica-at-rest');
   if (restRuns.length > 0) lines.push(...replicaAtRestSection(restRuns));
-  for (const part of PARTS) {
-    const result = stored.get(part);
+  const results = [...loadLabeled('agent-start'), ...PARTS.map((part) => stored.get(part))];
+  for (const result of results) {
     if (!result) continue;
     lines.push(`## ${result.section.title}`, '');
     lines.push(
@@ -463,6 +470,8 @@ async function main(): Promise<void> {
               windowMs: options.windowSeconds * 1000,
               settleMs: options.quick ? 10_000 : 30_000,
               label: options.label,
+              agentNodeFlags: options.agentNodeFlags,
+              shippedNodeFlags: options.shippedNodeFlags,
             }),
           );
           await host.removeAll();
@@ -513,6 +522,11 @@ async function main(): Promise<void> {
         sampleEvery: Math.max(1, Math.floor(options.memoryPasses / 10)),
         driver: 'devicemapper',
       }),
+    );
+
+  if (wanted('agent-start'))
+    await run('agent-start', () =>
+      Promise.resolve(runAgentStart({ runs: options.quick ? 5 : 15, label: options.label })),
     );
 
   if (wanted('replica-at-rest'))

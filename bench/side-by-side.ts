@@ -12,7 +12,8 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ShippedAgent } from './lib/agent-process.js';
+import { ShippedAgent, shippedNodeFlags } from './lib/agent-process.js';
+import { REPO_ROOT } from './lib/repo-root.js';
 import type { BenchContainer, DockerHost } from './lib/host.js';
 import { fmt, mean, sleep } from './lib/measure.js';
 import type { PartResult } from './lib/report.js';
@@ -100,10 +101,11 @@ async function freePort(): Promise<number> {
 }
 
 /** One scrape as Prometheus does it: GET /metrics, body read to the end; returns the bytes. */
-async function scrape(port: number): Promise<number> {
+async function scrape(port: number, bodies?: string[]): Promise<number> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const body = await response.text();
   if (!response.ok) throw new Error(`scrape of :${port} answered ${response.status}`);
+  bodies?.push(body);
   return body.length;
 }
 
@@ -138,6 +140,19 @@ export interface SideBySideOptions {
   settleMs: number;
   /** before / after / ci: kept apart in bench/results so a doc shows both. */
   label: string;
+  /**
+   * Node options for the agent; by default the shipped unit's (deploy/systemd), so the run measures
+   * the agent as deployed. Extra flags (e.g. --cpu-prof) come after them.
+   */
+  agentNodeFlags?: readonly string[];
+  /** False: leave the shipped unit's flags out (the A/B that shows what they do). */
+  shippedNodeFlags?: boolean;
+}
+
+/** A counter's value in a Prometheus text body (unlabelled series); NaN when absent. */
+export function counterValue(body: string, name: string): number {
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(body);
+  return match ? Number(match[1]) : NaN;
 }
 
 const MiB = 1024 ** 2;
@@ -166,11 +181,21 @@ export async function runSideBySide(
     ].join('\n'),
     { mode: 0o600 },
   );
-  const agent = new ShippedAgent(configFile);
+  const nodeFlags = [
+    ...(options.shippedNodeFlags === false
+      ? []
+      : shippedNodeFlags(
+          readFileSync(path.join(REPO_ROOT, 'deploy', 'systemd', 'docker-autogrow.service'), 'utf8'),
+        )),
+    ...(options.agentNodeFlags ?? []),
+  ];
+  const agent = new ShippedAgent(configFile, nodeFlags);
   const exporter = await startNodeExporter(exporterPort);
   let scrapes = 0;
   let scrapeErrors = 0;
   const scrapeBytes = { agent: 0, exporter: 0 };
+  /** The agent's bodies: its pass and look counters over the window tell the per-second work. */
+  const agentBodies: string[] = [];
   try {
     await agent.start();
     const agentWatch = new PidWatch(agent.pid);
@@ -178,7 +203,7 @@ export async function runSideBySide(
     const scrapeBoth = async () => {
       scrapes += 1;
       await Promise.all([
-        scrape(agentPort).then(
+        scrape(agentPort, agentBodies).then(
           (bytes) => (scrapeBytes.agent = bytes),
           () => (scrapeErrors += 1),
         ),
@@ -192,6 +217,7 @@ export async function runSideBySide(
     await scrapeBoth();
     await sleep(options.settleMs);
     const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const bodiesAtStart = agentBodies.length;
     agentWatch.begin();
     exporterWatch.begin();
     const rssTimer = setInterval(() => {
@@ -204,6 +230,11 @@ export async function runSideBySide(
     const exporterCost = exporterWatch.end();
     clearInterval(scrapeTimer);
     const loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    await scrape(agentPort, agentBodies).catch(() => (scrapeErrors += 1));
+    const counterDelta = (name: string) =>
+      counterValue(agentBodies.at(-1) ?? '', name) - counterValue(agentBodies[bodiesAtStart - 1] ?? '', name);
+    const passesInWindow = counterDelta('docker_autogrow_passes_total');
+    const looksInWindow = counterDelta('docker_autogrow_guard_looks_total');
     const ratio = agentCost.cpuPercent / exporterCost.cpuPercent;
     const row = (name: string, cost: WindowCost) => [
       name,
@@ -239,6 +270,7 @@ export async function runSideBySide(
         ],
         notes: [
           `CPU ratio agent / node_exporter: ${fmt(ratio, 1)}x. Scrapes: ${scrapes} rounds, ${scrapeErrors} errors; last bodies ${scrapeBytes.agent} bytes (agent), ${scrapeBytes.exporter} bytes (node_exporter).`,
+          `Over the window the agent ran ${passesInWindow} whole-host passes and ${looksInWindow} fill-guard looks (its own counters, scraped at both ends); agent Node flags: ${nodeFlags.join(' ') || 'none'} (the shipped unit's NODE_OPTIONS first).`,
           'CPU = utime+stime+cutime+cstime from /proc/<pid>/stat at both ends of the window (10 ms ticks); RSS = VmRSS from /proc/<pid>/status every 5 s.',
         ],
       },
@@ -257,6 +289,9 @@ export async function runSideBySide(
         exporterRssMaxMiB: exporterCost.rssMaxBytes / MiB,
         cpuRatio: ratio,
         scrapeErrors,
+        passesInWindow,
+        looksInWindow,
+        agentNodeFlags: nodeFlags.join(' '),
       },
     };
   } finally {

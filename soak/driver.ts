@@ -30,10 +30,10 @@ import { request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ShippedAgent } from '../test/support/agent-process.js';
-import { LoopBtrfs, TestDockerd } from '../test/support/dockerd.js';
-import { freePort } from '../test/support/ports.js';
-import { REPO_ROOT } from '../test/support/repo-root.js';
+import { ShippedAgent } from '../bench/lib/agent-process.js';
+import { LoopBtrfs, TestDockerd } from '../bench/lib/dockerd.js';
+import { freePort } from '../bench/lib/ports.js';
+import { REPO_ROOT } from '../bench/lib/repo-root.js';
 import {
   checkFdTargets,
   checkHealthz,

@@ -217,7 +217,7 @@ export function checkMetricSeries(
 
 // --- journal ------------------------------------------------------------------------------------
 
-const GROW_ENDS = new Set(['grow-succeeded', 'grow-failed', 'grow-recovered']);
+const GROW_ENDS = new Set(['grow-succeeded', 'grow-failed', 'grow-recovered', 'grow-container-gone']);
 
 export interface JournalSummary {
   records: number;
@@ -225,6 +225,8 @@ export interface JournalSummary {
   growsSucceeded: number;
   growsFailed: number;
   growsRecovered: number;
+  /** Grows that ended because Docker removed the container meanwhile (not failures). */
+  growsContainerGone: number;
   /** Grows started and not (yet) ended, by container id, with when they started. */
   open: { containerId: string; atMs: number }[];
 }
@@ -232,7 +234,7 @@ export interface JournalSummary {
 /**
  * Reads journal text (rotated files oldest first, then the live file): every line must be a JSON
  * record with a type, and every grow-started must be followed by an end for the same container
- * (succeeded, failed, or recovered by the next owner). `openAllowedAfterMs`: a grow started at or
+ * (succeeded, failed, container gone, or recovered by the next owner). `openAllowedAfterMs`: a grow started at or
  * after this time may still be open (it may be running right now); use Infinity at the end of a run.
  */
 export function checkJournal(
@@ -248,6 +250,7 @@ export function checkJournal(
     growsSucceeded: 0,
     growsFailed: 0,
     growsRecovered: 0,
+    growsContainerGone: 0,
     open: [],
   };
   const lines = text.split('\n');
@@ -280,6 +283,7 @@ export function checkJournal(
       if (record.type === 'grow-succeeded') summary.growsSucceeded += 1;
       if (record.type === 'grow-failed') summary.growsFailed += 1;
       if (record.type === 'grow-recovered') summary.growsRecovered += 1;
+      if (record.type === 'grow-container-gone') summary.growsContainerGone += 1;
       const started = open.get(containerId) ?? [];
       if (started.length === 0) {
         violations.push({

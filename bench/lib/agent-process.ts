@@ -1,7 +1,8 @@
 /**
  * The shipped agent as a child process (`node dist/src/main.js run --config <file>`), its JSON log
- * lines collected as they arrive, each stamped with when it was received: the benchmarks' own copy
- * (test/support/agent-process.ts serves the tests). Run `npm run build` first.
+ * lines collected as they arrive, each stamped with when it was received. The one copy: the
+ * benchmarks, the soak and the tests (through test/support/agent-process.ts) use it. Run
+ * `npm run build` first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -20,7 +21,11 @@ export class ShippedAgent {
   stderr = '';
   private child: ChildProcess | null = null;
 
-  constructor(private readonly configFile: string) {}
+  /** `nodeFlags`: Node options before the script (bench runs: --cpu-prof, heap sizes). */
+  constructor(
+    private readonly configFile: string,
+    private readonly nodeFlags: readonly string[] = [],
+  ) {}
 
   get pid(): number {
     return this.child?.pid ?? 0;
@@ -30,7 +35,7 @@ export class ShippedAgent {
   async start(timeoutMs = 120_000): Promise<void> {
     const child = spawn(
       process.execPath,
-      [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', this.configFile],
+      [...this.nodeFlags, path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', this.configFile],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -86,4 +91,13 @@ export class ShippedAgent {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * The Node flags the shipped systemd unit gives the agent (its `Environment=NODE_OPTIONS=` line), so
+ * a bench run measures the agent as deployed.
+ */
+export function shippedNodeFlags(unitText: string): string[] {
+  const match = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unitText);
+  return (match?.[1] ?? '').split(' ').filter((flag) => flag !== '');
 }

@@ -161,6 +161,8 @@ export async function createAgentContext(
       metrics.applyPassReport(report);
       metrics.incLabelWarnings(countNewLabelWarnings(report, labelWarningsSeen));
       metrics.setGuardStats(reconciler.guardStats);
+      // a thin pool that cannot grow triggers the reclaim ladder too (src/policy/reclaim.ts)
+      reclaimer?.observePool(report);
     },
   });
   let reconnectsCounted = 0;

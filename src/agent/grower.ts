@@ -67,6 +67,13 @@ export interface GrowerDeps {
   clock: Clock;
   logger: Logger;
   concurrency: number;
+  /**
+   * Asked after a grow failed: does the container still exist? `'gone'` (Docker removed it while
+   * the grow ran, `docker rm -f`) turns the failure into a `container-gone` outcome: no backoff,
+   * no failure metric, no ResizeFailures alert. `'unknown'` (Docker unreachable) keeps the
+   * failure. Absent: every failure is a failure.
+   */
+  containerPresence?(containerId: string): Promise<'present' | 'gone' | 'unknown'>;
   /** Called when a grow ended, whatever its outcome (a limit moved, or a backoff began). */
   onGrowEnded?(containerId: string): void;
 }
@@ -127,6 +134,21 @@ export class Grower {
     journalOrLog(this.deps.journal, this.deps.logger, entry, options);
   }
 
+  /** Whether Docker says the container no longer exists; a check that fails says no. */
+  private async containerGone(containerId: string): Promise<boolean> {
+    const presence = this.deps.containerPresence;
+    if (!presence) return false;
+    try {
+      return (await presence(containerId)) === 'gone';
+    } catch (error) {
+      this.deps.logger.warn(
+        { containerId, err: errorMessage(error) },
+        'container re-check after a failed grow failed',
+      );
+      return false;
+    }
+  }
+
   private async growLocked(
     container: ContainerInfo,
     decision: GrowDecision,
@@ -171,6 +193,30 @@ export class Grower {
       } catch (error) {
         failure = errorMessage(error);
         failureDetails = growFailureDetails(error);
+      }
+      if (failure !== null && (await this.containerGone(container.id))) {
+        const endMs = clock.nowMs();
+        const durationMs = endMs - startedMs;
+        history.forget(container.id);
+        this.journal({
+          type: 'grow-container-gone',
+          atMs: endMs,
+          containerId: container.id,
+          name: container.name,
+          trigger,
+          fromBytes,
+          toBytes,
+          durationMs,
+          error: failure,
+        });
+        logger.info(
+          { ...fields, durationMs, err: failure },
+          'grow ended: the container was removed meanwhile',
+        );
+        return {
+          outcome: { kind: 'container-gone', fromBytes, toBytes, durationMs, error: failure },
+          backoffUntilMs: null,
+        };
       }
       const endMs = clock.nowMs();
       const durationMs = endMs - startedMs;

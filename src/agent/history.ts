@@ -189,6 +189,7 @@ export class HistoryStore {
           entry.lastError = record.lastError;
           break;
         }
+        case 'grow-container-gone':
         case 'container-forgotten':
           started.delete(record.containerId);
           this.interruptions.delete(record.containerId);

@@ -88,6 +88,23 @@ export interface GrowRecoveredRecord extends RecordBase {
   backoffUntilMs: number | null;
 }
 
+/**
+ * A grow that failed because Docker removed the container while it ran (`docker rm -f` during a
+ * grow): a re-inspect after the failure found no container. Not a failure: no backoff, no failure
+ * metric, and the container's remembered state is forgotten like after 'container-forgotten'.
+ */
+export interface GrowContainerGoneRecord extends RecordBase {
+  type: 'grow-container-gone';
+  containerId: string;
+  name: string;
+  trigger: GrowTrigger;
+  fromBytes: number;
+  toBytes: number;
+  durationMs: number;
+  /** The backend's error, kept for the audit trail. */
+  error: string;
+}
+
 export interface PoolGrowStartedRecord extends RecordBase {
   type: 'pool-grow-started';
   pool: string;
@@ -105,7 +122,7 @@ export interface PoolGrowSucceededRecord extends RecordBase {
   steps: string[];
 }
 
-export interface PoolGrowFailedRecord extends RecordBase {
+export interface PoolGrowFailedRecord extends RecordBase, Partial<GrowFailureDetails> {
   type: 'pool-grow-failed';
   pool: string;
   fromBytes: number;
@@ -139,6 +156,7 @@ export type JournalRecord =
   | GrowSucceededRecord
   | GrowFailedRecord
   | GrowRecoveredRecord
+  | GrowContainerGoneRecord
   | PoolGrowStartedRecord
   | PoolGrowSucceededRecord
   | PoolGrowFailedRecord
@@ -197,6 +215,7 @@ const RECORD_TYPES: ReadonlySet<string> = new Set([
   'pool-grow-failed',
   'container-state',
   'container-forgotten',
+  'grow-container-gone',
 ]);
 
 function isJournalRecord(value: unknown): value is JournalRecord {

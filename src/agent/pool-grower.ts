@@ -11,6 +11,7 @@ import type { Observation, StorageBackend } from '../storage/types.js';
 import { backoffDelayMs } from '../util/backoff.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
+import { growFailureDetails } from '../storage/grow-error.js';
 import { formatBytes } from '../util/units.js';
 import { journalOrLog, stepText } from './grower.js';
 import type { JournalEntry, JournalPort } from './journal.js';
@@ -102,6 +103,7 @@ export class PoolGrower {
       return { kind: 'grown', fromBytes: result.fromBytes, toBytes: result.toBytes };
     } catch (error) {
       const message = errorMessage(error);
+      const details = growFailureDetails(error);
       const durationMs = clock.nowMs() - nowMs;
       this.failures += 1;
       this.backoffUntilMs =
@@ -118,6 +120,7 @@ export class PoolGrower {
         toBytes: decision.toBytes,
         durationMs,
         error: message,
+        ...details,
       });
       logger.error(
         {
@@ -125,6 +128,7 @@ export class PoolGrower {
           fromBytes: decision.fromBytes,
           toBytes: decision.toBytes,
           durationMs,
+          ...details,
           err: message,
         },
         'pool grow failed',

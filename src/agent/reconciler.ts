@@ -178,6 +178,11 @@ export class Reconciler {
       clock: deps.clock,
       logger: deps.logger,
       concurrency: deps.config.concurrency,
+      containerPresence: async (id) => {
+        const recheck = deps.inventory.recheck;
+        if (recheck) return await recheck.call(deps.inventory, id);
+        return deps.inventory.get(id) ? 'present' : 'gone';
+      },
       // a limit moved (or a backoff began), which the change token does not show
       onGrowEnded: () => (this.passDue = true),
     });
@@ -446,8 +451,18 @@ export class Reconciler {
     const outcome = applied.outcome;
     return {
       ...base,
-      result: outcome.kind === 'failed' ? 'failed' : outcome.kind === 'noop' ? 'noop' : 'grown',
-      why: outcome.kind === 'failed' ? `grow failed: ${outcome.error}` : decision.why,
+      result:
+        outcome.kind === 'failed' || outcome.kind === 'container-gone'
+          ? 'failed'
+          : outcome.kind === 'noop'
+            ? 'noop'
+            : 'grown',
+      why:
+        outcome.kind === 'failed'
+          ? `grow failed: ${outcome.error}`
+          : outcome.kind === 'container-gone'
+            ? `the container was removed during the grow: ${outcome.error}`
+            : decision.why,
       fromBytes,
       toBytes,
       outcome,
@@ -673,6 +688,14 @@ export class Reconciler {
       probes,
       errors,
       ...(scope === 'all' ? {} : { onlyContainerIds: [...scope] }),
+      ...(observation.unpersisted
+        ? {
+            unpersisted: observation.unpersisted.map((device) => ({
+              ...device,
+              name: this.deps.inventory.get(device.containerId)?.name ?? device.containerId.slice(0, 12),
+            })),
+          }
+        : {}),
     };
     this.passLogger.logPass(report, decided.pool);
     if (scope === 'all') {

@@ -32,6 +32,19 @@ export function renderDataFilesystemLines(status: DataFsStatus): string[] {
     lines.push(`  next: ${decision.action === 'cooldown' ? 'cooldown' : 'none'}: ${decision.why}`);
   for (const pending of status.pendingRecoveries)
     lines.push(`  unfinished grow of ${pending.vg}/${pending.lv}: ${pending.detail}`);
+  const underneath = status.underneath;
+  if (underneath) {
+    const { decision, outcome } = underneath;
+    if (decision.action !== 'none' || decision.unusedBytes > 0)
+      lines.push(
+        `  device: ${formatBytes(decision.unusedBytes)} unused underneath; ${decision.action === 'manual' ? `needs the operator: ${decision.why}; ${decision.fix}` : `${decision.action}: ${decision.why}`}`,
+      );
+    if (outcome?.kind === 'planned') lines.push(`  device: would run ${outcome.commands.join('; ')}`);
+    if (outcome?.kind === 'failed') lines.push(`  device: ${outcome.action} failed: ${outcome.error}`);
+    if (underneath.probeError) lines.push(`  device: cannot compare sizes: ${underneath.probeError}`);
+    for (const pending of underneath.pendingRecoveries)
+      lines.push(`  unfinished grow of ${pending.subject}: ${pending.detail}`);
+  }
   return lines;
 }
 
@@ -53,6 +66,15 @@ export function dataFilesystemJson(status: DataFsStatus): Record<string, unknown
     inodesFree: look?.usage.freeInodes ?? null,
     decision: status.decision,
     pendingRecoveries: status.pendingRecoveries,
+    device: status.underneath
+      ? {
+          unusedBytes: status.underneath.decision.unusedBytes,
+          decision: status.underneath.decision,
+          outcome: status.underneath.outcome,
+          probeError: status.underneath.probeError,
+          pendingRecoveries: status.underneath.pendingRecoveries,
+        }
+      : null,
     error: status.error,
   };
 }

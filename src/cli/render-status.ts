@@ -52,6 +52,8 @@ export function nextAction(container: StatusContainerReport, options: RenderStat
         return `grow failed: ${outcome.error.split('\n')[0]?.slice(0, 60) ?? ''}`;
       case 'planned':
         return `would grow to ${formatBytes(outcome.toBytes)}`;
+      case 'container-gone':
+        return 'removed during the grow';
     }
   }
   const decision = container.decision;
@@ -217,6 +219,14 @@ export function renderStatus(report: PassReport, options: RenderStatusOptions): 
         `${container.name}: not persistent (${persistence}): ${pendingPersistenceAdvice(persistence)}`,
       );
   }
+  // ... and those of stopped containers, which have no row: theirs is the start at risk
+  const inRows = new Set(report.containers.map((container) => container.containerId));
+  for (const device of report.unpersisted ?? []) {
+    if (inRows.has(device.containerId)) continue;
+    warnings.push(
+      `${device.name}: not persistent (${device.state}, ${device.running ? 'running' : 'stopped'}): ${pendingPersistenceAdvice(device.state)}`,
+    );
+  }
   for (const container of report.containers) {
     const estimate = container.usage?.detail['usedEstimate'];
     if (estimate !== undefined) warnings.push(`${container.name}: used is an estimate (${estimate})`);
@@ -266,6 +276,7 @@ export function statusJson(report: PassReport, options: RenderStatusOptions): st
       pool: report.pool,
       poolAction: report.poolAction ?? null,
       containers,
+      unpersisted: report.unpersisted ?? [],
       errors: report.errors,
     },
     null,

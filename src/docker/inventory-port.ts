@@ -31,6 +31,12 @@ export interface Inventory {
   /** Forces a full resync now. */
   resync(): Promise<void>;
   subscribe(listener: InventoryListener): () => void;
+  /**
+   * Asks Docker now whether the container exists (one inspect); a container found gone is
+   * forgotten at once (listeners hear onDestroy). `unknown` when Docker did not answer.
+   * Optional: ports without it are asked through `get`.
+   */
+  recheck?(id: string): Promise<'present' | 'gone' | 'unknown'>;
   readonly streamConnected: boolean;
   readonly reconnects: number;
 }

@@ -21,6 +21,7 @@ import { DockerApiError } from './errors.js';
 import { DockerDataError } from './mapping.js';
 import type { ContainerEvent, ContainerInfo } from './model.js';
 import { backoffDelayMs } from '../util/backoff.js';
+import { realTimers, type Timers } from '../util/clock.js';
 
 /** Actions after which the container is inspected again; the rest (exec_*, health_status...) are passed on. */
 const REINSPECT_VERBS: ReadonlySet<string> = new Set([
@@ -51,6 +52,8 @@ export interface DockerInventoryOptions {
   inspectConcurrency?: number;
   /** Events waiting to be applied beyond this are dropped and replaced by one resync. */
   maxPendingEvents?: number;
+  /** Timers of the periodic resync and its retry (tests drive them; default: the real ones). */
+  timers?: Timers;
   /** Backoff, jitter, clock and timers of the event stream (tests). */
   eventStream?: Partial<
     Omit<EventStreamOptions, 'source' | 'logger' | 'onEvent' | 'onConnected' | 'onDisconnected'>
@@ -113,9 +116,9 @@ export class DockerInventory implements Inventory {
   private draining: Promise<void> | null = null;
   /** The resync waiting in the queue (not yet started), shared by everyone who asks for one. */
   private queuedResync: Deferred | null = null;
-  private resyncTimer: ReturnType<typeof setInterval> | null = null;
+  private resyncTimer: unknown = null;
   /** A retry after a failed resync, sooner than the periodic one (the daemon may still be starting). */
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private retryTimer: unknown = null;
   private failedResyncsInRow = 0;
   private running = false;
   private readonly stream: EventStream;
@@ -129,7 +132,10 @@ export class DockerInventory implements Inventory {
     eventsDroppedQueueFull: 0,
   };
 
+  private readonly timers: Timers;
+
   constructor(private readonly options: DockerInventoryOptions) {
+    this.timers = options.timers ?? realTimers;
     this.inspectConcurrency = options.inspectConcurrency ?? 8;
     this.maxPendingEvents = options.maxPendingEvents ?? 10_000;
     this.stream = new EventStream({
@@ -198,11 +204,7 @@ export class DockerInventory implements Inventory {
     if (this.running) return;
     this.running = true;
     this.stream.start();
-    this.resyncTimer = setInterval(() => {
-      this.resync().catch((error: unknown) =>
-        logResyncFailure(this.options.logger, error, 'periodic docker resync failed'),
-      );
-    }, this.options.resyncIntervalMs);
+    this.schedulePeriodicResync();
     try {
       await this.resync();
     } catch (error) {
@@ -213,8 +215,8 @@ export class DockerInventory implements Inventory {
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.resyncTimer !== null) this.timers.clearTimeout(this.resyncTimer);
+    if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.resyncTimer = null;
     await this.stream.stop();
@@ -292,7 +294,7 @@ export class DockerInventory implements Inventory {
   }
 
   private scheduleResyncRetry(): void {
-    if (!this.running || this.retryTimer) return;
+    if (!this.running || this.retryTimer !== null) return;
     const delayMs = Math.min(
       this.options.resyncIntervalMs,
       backoffDelayMs(Math.max(this.failedResyncsInRow, 1), {
@@ -300,7 +302,7 @@ export class DockerInventory implements Inventory {
         maxMs: RESYNC_RETRY_MAX_MS,
       }),
     );
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
       this.resync().catch((error: unknown) =>
         this.options.logger.warn(
@@ -309,6 +311,20 @@ export class DockerInventory implements Inventory {
         ),
       );
     }, delayMs);
+  }
+
+  /** A timeout chain, not an interval: a resync slower than the period never piles up behind itself. */
+  private schedulePeriodicResync(): void {
+    this.resyncTimer = this.timers.setTimeout(() => {
+      this.resyncTimer = null;
+      this.resync()
+        .catch((error: unknown) =>
+          logResyncFailure(this.options.logger, error, 'periodic docker resync failed'),
+        )
+        .finally(() => {
+          if (this.running && this.resyncTimer === null) this.schedulePeriodicResync();
+        });
+    }, this.options.resyncIntervalMs);
   }
 
   private async runResync(): Promise<void> {
@@ -404,6 +420,18 @@ export class DockerInventory implements Inventory {
     } else if (!info.running && this.runningNotified.delete(info.id)) {
       this.emit('onStop', (listener) => listener.onStop?.(info));
     }
+  }
+
+  async recheck(id: string): Promise<'present' | 'gone' | 'unknown'> {
+    let info: ContainerInfo | null;
+    try {
+      info = await this.options.api.inspectContainer(id);
+    } catch {
+      return 'unknown';
+    }
+    if (info) return 'present';
+    this.forget(id);
+    return 'gone';
   }
 
   private forget(id: string): void {

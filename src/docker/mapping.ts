@@ -6,7 +6,7 @@
  */
 import { errorMessage } from '../util/errors.js';
 import { parseSizeBytes } from '../util/units.js';
-import { isContainerId } from './ids.js';
+import { isContainerId, isContainerName } from './ids.js';
 import type { ContainerInfo, ContainerState, DockerInfo } from './model.js';
 
 /** Raw Docker data that cannot be turned into the model (for instance an inspect without a valid Id). */
@@ -64,6 +64,14 @@ export function parseStorageOptSizeBytes(storageOpt: unknown): number | null {
   }
 }
 
+/**
+ * Docker's name rule holds for every real daemon; a name that breaks it (a garbage or hostile
+ * daemon: newlines, escapes) never reaches status, logs or metric labels: the short id stands in.
+ */
+function displayName(name: string, id: string): string {
+  return isContainerName(name) ? name : id.slice(0, 12);
+}
+
 /** Maps `GET /containers/{id}/json` (never with size=true) to a {@link ContainerInfo}. */
 export function mapContainerInspect(raw: unknown): ContainerInfo {
   const root = asRecord(raw);
@@ -79,7 +87,7 @@ export function mapContainerInspect(raw: unknown): ContainerInfo {
   const pid = state['Pid'];
   return {
     id,
-    name: asString(root['Name']).replace(/^\//, ''),
+    name: displayName(asString(root['Name']).replace(/^\//, ''), id),
     image: asString(config['Image']),
     labels: stringMap(config['Labels']),
     state: CONTAINER_STATES.has(status) ? (status as ContainerState) : running ? 'running' : 'exited',

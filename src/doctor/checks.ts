@@ -35,6 +35,8 @@ export const TOOL_PACKAGES: Readonly<Record<ToolName, string>> = {
   stat: 'coreutils',
   df: 'coreutils',
   'systemd-notify': 'systemd',
+  pvs: 'lvm2',
+  pvresize: 'lvm2',
 };
 
 export interface ToolRequirement {

@@ -22,7 +22,7 @@ const FS_GROW_TOOL: Record<string, ToolName> = { ext4: 'resize2fs', xfs: 'xfs_gr
 
 export const CANNOT_GROW_FIXES: Record<CannotGrowReason, string> = {
   'not-lvm':
-    "put Docker's data root on an LVM logical volume (pvcreate, vgcreate, lvcreate, mkfs, move the data root), or grow the disk and filesystem by hand: the agent only extends LVs",
+    "put Docker's data root on an LVM logical volume (pvcreate, vgcreate, lvcreate, mkfs, move the data root), or grow the disk under it: the agent grows a filesystem that sits on a whole disk (or an already grown partition) into the space the disk gained",
   'unsupported-filesystem': 'use ext4, XFS or btrfs for the data root (the filesystems that grow online)',
   'unsupported-lv-type':
     'the LV is thin or RAID: extend it by hand (lvextend), or use a linear LV for the data root',
@@ -107,6 +107,8 @@ export function dataFilesystemChecks(
       detail: `${usageText}; ${decision?.why ?? 'no decision'}`,
     });
   }
+  const underneath = status.underneath;
+  if (underneath) checks.push(underneathCheck(underneath, binaryPath));
   if (status.pendingRecoveries.length > 0) {
     checks.push({
       name: 'data filesystem grows finished',
@@ -119,6 +121,49 @@ export function dataFilesystemChecks(
     });
   }
   return checks;
+}
+
+/** A device grown underneath: what the agent will do about it, or what the operator must. */
+function underneathCheck(
+  underneath: NonNullable<DataFsStatus['underneath']>,
+  binaryPath: (tool: ToolName) => string | null,
+): DoctorCheck {
+  const name = 'data filesystem device grown underneath';
+  const { decision } = underneath;
+  if (underneath.probeError)
+    return {
+      name,
+      ok: false,
+      severity: 'warn',
+      detail: `cannot compare the device with the filesystem or PV: ${underneath.probeError}`,
+      fix: 'run doctor as root (it reads the ext4 superblock, runs xfs_growfs -n, btrfs filesystem show or pvs)',
+    };
+  if (decision.action === 'manual')
+    return { name, ok: false, severity: 'warn', detail: decision.why, fix: decision.fix };
+  if (decision.action === 'pvresize' && binaryPath('pvresize') === null)
+    return {
+      name,
+      ok: false,
+      severity: 'warn',
+      detail: `${decision.why}, but pvresize is not installed`,
+      fix: 'install lvm2 (pvresize), or set binaries.pvresize',
+    };
+  const pending = underneath.pendingRecoveries;
+  if (pending.length > 0)
+    return {
+      name,
+      ok: false,
+      severity: 'warn',
+      detail: pending.map((report) => `${report.subject}: ${report.detail}`).join('; '),
+      fix: CANNOT_GROW_FIXES['recovery-pending'],
+    };
+  return {
+    name,
+    ok: true,
+    severity: 'warn',
+    detail:
+      decision.action === 'none' ? decision.why : `${decision.why} (the agent does this at its next look)`,
+  };
 }
 
 /** One dry-run look of the data-filesystem watcher, turned into checks. */

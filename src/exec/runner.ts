@@ -29,6 +29,8 @@ export const TOOL_NAMES = [
   'stat',
   'df',
   'systemd-notify',
+  'pvs',
+  'pvresize',
 ] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 

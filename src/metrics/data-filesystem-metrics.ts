@@ -8,6 +8,7 @@ import { CANNOT_GROW_REASONS } from '../policy/data-filesystem.js';
 import type { DataFsStatus } from '../storage/data-filesystem/watcher.js';
 
 export const DATA_FS_GROW_RESULTS = ['grown', 'failed', 'planned'] as const;
+export const UNDERNEATH_ACTIONS = ['grow-filesystem', 'pvresize'] as const;
 
 export interface DataFilesystemMetrics {
   /** Copy one look of the watcher into the metrics. */
@@ -87,7 +88,26 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
       name: 'data_filesystem_look_timestamp_seconds',
       help: 'Unix time of the last data-filesystem look.',
     },
+    underneathUnused: {
+      type: 'gauge',
+      name: 'data_filesystem_device_unused_bytes',
+      help: `Bytes of the block device under it (whole device, or the PVs of its VG) that the filesystem or PVs do not use yet: a device grown underneath. ${LAST}`,
+    },
+    underneathGrows: {
+      type: 'counter',
+      name: 'data_filesystem_device_grows_total',
+      help: 'Grows into a device grown underneath, by kind (grow-filesystem, pvresize) and result (grown, failed, planned).',
+      labels: ['kind', 'result'],
+    },
+    underneathNeedsOperator: {
+      type: 'gauge',
+      name: 'data_filesystem_device_needs_operator',
+      help: `1 when the disk grew but the partition under the filesystem or PV did not: the operator grows the partition (growpart; see doctor). ${LAST}`,
+    },
   });
+  for (const action of UNDERNEATH_ACTIONS)
+    for (const result of DATA_FS_GROW_RESULTS) m.underneathGrows.inc({ kind: action, result }, 0);
+  const countedUnderneath: Record<string, number> = {};
   for (const result of DATA_FS_GROW_RESULTS) m.grows.inc({ result }, 0);
   for (const reason of CANNOT_GROW_REASONS) m.cannotGrow.set({ reason }, 0);
   let exported: { fs: { mountpoint: string; fstype: string }; lv: { vg: string; lv: string } | null } | null =
@@ -105,7 +125,21 @@ export function createDataFilesystemMetrics(registry: Registry): DataFilesystemM
   return {
     applyStatus(status: DataFsStatus): void {
       m.lastLook.set(status.atMs / 1000);
-      m.pendingRecoveries.set(status.pendingRecoveries.length);
+      m.pendingRecoveries.set(
+        status.pendingRecoveries.length + (status.underneath?.pendingRecoveries.length ?? 0),
+      );
+      if (status.underneath) {
+        const { decision, growsTotal } = status.underneath;
+        m.underneathUnused.set(decision.unusedBytes);
+        m.underneathNeedsOperator.set(decision.action === 'manual' ? 1 : 0);
+        // the watcher counts since start; the counter takes the difference
+        for (const [key, total] of Object.entries(growsTotal)) {
+          const [action = '', result = ''] = key.split('/');
+          const delta = total - (countedUnderneath[key] ?? 0);
+          if (delta > 0) m.underneathGrows.inc({ kind: action, result }, delta);
+          countedUnderneath[key] = total;
+        }
+      }
       if (status.error) m.lookErrors.inc();
       if (status.outcome) m.grows.inc({ result: status.outcome.kind });
       const reason = status.decision?.action === 'cannot-grow' ? status.decision.reason : null;

@@ -31,7 +31,7 @@ export { METRIC_PREFIX };
 export const POOL_MODES = ['rw', 'ro', 'out_of_data_space', 'fail'] as const satisfies readonly PoolMode[];
 
 /** Results of a container resize, the `result` label of `docker_autogrow_resizes_total`. */
-export const RESIZE_RESULTS = ['grown', 'noop', 'failed', 'planned'] as const;
+export const RESIZE_RESULTS = ['grown', 'noop', 'failed', 'planned', 'container-gone'] as const;
 
 export const POOL_RESIZE_RESULTS = [
   'grown',
@@ -363,7 +363,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     resizes: {
       type: 'counter',
       name: 'resizes_total',
-      help: 'Container resizes by driver and result: grown, noop (already large enough), failed, planned (dry run).',
+      help: 'Container resizes by driver and result: grown, noop (already large enough), failed, planned (dry run), container-gone (removed by Docker during the grow; not a failure).',
       labels: ['driver', 'result'],
     },
     grownBytes: {
@@ -605,9 +605,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       applyProbes(report);
       if (report.driver === 'devicemapper') {
         for (const state of DM_PERSISTENCE_STATES) {
-          const count = report.containers.filter(
-            (container) => container.usage?.detail['persistence'] === state,
-          ).length;
+          // the report's list has stopped containers too (they have no row)
+          const count = report.unpersisted
+            ? report.unpersisted.filter((device) => device.state === state).length
+            : report.containers.filter((container) => container.usage?.detail['persistence'] === state)
+                .length;
           dmPersistence.unpersisted.set({ state }, count);
         }
       }

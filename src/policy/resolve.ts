@@ -8,6 +8,7 @@
  *   autogrow.step=5G | 25%    growth step
  *   autogrow.max-size=200G    never grow beyond this size
  *   autogrow.cooldown=10m     minimum time between threshold grows
+ *   autogrow.size=2G          containerd image store: opt in to a limit the agent sets (storage)
  * An invalid value (or an unknown `autogrow.*` key) is ignored with a warning; the rule or default
  * value stays in force. Labels are not clamped to the configured values: the pool reserve and the
  * overcommit limit are what protect the host from a container asking for too much.
@@ -24,6 +25,8 @@ export const LABEL_KEYS = {
   step: 'autogrow.step',
   maxSize: 'autogrow.max-size',
   cooldown: 'autogrow.cooldown',
+  /** Containerd image store only: opt in to a limit of this size (src/storage/containerd/opt-in-limit.ts). */
+  size: 'autogrow.size',
 } as const;
 
 const KNOWN_LABELS: ReadonlySet<string> = new Set(Object.values(LABEL_KEYS));

@@ -8,7 +8,8 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import {
-  decideReclaim,
+  decideReclaimAcross,
+  reclaimObservationOfPool,
   type ReclaimHistory,
   type ReclaimObservation,
   type ReclaimTriggerDecision,
@@ -19,6 +20,8 @@ import { realTimers, unrefTimer, type Clock, type Timers } from '../util/clock.j
 import { errorMessage } from '../util/errors.js';
 import { runLadder, type ReclaimReport, type ReclaimTrigger } from './ladder.js';
 import type { ReclaimDockerApi } from '../contracts/reclaim.js';
+import type { PoolAction } from '../report/pass-report.js';
+import type { PoolUsage } from '../storage/types.js';
 
 export type ReclaimSettings = Config['reclaim'];
 
@@ -47,7 +50,13 @@ export class Reclaimer {
   private readonly jobs: CronJob[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private thresholdRunPending = false;
-  private history: ReclaimHistory = { lastThresholdRunAtMs: null, lastRunLeftOverThreshold: false };
+  private history: ReclaimHistory = {
+    lastThresholdRunAtMs: null,
+    lastRunLeftOverThreshold: false,
+    lastRunFinishedAtMs: null,
+  };
+  /** The latest observation of each subject (data filesystem, thin pool), by subject kind. */
+  private readonly latest = new Map<string, ReclaimObservation>();
   private exhaustedNow = false;
   private last: ReclaimReport | null = null;
   private lastDecision: ReclaimTriggerDecision | null = null;
@@ -107,9 +116,10 @@ export class Reclaimer {
    */
   observe(observation: ReclaimObservation): ReclaimTriggerDecision {
     const { settings } = this.deps;
-    const decision = decideReclaim(
+    this.latest.set(observation.measuredByLadder === false ? 'pool' : 'data-filesystem', observation);
+    const decision = decideReclaimAcross(
       { threshold: settings.threshold, target: settings.target, cooldownMs: settings.cooldown },
-      observation,
+      [...this.latest.values()],
       this.history,
       this.deps.clock.nowMs(),
     );
@@ -118,8 +128,15 @@ export class Reclaimer {
     this.setExhausted(decision.exhausted);
     if (decision.action === 'reclaim' && !this.thresholdRunPending && !this.stopped) {
       this.thresholdRunPending = true;
-      this.history = { ...this.history, lastThresholdRunAtMs: this.deps.clock.nowMs() };
-      void this.run('threshold', decision.why).finally(() => (this.thresholdRunPending = false));
+      this.history = {
+        ...this.history,
+        lastThresholdRunAtMs: this.deps.clock.nowMs(),
+        lastRunFinishedAtMs: null,
+      };
+      void this.run('threshold', decision.why, { stopAtTarget: decision.stopAtTarget }).finally(() => {
+        this.thresholdRunPending = false;
+        this.history = { ...this.history, lastRunFinishedAtMs: this.deps.clock.nowMs() };
+      });
     }
     return decision;
   }
@@ -130,8 +147,28 @@ export class Reclaimer {
     if (observation) this.observe(observation);
   }
 
-  /** Runs the ladder once (after any run in progress). Threshold runs stop at the target. */
-  run(trigger: ReclaimTrigger, why: string, options: { dryRun?: boolean } = {}): Promise<ReclaimReport> {
+  /**
+   * A reconciler pass (its thin pool): see {@link reclaimObservationOfPool}. Passes of backends
+   * without a thin pool change nothing.
+   */
+  observePool(report: { pool: PoolUsage | null; poolAction?: PoolAction; startedAtMs: number }): void {
+    const observation = reclaimObservationOfPool(report.pool, report.poolAction, this.deps.clock.nowMs());
+    if (observation) this.observe(observation);
+    else if (this.latest.delete('pool') && this.latest.size > 0) {
+      // the pool is no subject any more: decide on what is left
+      this.observe([...this.latest.values()][0]!);
+    }
+  }
+
+  /**
+   * Runs the ladder once (after any run in progress). Threshold runs stop at the target unless
+   * `stopAtTarget` is false (a pool trigger: the ladder cannot measure the pool).
+   */
+  run(
+    trigger: ReclaimTrigger,
+    why: string,
+    options: { dryRun?: boolean; stopAtTarget?: boolean } = {},
+  ): Promise<ReclaimReport> {
     const { deps } = this;
     const dryRun = deps.dryRun || options.dryRun === true;
     const next = this.chain.then(async () => {
@@ -149,7 +186,8 @@ export class Reclaimer {
           trigger,
           why,
           dryRun,
-          stopBelowRatio: trigger === 'threshold' ? deps.settings.target : null,
+          stopBelowRatio:
+            trigger === 'threshold' && options.stopAtTarget !== false ? deps.settings.target : null,
         },
       );
       this.finished(report);
@@ -226,11 +264,18 @@ export function reclaimObservationOf(status: {
   look: { usage: FilesystemUsage } | null;
   decision: { action: string; reason?: string } | null;
   outcome: { kind: string } | null;
+  /** A device grown underneath that the watcher grows into now: growth first. */
+  underneath?: { decision: { action: string } } | null;
 }): ReclaimObservation | null {
   if (!status.look) return null;
   const { usage } = status.look;
   let cannotGrowReason: string | null = null;
-  if (status.decision?.action === 'cannot-grow') cannotGrowReason = status.decision.reason ?? 'cannot-grow';
+  const growingUnderneath =
+    status.underneath?.decision.action === 'grow-filesystem' ||
+    status.underneath?.decision.action === 'pvresize';
+  if (growingUnderneath) cannotGrowReason = null;
+  else if (status.decision?.action === 'cannot-grow')
+    cannotGrowReason = status.decision.reason ?? 'cannot-grow';
   else if (status.outcome?.kind === 'failed') cannotGrowReason = 'grow-failed';
   return {
     subject: `data filesystem ${status.dataRoot}`,

@@ -4,7 +4,7 @@
  */
 import type { Decision } from '../policy/types.js';
 import type { GrowFailureDetails } from '../storage/grow-error.js';
-import type { ContainerUsage, PoolUsage, StorageDriverName } from '../storage/types.js';
+import type { ContainerUsage, PoolUsage, StorageDriverName, UnpersistedDevice } from '../storage/types.js';
 
 export interface ProbeReport {
   /** e.g. `btrfs qgroup show`, `dmsetup status`, `docker inventory` */
@@ -25,7 +25,9 @@ export type GrowOutcome =
       durationMs: number;
       error: string;
     } & Partial<GrowFailureDetails>)
-  | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> };
+  | { kind: 'planned'; fromBytes: number; toBytes: number; steps: ReadonlyArray<readonly string[]> }
+  // the grow failed because Docker removed the container meanwhile: not a failure (no backoff)
+  | { kind: 'container-gone'; fromBytes: number; toBytes: number; durationMs: number; error: string };
 
 export interface ContainerReport {
   containerId: string;
@@ -74,4 +76,15 @@ export interface PassReport {
    * (scheduled passes and start events); the fill guard asks for one-container passes.
    */
   onlyContainerIds?: readonly string[];
+  /**
+   * devicemapper: grown devices dockerd does not cache at their grown size yet, including those
+   * of stopped containers (absent from `containers`): status, the unpersisted metric and doctor
+   * name them with the fix. Absent for other drivers.
+   */
+  unpersisted?: readonly UnpersistedReport[];
+}
+
+export interface UnpersistedReport extends UnpersistedDevice {
+  /** The container's name from the inventory (its short id when the inventory lacks it). */
+  name: string;
 }

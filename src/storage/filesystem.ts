@@ -3,6 +3,7 @@
  * its statfs is the "pool" containers grow into, and its mount options (from
  * /proc/self/mountinfo) tell whether quotas can work at all. Node's fs APIs only: no process.
  */
+import { ToolOutputError, refuseNul } from './tool-output-error.js';
 import { readFile, realpath, statfs } from 'node:fs/promises';
 import type { PoolUsage } from './types.js';
 
@@ -80,12 +81,17 @@ export function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
+/** Mount ids are small kernel integers; more than 9 digits is not a mount id. */
+const MOUNT_ID = /^\d{1,9}$/;
+const MAJOR_MINOR = /^\d{1,9}:\d{1,9}$/;
+
 export function parseMountInfo(text: string): MountEntry[] {
+  refuseNul(text, 'mountinfo');
   const entries: MountEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const separator = line.indexOf(' - ');
-    if (separator < 0) throw new Error(`mountinfo line without separator: ${JSON.stringify(line)}`);
+    if (separator < 0) throw new ToolOutputError(`mountinfo line without separator: ${JSON.stringify(line)}`);
     const left = line.slice(0, separator).split(' ');
     const right = line.slice(separator + 3).split(' ');
     const [mountId, parentId, majorMinor, root, mountPoint, options] = left;
@@ -100,8 +106,10 @@ export function parseMountInfo(text: string): MountEntry[] {
       fsType === undefined ||
       source === undefined
     ) {
-      throw new Error(`mountinfo line with missing fields: ${JSON.stringify(line)}`);
+      throw new ToolOutputError(`mountinfo line with missing fields: ${JSON.stringify(line)}`);
     }
+    if (!MOUNT_ID.test(mountId) || !MOUNT_ID.test(parentId) || !MAJOR_MINOR.test(majorMinor))
+      throw new ToolOutputError(`mountinfo line with a malformed id or device: ${JSON.stringify(line)}`);
     entries.push({
       mountId: Number(mountId),
       parentId: Number(parentId),

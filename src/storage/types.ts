@@ -59,6 +59,23 @@ export interface Observation {
   containers: ReadonlyMap<string, ContainerUsage>;
   /** Per-container observation errors: the rest of the pass stands. */
   errors: ReadonlyMap<string, string>;
+  /**
+   * devicemapper: every grown device dockerd does not cache at its grown size yet, running or
+   * stopped (a stopped container has no usage above, yet it is the one whose next start is at
+   * risk). Absent for other drivers.
+   */
+  unpersisted?: readonly UnpersistedDevice[];
+}
+
+/** A grown devicemapper device that is not persistent yet (src/policy/persistence.ts). */
+export interface UnpersistedDevice {
+  containerId: string;
+  deviceName: string;
+  state: 'held' | 'unheld';
+  running: boolean;
+  grownBytes: number;
+  /** The size dockerd caches (null when unknown). */
+  dockerSizeBytes: number | null;
 }
 
 export interface GrowRequest {

@@ -266,8 +266,14 @@ export class FakeBackend implements StorageBackend {
     this.stopped.push(container.id);
   }
 
+  /** The next pool grow throws this (then it is cleared). */
+  nextPoolGrowFailure: Error | null = null;
+
   async growPool(toBytes: number, dryRun: boolean) {
     if (!this.pool) throw new Error('no pool');
+    const failure = this.nextPoolGrowFailure;
+    this.nextPoolGrowFailure = null;
+    if (failure && !dryRun) throw failure;
     const fromBytes = this.pool.dataTotalBytes;
     if (!dryRun) {
       this.poolGrows.push(toBytes);

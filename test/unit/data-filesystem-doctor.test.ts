@@ -17,10 +17,31 @@ describe('dataFilesystemChecks', () => {
       ['data filesystem on LVM', true, 'warn'],
       ['data filesystem grow tools', true, 'error'],
       ['data filesystem can grow', false, 'warn'],
+      ['data filesystem device grown underneath', true, 'warn'],
     ]);
     expect(checks[0]?.detail).toContain('LV agdata/docker (3GiB, linear)');
+    expect(checks[3]?.detail).toContain('pvresize gives the VG the difference');
     expect(checks[2]?.detail).toContain('(vg-exhausted)');
     expect(checks[2]?.fix).toContain('vgextend');
+  });
+
+  it('a partition whose disk grew: the agent does nothing, doctor names growpart', () => {
+    const status = sampleDataFsStatus();
+    status.underneath = {
+      ...status.underneath!,
+      decision: {
+        action: 'manual',
+        why: 'PV /dev/vda3 is partition 3 of /dev/vda, which has 2GiB unpartitioned after it',
+        fix: 'grow the partition (the agent never edits partition tables): growpart /dev/vda 3; then the agent runs pvresize and grows the LV by its policy',
+        unusedBytes: 2 * 1024 ** 3,
+      },
+      outcome: null,
+    };
+    const check = dataFilesystemChecks(status, allTools).find(
+      (candidate) => candidate.name === 'data filesystem device grown underneath',
+    );
+    expect(check).toMatchObject({ ok: false, severity: 'warn' });
+    expect(check?.fix).toContain('growpart /dev/vda 3');
   });
 
   it('a plain disk says why and how; a missing resize2fs is an error', () => {

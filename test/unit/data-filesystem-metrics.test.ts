@@ -33,6 +33,36 @@ describe('data-filesystem metrics', () => {
     ).toHaveLength(3);
   });
 
+  it('a device grown underneath: unused bytes, grows by kind and result (counted once), needs-operator', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const status = sampleDataFsStatus();
+    const value = async (name: string, labels: Record<string, string> = {}) =>
+      (await samples(metrics)).find(
+        (sample) =>
+          sample.name === `docker_autogrow_data_filesystem_${name}` &&
+          Object.entries(labels).every(([key, expected]) => sample.labels[key] === expected),
+      )?.value;
+    expect(await value('device_grows_total', { kind: 'pvresize', result: 'grown' })).toBe(0);
+    metrics.dataFilesystem.applyStatus(status);
+    // the watcher's totals are since its start: a second look with the same totals adds nothing
+    metrics.dataFilesystem.applyStatus(status);
+    expect(await value('device_grows_total', { kind: 'pvresize', result: 'grown' })).toBe(1);
+    expect(await value('device_grows_total', { kind: 'grow-filesystem', result: 'grown' })).toBe(0);
+    expect(await value('device_unused_bytes')).toBe(2 * 1024 ** 3 + 3 * 1024 ** 2);
+    expect(await value('device_needs_operator')).toBe(0);
+    metrics.dataFilesystem.applyStatus({
+      ...status,
+      underneath: {
+        ...status.underneath!,
+        decision: { action: 'manual', why: 'partition', fix: 'growpart /dev/vda 3', unusedBytes: 5 },
+        growsTotal: { 'pvresize/grown': 1, 'pvresize/failed': 2 },
+      },
+    });
+    expect(await value('device_needs_operator')).toBe(1);
+    expect(await value('device_unused_bytes')).toBe(5);
+    expect(await value('device_grows_total', { kind: 'pvresize', result: 'failed' })).toBe(2);
+  });
+
   it('copy a look: statfs, lvs, the reason, the outcome', async () => {
     const metrics = createMetrics({ processMetrics: false });
     const status = sampleDataFsStatus();

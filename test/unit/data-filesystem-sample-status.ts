@@ -72,5 +72,41 @@ export function sampleDataFsStatus(): DataFsStatus {
     error: null,
     growsTotal: 1,
     growFailuresTotal: 0,
+    // the disk under the VG's PV grew by 2 GiB: the watcher resized the PV this look
+    underneath: {
+      observation: {
+        mountPoint: '/var/lib/docker',
+        fsType: 'ext4',
+        readOnly: false,
+        device: null,
+        pvs: [
+          {
+            pvName: '/dev/vdb',
+            devSizeBytes: 10 * GIB,
+            pvSizeBytes: 8 * GIB - 4 * 1024 ** 2,
+            peStartBytes: 1024 ** 2,
+            partitionRoom: null,
+          },
+        ],
+        vgExtentBytes: 4 * 1024 ** 2,
+      },
+      decision: {
+        action: 'pvresize',
+        pvName: '/dev/vdb',
+        fromBytes: 8 * GIB - 4 * 1024 ** 2,
+        toBytes: 10 * GIB - 1024 ** 2,
+        why: 'PV /dev/vdb is 8GiB on a 10GiB device: it grew underneath, pvresize gives the VG the difference',
+        unusedBytes: 2 * GIB + 3 * 1024 ** 2,
+      },
+      outcome: {
+        kind: 'grown',
+        action: 'pvresize',
+        fromBytes: 8 * GIB - 4 * 1024 ** 2,
+        toBytes: 10 * GIB - 4 * 1024 ** 2,
+      },
+      probeError: null,
+      pendingRecoveries: [],
+      growsTotal: { 'pvresize/grown': 1 },
+    },
   };
 }

@@ -524,6 +524,24 @@ describe('persistence: a grown container starts again at its grown size', () => 
     expect(h.sim.device().live).toBe(NEW_TABLE_3G);
   });
 
+  it('a grown container stopped while its grow is pending stays in the observation (it has no usage row)', async () => {
+    const h = await grownHost();
+    h.docker.current = stopped();
+    const backend = h.backend(h.sim.runner()); // the hold is in place: reads only
+    const observation = await backend.observe([stopped()], 1);
+    expect(observation.containers.has(CONTAINER_ID)).toBe(false);
+    expect(observation.unpersisted).toEqual([
+      {
+        containerId: CONTAINER_ID,
+        deviceName: DEVICE,
+        state: 'held',
+        running: false,
+        grownBytes: 3 * GIB,
+        dockerSizeBytes: GIB, // what dockerd caches: the base size
+      },
+    ]);
+  });
+
   it('a pass puts back a hold that went missing (asking dockerd at most every recheck interval)', async () => {
     const h = await grownHost();
     h.sim.remove(HOLD);

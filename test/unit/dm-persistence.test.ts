@@ -2,7 +2,17 @@
  * Grows that dockerd does not cache yet: the pure rules (src/policy/persistence.ts and
  * src/storage/devicemapper/persistence.ts) and how they show in `status` and the metrics.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { Journal } from '../../src/agent/journal.js';
+import { Reconciler } from '../../src/agent/reconciler.js';
+import { parseConfigObject } from '../../src/config/load.js';
+import type { StorageBackend } from '../../src/storage/types.js';
+import { FakeBackend, FakeClock } from '../support/fake-backend.js';
+import { fakeContainer, FakeInventory } from '../support/fake-inventory.js';
 import { renderStatus, statusJson } from '../../src/cli/render-status.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import {
@@ -182,5 +192,127 @@ describe('visibility', () => {
     expect(await btrfsOnly.registry.metrics()).not.toMatch(
       /^docker_autogrow_devicemapper_unpersisted_devices/m,
     );
+  });
+});
+
+describe('stopped containers pending persistence (no row of their own)', () => {
+  const STOPPED_ID = 'a'.repeat(64);
+  /** pg-1 runs held; pg-3 was grown, then stopped while its grow was pending: only in `unpersisted`. */
+  function reportWithStoppedPending(): PassReport {
+    const base = reportWithPendingGrows();
+    const held = base.containers[0]!;
+    return {
+      ...base,
+      containers: [held],
+      unpersisted: [
+        {
+          containerId: held.containerId,
+          name: held.name,
+          deviceName: 'docker-254:0-1-held',
+          state: 'held',
+          running: true,
+          grownBytes: 2 * GIB,
+          dockerSizeBytes: GIB,
+        },
+        {
+          containerId: STOPPED_ID,
+          name: 'pg-3',
+          deviceName: 'docker-254:0-1-stopped',
+          state: 'held',
+          running: false,
+          grownBytes: 3 * GIB,
+          dockerSizeBytes: GIB,
+        },
+      ],
+    };
+  }
+
+  it('status names the stopped one with the fix, once per device', () => {
+    const text = renderStatus(reportWithStoppedPending(), { nowMs: Date.UTC(2026, 11, 3) });
+    expect(text).toContain(
+      `warning: pg-3: not persistent (held, stopped): ${pendingPersistenceAdvice('held')}`,
+    );
+    // the running one keeps its row's warning and is not repeated
+    expect(text.match(/pg-1: not persistent/g)).toHaveLength(1);
+    const json = JSON.parse(statusJson(reportWithStoppedPending(), { nowMs: 0 })) as {
+      unpersisted: Array<{ name: string; state: string; running: boolean }>;
+    };
+    expect(json.unpersisted.map((d) => [d.name, d.state, d.running])).toEqual([
+      ['pg-1', 'held', true],
+      ['pg-3', 'held', false],
+    ]);
+  });
+
+  it('the metric counts the stopped one too', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    metrics.applyPassReport(reportWithStoppedPending());
+    const samples = parseExposition(await metrics.registry.metrics()).filter(
+      (sample) => sample.name === 'docker_autogrow_devicemapper_unpersisted_devices',
+    );
+    expect(samples.map((sample) => [sample.labels['state'], sample.value])).toEqual([
+      ['held', 2],
+      ['unheld', 0],
+    ]);
+  });
+
+  it("the reconciler puts the backend's list into the pass report, named from the inventory", async () => {
+    const clock = new FakeClock();
+    const fake = new FakeBackend(clock, { driver: 'devicemapper' });
+    const inventory = new FakeInventory();
+    const stopped = fakeContainer({
+      id: STOPPED_ID,
+      name: 'pg-3',
+      running: false,
+      state: 'exited',
+      storageDriver: 'devicemapper',
+    });
+    inventory.put(stopped);
+    const unknownId = 'b'.repeat(64);
+    const backend: StorageBackend = {
+      driver: 'devicemapper',
+      grow: (request) => fake.grow(request),
+      doctor: () => fake.doctor(),
+      observe: async (containers, nowMs) => ({
+        ...(await fake.observe(containers, nowMs)),
+        unpersisted: [
+          {
+            containerId: STOPPED_ID,
+            deviceName: 'd1',
+            state: 'unheld',
+            running: false,
+            grownBytes: GIB,
+            dockerSizeBytes: null,
+          },
+          {
+            containerId: unknownId,
+            deviceName: 'd2',
+            state: 'held',
+            running: false,
+            grownBytes: GIB,
+            dockerSizeBytes: null,
+          },
+        ],
+      }),
+    };
+    const directory = mkdtempSync(path.join(tmpdir(), 'autogrow-dm-unpersisted-'));
+    try {
+      const reconciler = new Reconciler({
+        inventory,
+        backend,
+        config: parseConfigObject({}, 'test'),
+        journal: new Journal({ path: path.join(directory, 'journal.jsonl'), maxSizeBytes: 1 << 20, keep: 1 }),
+        clock,
+        logger: pino({ level: 'silent' }),
+      });
+      const report = await reconciler.runPass();
+      expect(report.containers).toEqual([]); // stopped: no row
+      expect(report.unpersisted?.map((d) => [d.name, d.state, d.running])).toEqual([
+        ['pg-3', 'unheld', false],
+        [unknownId.slice(0, 12), 'held', false],
+      ]);
+      expect(renderStatus(report, { nowMs: 0 })).toContain('warning: pg-3: not persistent (unheld, stopped)');
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -12,7 +12,10 @@ import {
   stopsWhileAgentDown,
   DM_SEQ_CI_SEEDS,
   DM_SEQ_CONTAINERS,
+  DM_SEQ_LIVE_RESTORE,
   DM_SEQ_STEPS,
+  DM_SEQ_CI_VARIANTS,
+  grownEvents,
   type DmSeqOrder,
 } from '../vm/dm-sequence-orders.js';
 
@@ -80,17 +83,38 @@ describe('devicemapper sequence orders', () => {
     }
   });
 
-  it('the CI seed set covers every action, a grow first and a stop while the agent is down', () => {
-    for (const liveRestore of [true, false]) {
-      const orders = DM_SEQ_CI_SEEDS.map((seed) =>
-        generateOrder(seed, { steps: DM_SEQ_STEPS, containers: DM_SEQ_CONTAINERS, liveRestore }),
-      );
-      const counts = actionCounts(orders);
-      for (const action of DM_SEQ_ACTIONS) expect([action, counts.get(action)]).not.toEqual([action, 0]);
-      expect(orders.reduce((sum, order) => sum + stopsWhileAgentDown(order, liveRestore), 0)).toBeGreaterThan(
-        0,
-      );
-      for (const order of orders) expect(order.steps[0]?.action.startsWith('grow')).toBe(true);
-    }
+  it('the CI seeds (one order per variant) cover every action; each grows first, stops a grown container with the agent down and up, and restarts dockerd after a grow', () => {
+    const orders = DM_SEQ_CI_VARIANTS.flatMap((variant) =>
+      DM_SEQ_CI_SEEDS[variant].map((seed) => {
+        const liveRestore = DM_SEQ_LIVE_RESTORE[variant];
+        const order = generateOrder(seed, {
+          steps: DM_SEQ_STEPS,
+          containers: DM_SEQ_CONTAINERS,
+          liveRestore,
+        });
+        assertPossible(order, liveRestore, DM_SEQ_CONTAINERS);
+        expect(order.steps[0]?.action.startsWith('grow')).toBe(true);
+        const events = grownEvents(order);
+        expect({ variant, seed, down: events.stopsWithAgentDown > 0 }).toEqual({ variant, seed, down: true });
+        expect({ variant, seed, up: events.stopsWithAgentUp > 0 }).toEqual({ variant, seed, up: true });
+        expect({ variant, seed, dockerd: events.dockerdRestarts > 0 }).toEqual({
+          variant,
+          seed,
+          dockerd: true,
+        });
+        expect(stopsWhileAgentDown(order, liveRestore)).toBeGreaterThan(0);
+        return order;
+      }),
+    );
+    expect(orders).toHaveLength(DM_SEQ_CI_VARIANTS.length);
+    const counts = actionCounts(orders);
+    for (const action of DM_SEQ_ACTIONS) expect([action, counts.get(action)]).not.toEqual([action, 0]);
+  });
+
+  it('grownEvents counts only what happens to grown containers', () => {
+    const events = grownEvents(
+      parseOrder('seed=0:stop:c2 grow-once:c1 stop-start:c1 agent-start restart:c1 dockerd-restart stop:c2'),
+    );
+    expect(events).toEqual({ stopsWithAgentDown: 1, stopsWithAgentUp: 1, dockerdRestarts: 1 });
   });
 });

@@ -4,6 +4,7 @@
  * requests it makes (never size=true, container filter on events) and its failure handling.
  */
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -311,5 +312,21 @@ describe('DockerClient over a scripted unix-socket daemon', () => {
     });
     await expect(client.info()).rejects.toThrow(/cannot reach Docker at unix:\/\/.*absent.sock/);
     expect(lines.filter((line) => line.level === 'warn')).toHaveLength(0);
+  });
+});
+
+describe('loading dockerode', () => {
+  it('does not load the BuildKit session (gRPC) or ssh2 stacks until they are called, then forwards to them', async () => {
+    await import('../../src/docker/client.js');
+    const require = createRequire(import.meta.url);
+    const loaded = () => Object.keys(require.cache);
+    expect(loaded().filter((file) => /[/\\]dockerode[/\\]lib[/\\]docker\.js$/.test(file))).toHaveLength(1);
+    expect(loaded().filter((file) => /[/\\](@grpc|protobufjs|ssh2)[/\\]/.test(file))).toEqual([]);
+    const dockerodeMain = require.resolve('dockerode');
+    const modemMain = createRequire(dockerodeMain).resolve('docker-modem');
+    const ssh = createRequire(modemMain)('./ssh.js') as (options: object) => { createConnection: unknown };
+    // the stand-in loads the real module on its first call and answers with what it answers
+    expect(typeof ssh({ host: '127.0.0.1' }).createConnection).toBe('function');
+    expect(loaded().some((file) => /[/\\]ssh2[/\\]/.test(file))).toBe(true);
   });
 });

@@ -418,3 +418,36 @@ describe('DockerInventory', () => {
     unsubscribe();
   });
 });
+
+describe('DockerInventory periodic resync', () => {
+  it('runs through the injected timers as a chain: the next one is set only after a resync ends', async () => {
+    const api = new FakeApi();
+    api.set(container(A, 'web', true));
+    const resyncTimers = new ManualTimers();
+    const recorder = new Recorder();
+    inventory = new DockerInventory({
+      api,
+      events: new FakeSource(),
+      logger: silentLogger(),
+      resyncIntervalMs: 1000,
+      timers: resyncTimers,
+      eventStream: { timers: new ManualTimers(), random: () => 0 },
+    });
+    inventory.subscribe(recorder.listener);
+    await inventory.start();
+    await until(
+      () => recorder.calls.filter((call) => call.startsWith('resync')).length >= 2,
+      'start resyncs',
+    );
+    recorder.take();
+    api.set(container(B, 'batch', true));
+    resyncTimers.fire(); // the period elapsed
+    await until(() => recorder.calls.includes('resync 2'), 'periodic resync');
+    expect(recorder.take()).toEqual(['start batch', 'resync 2']);
+    // exactly one follow-up timer is armed, and stop() clears it
+    resyncTimers.fire();
+    await until(() => recorder.calls.includes('resync 2'), 'second periodic resync');
+    await inventory.stop();
+    expect(() => resyncTimers.fire()).toThrow('nothing scheduled');
+  });
+});

@@ -79,7 +79,7 @@ describe('mapContainerInspect on recorded inspect JSON', () => {
       }),
     ).toEqual({
       id,
-      name: '',
+      name: 'cccccccccccc', // no name: the short id stands in
       image: '',
       labels: { ok: 'yes' },
       state: 'running',
@@ -89,6 +89,14 @@ describe('mapContainerInspect on recorded inspect JSON', () => {
       graphDriverData: {},
       storageOptSizeBytes: null,
     });
+  });
+
+  it("replaces a name that breaks Docker's rule (newline, escape, slash) by the short id", () => {
+    const id = 'd'.repeat(64);
+    for (const hostile of ['/web\nINFO fake line', '/\u001b[2Jclear', '/a/b', '/-dash', '/' + 'x;$(id)']) {
+      expect(mapContainerInspect({ Id: id, Name: hostile }).name).toBe('dddddddddddd');
+    }
+    expect(mapContainerInspect({ Id: id, Name: '/web_1.blue-2' }).name).toBe('web_1.blue-2');
   });
 });
 

@@ -297,3 +297,19 @@ describe('import graph of bench/', () => {
     expect(intoTest).toEqual([]);
   });
 });
+
+describe('import graph of soak/', () => {
+  it('never imports test code: the soak runs on bench/lib, like the benchmarks', () => {
+    const soakFiles = sourceFiles(path.join(REPO_ROOT, 'soak'));
+    expect(soakFiles.length).toBeGreaterThan(5);
+    const intoTest = soakFiles.flatMap((file) =>
+      ts
+        .preProcessFile(readFileSync(file, 'utf8'), true, true)
+        .importedFiles.filter(({ fileName }) => fileName.startsWith('.'))
+        .map(({ fileName }) => path.relative(REPO_ROOT, path.resolve(path.dirname(file), fileName)))
+        .filter((target) => target.split(path.sep)[0] === 'test')
+        .map((target) => `${path.relative(REPO_ROOT, file)} -> ${target}`),
+    );
+    expect(intoTest).toEqual([]);
+  });
+});

@@ -185,6 +185,14 @@ describe('Reclaimer', () => {
         ?.cannotGrowReason,
     ).toBe('grow-failed');
     expect(reclaimObservationOf({ ...base, look: null, decision: null })).toBeNull();
+    // not on LVM, but its disk grew underneath and the watcher grows into it: growth first
+    expect(
+      reclaimObservationOf({
+        ...base,
+        decision: { action: 'cannot-grow', reason: 'not-lvm' },
+        underneath: { decision: { action: 'grow-filesystem' } },
+      })?.cannotGrowReason,
+    ).toBeNull();
   });
 });
 

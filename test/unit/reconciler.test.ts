@@ -11,6 +11,7 @@ import type { PassReport } from '../../src/report/pass-report.js';
 import { parseConfigObject } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { ContainerInfo } from '../../src/docker/model.js';
+import { StorageGrowError } from '../../src/storage/grow-error.js';
 import { FakeBackend, FakeClock, GiB, MiB, type FakePoolOptions } from '../support/fake-backend.js';
 import { fakeContainer, FakeInventory } from '../support/fake-inventory.js';
 
@@ -861,6 +862,29 @@ describe('pool growth', () => {
       'pool-grow-succeeded',
     ]);
     expect(h.logs('pool grow succeeded')).toHaveLength(1);
+  });
+
+  it('journals and logs the failed step and what it left behind when a pool grow fails', async () => {
+    const h = harness({
+      config: { pool: { grow: { enabled: true } } },
+      pool: { kind: 'thin-pool-loop', dataTotalBytes: 100 * GiB, baseUsedBytes: 80 * GiB },
+    });
+    h.add({}, { sizeBytes: 10 * GiB, usedBytes: 1 * GiB });
+    h.backend.nextPoolGrowFailure = new StorageGrowError(
+      'losetup -c failed',
+      'losetup -c',
+      'grown-fs-pending',
+    );
+
+    const report = await h.reconciler.runPass();
+
+    expect(report.poolAction).toMatchObject({ kind: 'failed', error: 'losetup -c failed' });
+    const failed = h.journal.replay().records.find((record) => record.type === 'pool-grow-failed');
+    expect(failed).toMatchObject({ step: 'losetup -c', deviceState: 'grown-fs-pending' });
+    expect(h.logs('pool grow failed')[0]).toMatchObject({
+      step: 'losetup -c',
+      deviceState: 'grown-fs-pending',
+    });
   });
 
   it('stops growing containers and says why when the pool is low and may not grow', async () => {

@@ -168,7 +168,7 @@ describe('journal invariant', () => {
   const line = (record: object) => JSON.stringify({ v: 1, ...record });
   const started = (containerId: string, atMs: number) => line({ type: 'grow-started', containerId, atMs });
 
-  it('every grow-started with an end (succeeded, failed or recovered) passes and is counted', () => {
+  it('every grow-started with an end (succeeded, failed, container gone or recovered) passes and is counted', () => {
     const text = [
       started('c1', 1),
       line({ type: 'grow-succeeded', containerId: 'c1', atMs: 2 }),
@@ -177,16 +177,19 @@ describe('journal invariant', () => {
       started('c1', 4),
       line({ type: 'grow-failed', containerId: 'c1', atMs: 5 }),
       line({ type: 'container-forgotten', containerId: 'c1', atMs: 6 }),
+      started('c3', 7),
+      line({ type: 'grow-container-gone', containerId: 'c3', atMs: 8 }),
       '',
     ].join('\n');
     const { summary, violations } = checkJournal(text, 10, Number.POSITIVE_INFINITY);
     expect(violations).toEqual([]);
     expect(summary).toMatchObject({
-      records: 7,
-      growsStarted: 3,
+      records: 9,
+      growsStarted: 4,
       growsSucceeded: 1,
       growsFailed: 1,
       growsRecovered: 1,
+      growsContainerGone: 1,
       open: [],
     });
   });

@@ -15,10 +15,21 @@ import { describeWith } from '../support/prereqs.js';
 import { CHECKOUT_DIR } from './harness/image.js';
 import { assertVmRunPassed, ensureVmImage, runInVm, vmPrereqs } from './harness/index.js';
 
-const FILESYSTEMS = ['ext4', 'xfs', 'btrfs'];
-const KILL_FILESYSTEMS = ['ext4'];
+/**
+ * While iterating, AUTOGROW_DATAFS_FILESYSTEMS=none (or a subset) and AUTOGROW_DATAFS_UNDERNEATH
+ * (`whole-disk`, `pv`, `none`) on the host run fewer cases; CI sets neither and runs every case.
+ */
+const only = (variable: string, all: string[]) => {
+  const value = process.env[variable]?.trim();
+  return value ? value.split(/\s+/).filter((name) => name !== 'none') : all;
+};
+const FILESYSTEMS = only('AUTOGROW_DATAFS_FILESYSTEMS', ['ext4', 'xfs', 'btrfs']);
+const KILL_FILESYSTEMS = ['ext4'].filter((fs) => FILESYSTEMS.includes(fs));
+/** Disks grown underneath (truncate + losetup -c): ext4 on the whole loop device, and loop -> PV -> VG -> LV -> XFS. */
+const UNDERNEATH = only('AUTOGROW_DATAFS_UNDERNEATH', ['whole-disk', 'pv']);
 const CHECKS = ['control', 'grow', 'vg-exhausted'];
 const KILL_CHECKS = ['killed', 'recovered'];
+const UNDERNEATH_CHECKS = ['control', 'grown-underneath'];
 
 describeWith(vmPrereqs, 'data filesystem growth on LVM in the VM', () => {
   beforeAll(async () => {
@@ -33,14 +44,15 @@ describeWith(vmPrereqs, 'data filesystem growth on LVM in the VM', () => {
     await ensureVmImage();
   });
 
-  it('grows LV + ext4 / XFS / btrfs online under a writer, reports VG exhaustion, recovers a kill after lvextend', async () => {
+  it('grows LV + ext4 / XFS / btrfs online under a writer, reports VG exhaustion, recovers a kill after lvextend, grows into disks grown underneath', async () => {
     const result = await runInVm({
       environment: 'none',
       label: 'data-filesystem',
       script: 'test/vm/guest/data-filesystem.sh',
       env: {
-        AUTOGROW_DATAFS_FILESYSTEMS: FILESYSTEMS.join(' '),
+        AUTOGROW_DATAFS_FILESYSTEMS: FILESYSTEMS.join(' ') || 'none',
         AUTOGROW_DATAFS_KILL_FILESYSTEMS: KILL_FILESYSTEMS.join(' '),
+        AUTOGROW_DATAFS_UNDERNEATH: UNDERNEATH.join(' ') || 'none',
       },
       timeoutMs: 30 * 60_000,
     });
@@ -54,6 +66,10 @@ describeWith(vmPrereqs, 'data filesystem growth on LVM in the VM', () => {
     }
     for (const fs of KILL_FILESYSTEMS) {
       for (const check of KILL_CHECKS) expect(result.consoleLog).toContain(`DATAFS ${fs} ${check}: ok`);
+    }
+    for (const name of UNDERNEATH) {
+      for (const check of UNDERNEATH_CHECKS)
+        expect(result.consoleLog).toContain(`DATAFS ${name} ${check}: ok`);
     }
     expect(result.consoleLog).toContain('DATAFS PASSED');
     const out = path.join(result.artifactsDir, 'data-filesystem');
@@ -72,6 +88,14 @@ describeWith(vmPrereqs, 'data filesystem growth on LVM in the VM', () => {
       expect(JSON.parse(killed.at(-1) ?? '{}')).toMatchObject({ step: 'lv-extended' });
       const recovered = readFileSync(path.join(out, `journal-${fs}-recovered.jsonl`), 'utf8');
       expect(recovered).toContain('"step":"done"');
+    }
+    for (const name of UNDERNEATH) {
+      // the grown-underneath journal: intent to done, by the action of the case
+      const journal = readFileSync(path.join(out, `journal-${name}.jsonl`), 'utf8');
+      expect(journal).toContain(name === 'pv' ? '"kind":"pv-resize"' : '"kind":"device-fs"');
+      expect(journal).toContain('"step":"done"');
+      const metrics = readFileSync(path.join(out, `metrics-${name}-after.txt`), 'utf8');
+      expect(metrics).toContain('docker_autogrow_data_filesystem_device_unused_bytes');
     }
     console.log(`data-filesystem artifacts: ${readdirSync(out).join(' ')}`);
   });

@@ -45,14 +45,38 @@ export interface DmSeqOptions {
 
 /** The containers every order runs with (created fresh at their base size before each order). */
 export const DM_SEQ_CONTAINERS: readonly string[] = ['c1', 'c2'];
-/** Steps per order in CI. */
-export const DM_SEQ_STEPS = 9;
+/** The variants (Docker's devicemapper setups) the sequence runs in; test/vm/dm-sequence.test.ts maps them to VMs. */
+export const DM_SEQ_VARIANTS = ['lvm-live-restore', 'lvm', 'loop', 'lvm-no-deferred'] as const;
+export type DmSeqVariant = (typeof DM_SEQ_VARIANTS)[number];
 /**
- * The fixed CI seeds (direct-lvm, live-restore on): together they cover every action and a stop
- * while the agent is down (test/unit/dm-sequence-orders.test.ts checks). More orders:
- * AUTOGROW_DMSEQ_SEEDS.
+ * The variants CI runs. lvm-no-deferred (direct-lvm, live-restore, dockerd without deferred
+ * removal and deletion: no kernel hold is possible) runs on request only.
  */
-export const DM_SEQ_CI_SEEDS: readonly number[] = [31, 117];
+export const DM_SEQ_CI_VARIANTS: readonly DmSeqVariant[] = ['lvm-live-restore', 'lvm', 'loop'];
+/** Whether a variant's dockerd runs with live-restore (else a dockerd restart stops every container). */
+export const DM_SEQ_LIVE_RESTORE: Record<DmSeqVariant, boolean> = {
+  'lvm-live-restore': true,
+  lvm: false,
+  loop: false,
+  'lvm-no-deferred': true,
+};
+/** Steps per order in CI (more: AUTOGROW_DMSEQ_STEPS). */
+export const DM_SEQ_STEPS = 7;
+/**
+ * The fixed CI seeds: one order per variant, three VMs. Each order stops a grown container with
+ * the agent down and with it up and restarts dockerd after a grow; together they cover every
+ * action (test/unit/dm-sequence-orders.test.ts checks). Chosen among seeds 1..5000 with those
+ * properties at 7 steps as the cheapest set by measured step cost in the VM (a `once` grow with
+ * its fill ~90 s, agent start, dockerd restart, `grow` and `run` grows ~30 s, stops and starts
+ * ~10-20 s); none exists at 6 steps. More orders: AUTOGROW_DMSEQ_SEEDS (the earlier CI set of
+ * the live-restore variant was 31,117 at 9 steps).
+ */
+export const DM_SEQ_CI_SEEDS: Record<DmSeqVariant, readonly number[]> = {
+  'lvm-live-restore': [4336],
+  lvm: [3011],
+  loop: [2619],
+  'lvm-no-deferred': [4336],
+};
 
 /** mulberry32: small, fast and the same on every platform. */
 function prng(seed: number): () => number {
@@ -215,4 +239,34 @@ export function stopsWhileAgentDown(order: DmSeqOrder, liveRestore: boolean): nu
       count += 1;
   }
   return count;
+}
+
+/** What an order does to grown containers: the events the persistence design must survive. */
+export interface GrownEvents {
+  /** `stop`, `stop-start` or `restart` of a grown container while no agent runs. */
+  stopsWithAgentDown: number;
+  /** ... while an agent runs. */
+  stopsWithAgentUp: number;
+  /** dockerd restarts after the first grow. */
+  dockerdRestarts: number;
+}
+
+export function grownEvents(order: DmSeqOrder): GrownEvents {
+  let agentUp = false;
+  const grown = new Set<string>();
+  const events: GrownEvents = { stopsWithAgentDown: 0, stopsWithAgentUp: 0, dockerdRestarts: 0 };
+  for (const step of order.steps) {
+    if (step.action.startsWith('grow-')) grown.add(step.container ?? '');
+    else if (step.action === 'agent-start') agentUp = true;
+    else if (step.action === 'agent-term' || step.action === 'agent-kill') agentUp = false;
+    else if (step.action === 'dockerd-restart' && grown.size > 0) events.dockerdRestarts += 1;
+    else if (
+      (step.action === 'stop' || step.action === 'stop-start' || step.action === 'restart') &&
+      grown.has(step.container ?? '')
+    ) {
+      if (agentUp) events.stopsWithAgentUp += 1;
+      else events.stopsWithAgentDown += 1;
+    }
+  }
+  return events;
 }

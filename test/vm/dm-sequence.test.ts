@@ -7,10 +7,13 @@
  * fix; never a smaller device or filesystem; after the order settles every container runs and
  * `docker rm -f` leaves no device behind.
  *
- * CI: the fixed seeds DM_SEQ_CI_SEEDS in direct-lvm with live-restore, one VM. More:
- *   AUTOGROW_DMSEQ_SEEDS=1,2,3 (or a count: AUTOGROW_DMSEQ_SEEDS=count:20 → seeds 1..20)
+ * CI: one fixed order per variant (DM_SEQ_CI_SEEDS, DM_SEQ_STEPS steps), one VM per variant:
+ * direct-lvm with live-restore, direct-lvm without, loop-lvm. More (outside CI):
+ *   AUTOGROW_DMSEQ_SEEDS=1,2,3 (or a count: AUTOGROW_DMSEQ_SEEDS=count:20 → seeds 1..20), for
+ *     every selected variant
  *   AUTOGROW_DMSEQ_STEPS=12
- *   AUTOGROW_DMSEQ_VARIANTS=lvm-live-restore,lvm,loop (default lvm-live-restore)
+ *   AUTOGROW_DMSEQ_VARIANTS=lvm (default: lvm-live-restore,lvm,loop; also lvm-no-deferred:
+ *     dockerd without deferred removal and deletion, so no kernel hold, the unheld path)
  * A failing order is replayed by giving its seed (and the variant) again.
  */
 import { execFileSync } from 'node:child_process';
@@ -20,38 +23,50 @@ import { assertVmRunPassed, runInVm, vmPrereqs, type VmEnvironment } from './har
 import {
   DM_SEQ_CI_SEEDS,
   DM_SEQ_CONTAINERS,
+  DM_SEQ_LIVE_RESTORE,
+  DM_SEQ_CI_VARIANTS,
   DM_SEQ_STEPS,
+  DM_SEQ_VARIANTS,
+  type DmSeqVariant,
   actionCounts,
   formatOrder,
   generateOrder,
 } from './dm-sequence-orders.js';
 
-interface Variant {
-  name: string;
-  environment: VmEnvironment;
-  liveRestore: boolean;
-}
-const VARIANTS: Record<string, Variant> = {
-  'lvm-live-restore': { name: 'lvm-live-restore', environment: 'docker-dm-lvm', liveRestore: true },
-  lvm: { name: 'lvm', environment: 'docker-dm-lvm', liveRestore: false },
-  loop: { name: 'loop', environment: 'docker-dm-loop', liveRestore: false },
+const ENVIRONMENTS: Record<DmSeqVariant, VmEnvironment> = {
+  'lvm-live-restore': 'docker-dm-lvm',
+  lvm: 'docker-dm-lvm',
+  loop: 'docker-dm-loop',
+  'lvm-no-deferred': 'docker-dm-lvm',
+};
+/** Guest environment per variant beyond live-restore (test/vm/guest/dm-sequence.sh). */
+const GUEST_ENV: Partial<Record<DmSeqVariant, Record<string, string>>> = {
+  'lvm-no-deferred': { AUTOGROW_DMSEQ_NO_DEFERRED: '1' },
 };
 
-function seedsFromEnv(): readonly number[] {
+function seedsFromEnv(variant: DmSeqVariant): readonly number[] {
   const text = process.env.AUTOGROW_DMSEQ_SEEDS;
-  if (!text) return DM_SEQ_CI_SEEDS;
+  if (!text) return DM_SEQ_CI_SEEDS[variant];
   // `count:20` → seeds 1..20; otherwise a comma list (one seed replays one order)
   const count = /^count:(\d+)$/.exec(text);
   if (count) return Array.from({ length: Number(count[1]) }, (_, index) => index + 1);
   return text.split(',').map((seed) => Number(seed.trim()));
 }
 
-const variants = (process.env.AUTOGROW_DMSEQ_VARIANTS ?? 'lvm-live-restore').split(',').map((name) => {
-  const variant = VARIANTS[name.trim()];
-  if (!variant) throw new Error(`AUTOGROW_DMSEQ_VARIANTS: unknown variant ${name}`);
-  return variant;
-});
-const seeds = seedsFromEnv();
+const variants = (process.env.AUTOGROW_DMSEQ_VARIANTS ?? DM_SEQ_CI_VARIANTS.join(','))
+  .split(',')
+  .map((text) => {
+    const name = text.trim();
+    if (!(DM_SEQ_VARIANTS as readonly string[]).includes(name))
+      throw new Error(`AUTOGROW_DMSEQ_VARIANTS: unknown variant ${name}`);
+    const variant = name as DmSeqVariant;
+    return {
+      name: variant,
+      environment: ENVIRONMENTS[variant],
+      liveRestore: DM_SEQ_LIVE_RESTORE[variant],
+      seeds: seedsFromEnv(variant),
+    };
+  });
 const steps = Number(process.env.AUTOGROW_DMSEQ_STEPS ?? DM_SEQ_STEPS);
 
 describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restarts and agent downtime', () => {
@@ -61,6 +76,7 @@ describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restart
   });
 
   for (const variant of variants) {
+    const seeds = variant.seeds;
     const vmTimeoutMs = Number(
       // measured: ~2.2 min per step and ~6 min per order (setup, settle, rm) under TCG with host
       // load 20-25; boot and dockerd ~4 min
@@ -79,6 +95,7 @@ describeWith(vmPrereqs, 'devicemapper: generated orders of grows, stops, restart
         const env: Record<string, string> = {
           AUTOGROW_VM_LIVE_RESTORE: variant.liveRestore ? '1' : '0',
           AUTOGROW_DMSEQ_ORDERS: orders.map(formatOrder).join(';'),
+          ...GUEST_ENV[variant.name],
         };
         if (process.env.AUTOGROW_DM_CLI) env.AUTOGROW_DM_CLI = process.env.AUTOGROW_DM_CLI;
         const result = await runInVm({

@@ -66,6 +66,7 @@ export function describePass(report: PassReport): string {
       what = `grown ${formatBytes(outcome.fromBytes)} -> ${formatBytes(outcome.toBytes)}`;
     else if (outcome?.kind === 'failed')
       what = `FAILED ${formatBytes(outcome.fromBytes)} -> ${formatBytes(outcome.toBytes)}: ${outcome.error}`;
+    else if (outcome?.kind === 'container-gone') what = 'removed by Docker during the grow (not a failure)';
     else if (outcome?.kind === 'planned')
       what = `would grow ${formatBytes(outcome.fromBytes)} -> ${formatBytes(outcome.toBytes)}\n${outcome.steps.map((argv) => `      $ ${argv.join(' ')}`).join('\n')}`;
     else if (decision.kind === 'skip') what = `skip (${decision.reason}): ${decision.why}`;

@@ -11,6 +11,8 @@
  * (btrfs-progs >= 5.x) is optional.
  */
 
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
+
 export interface QgroupId {
   level: number;
   id: number;
@@ -35,23 +37,24 @@ const RAW_BYTES = /^\d+$/;
 
 export function parseQgroupId(text: string): QgroupId {
   const match = QGROUP_ID.exec(text);
-  if (!match) throw new Error(`not a qgroup id: ${JSON.stringify(text)}`);
+  if (!match) throw new ToolOutputError(`not a qgroup id: ${JSON.stringify(text)}`);
   const level = Number(match[1]);
   const id = Number(match[2]);
   if (!Number.isSafeInteger(level) || !Number.isSafeInteger(id)) {
-    throw new Error(`qgroup id out of range: ${JSON.stringify(text)}`);
+    throw new ToolOutputError(`qgroup id out of range: ${JSON.stringify(text)}`);
   }
   return { level, id };
 }
 
 function rawBytes(text: string, column: string, line: string): number {
   if (!RAW_BYTES.test(text)) {
-    throw new Error(
+    throw new ToolOutputError(
       `btrfs qgroup show: ${column} is not a raw byte count (${JSON.stringify(text)}; was --raw given?): ${line}`,
     );
   }
   const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new Error(`btrfs qgroup show: ${column} too large: ${line}`);
+  if (!Number.isSafeInteger(value))
+    throw new ToolOutputError(`btrfs qgroup show: ${column} too large: ${line}`);
   return value;
 }
 
@@ -62,15 +65,16 @@ function limitBytes(text: string, column: string, line: string): number | null {
 const EXPECTED_HEADER = ['Qgroupid', 'Referenced', 'Exclusive', 'Max referenced', 'Max exclusive'];
 
 export function parseQgroupShow(stdout: string): QgroupRow[] {
+  refuseNul(stdout, 'btrfs qgroup show');
   const lines = stdout.split('\n').filter((line) => line.trim() !== '');
   const header = lines[0];
-  if (header === undefined) throw new Error('btrfs qgroup show printed nothing');
+  if (header === undefined) throw new ToolOutputError('btrfs qgroup show printed nothing');
   // "Max referenced" holds a space: split columns on runs of two or more spaces.
   const columns = header.trim().split(/\s{2,}/);
   const expected = EXPECTED_HEADER.every((name, index) => columns[index] === name);
   const hasPath = columns[5] === 'Path';
   if (!expected || columns.length > (hasPath ? 6 : 5)) {
-    throw new Error(
+    throw new ToolOutputError(
       `btrfs qgroup show: unexpected header ${JSON.stringify(header.trim())} (expected the columns of --raw -re)`,
     );
   }
@@ -80,7 +84,7 @@ export function parseQgroupShow(stdout: string): QgroupRow[] {
     const trimmed = line.trim();
     const fields = trimmed.split(/\s+/);
     if (fields.length < 5 || (!hasPath && fields.length !== 5)) {
-      throw new Error(`btrfs qgroup show: malformed row: ${line}`);
+      throw new ToolOutputError(`btrfs qgroup show: malformed row: ${line}`);
     }
     const [idText, rfer, excl, maxRfer, maxExcl] = fields as [string, string, string, string, string];
     let rowPath: string | null = null;

@@ -8,6 +8,8 @@
  * root, or inside a `@` subvolume) shows as `var/lib/docker/btrfs/...` or `@/var/lib/...`.
  */
 
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
+
 export interface SubvolumeRow {
   subvolumeId: number;
   generation: number;
@@ -19,17 +21,23 @@ const ROW = /^ID (\d+) gen (\d+) top level (\d+) path (.+)$/;
 const DOCKER_SUBVOLUME = /(?:^|\/)btrfs\/subvolumes\/([0-9a-f]{64})$/;
 
 export function parseSubvolumeList(stdout: string): SubvolumeRow[] {
+  refuseNul(stdout, 'btrfs subvolume list');
   const rows: SubvolumeRow[] = [];
   for (const line of stdout.split('\n')) {
     if (!line.trim()) continue;
     const match = ROW.exec(line);
-    if (!match) throw new Error(`btrfs subvolume list: unexpected line: ${line}`);
-    const subvolumeId = Number(match[1]);
-    if (!Number.isSafeInteger(subvolumeId)) throw new Error(`btrfs subvolume list: id out of range: ${line}`);
+    if (!match) throw new ToolOutputError(`btrfs subvolume list: unexpected line: ${line}`);
+    const [subvolumeId, generation, topLevel] = [match[1], match[2], match[3]].map(Number) as [
+      number,
+      number,
+      number,
+    ];
+    if (![subvolumeId, generation, topLevel].every(Number.isSafeInteger))
+      throw new ToolOutputError(`btrfs subvolume list: number out of range: ${line}`);
     rows.push({
       subvolumeId,
-      generation: Number(match[2]),
-      topLevel: Number(match[3]),
+      generation,
+      topLevel,
       path: match[4] ?? '',
     });
   }

@@ -1,7 +1,10 @@
 /**
- * The containerd image store backend: observe only. Docker ignores `--storage-opt size=` there, so
- * no container has a limit and this backend sets none (grow refuses); it shows each running
- * container's writable-layer usage and the filesystem under the snapshotter root as the pool.
+ * The containerd image store backend. Docker ignores `--storage-opt size=` there, so no container
+ * has a limit from Docker; this backend shows each running container's writable-layer usage and
+ * the filesystem under the snapshotter root as the pool, and gives containers that opt in with the
+ * label `autogrow.size=<size>` a limit of their own: an XFS project quota on the snapshot directory
+ * (opt-in-limit.ts), when that filesystem is XFS with enforced project quotas. Those are grown by
+ * the normal policy, like overlay2-on-XFS layers (the same mechanics: overlay-xfs/project-quota.ts).
  *
  * Per pass, whatever the container count:
  *   - /proc/<pid>/mountinfo of a container not seen before (or restarted: new pid), one file read,
@@ -16,11 +19,42 @@
  *     place changes neither its directory's mtime nor ctime.)
  * A number that is not from a complete walk since the last change is marked in
  * `detail.usedEstimate`, and `status` says so.
+ *
+ * With project quotas on that filesystem, in addition:
+ *   - one `xfs_io -r -c stat <snapshot dir>...` for the layers not seen before (the project id);
+ *   - one `xfs_quota report` when any container is limited or asks to be: the limited layers'
+ *     usage comes from it and they are not walked;
+ *   - only when a labelled container has no project yet (not in dry-run passes): `xfs_quota limit`
+ *     on a new project id, `xfs_quota project -s` on the snapshot directory, and reads back.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../../util/errors.js';
 import type { DoctorCheck } from '../../contracts/doctor-check.js';
+import { assertContainerId, isSafeUint } from '../../docker/ids.js';
+import { withGrowProgress, type GrowProgress } from '../grow-error.js';
+import type { ProjectQuotaRow } from '../overlay-xfs/parse-quota-report.js';
+import { isProjectView } from '../overlay-xfs/backend.js';
+import {
+  buildProjectSetupCommand,
+  limitArgs,
+  quotaReportArgs,
+  readProjectIds,
+  readProjectQuotaReport,
+  roundUpToLimitGranule,
+  setProjectHardLimit,
+  type QuotaTools,
+} from '../overlay-xfs/project-quota.js';
+import {
+  SIZE_LABEL,
+  initialLimitBytes,
+  isAgentProjectId,
+  nextAgentProjectId,
+  quotaCapability,
+  sizeLabel,
+  snapshotDirOf,
+  type QuotaCapability,
+} from './opt-in-limit.js';
 import type { ContainerInfo } from '../../docker/model.js';
 import { filesystemPool, hasOption, mountOf, statfsUsage, type FilesystemUsage } from '../filesystem.js';
 import type {
@@ -28,6 +62,8 @@ import type {
   ContainerUsage,
   GrowRequest,
   GrowResult,
+  GrowStep,
+  LiveUsage,
   Observation,
   ObserveOptions,
   PoolUsage,
@@ -45,6 +81,8 @@ import {
 
 /** What status shows instead of a size, and grow's refusal. */
 export const CONTAINERD_NO_LIMIT = 'no limit: Docker ignores size on the containerd store';
+/** What status adds for an unlabelled container when opt-in limits are possible. */
+export const CONTAINERD_OPT_IN_HINT = `${CONTAINERD_NO_LIMIT} (label ${SIZE_LABEL}=<size> to opt in)`;
 
 /**
  * Default entry budget per pass (all layers together). Measured (docs/engines.md): about 30 µs of
@@ -63,9 +101,20 @@ export interface ContainerdBackendOptions {
   walkEntryBudget?: number;
 }
 
+/** A layer the agent limits, as the pass's quota report shows it. */
+interface LimitedLayer {
+  projectId: number;
+  hardLimitBytes: number;
+  usedBytes: number;
+}
+
 interface LayerState {
   pid: number;
   upperDir: string;
+  /** The directory the project quota goes on (opt-in-limit.ts), null when the layout is not containerd's. */
+  snapshotDir: string | null;
+  /** Its XFS project id (0: none); null until read (or when project quotas are not usable). */
+  projectId: number | null;
   snapshotterRoot: string | null;
   /** The last complete walk, and the change token read before it started. */
   complete: { bytes: number; entries: number; atMs: number; token: string | null } | null;
@@ -96,6 +145,11 @@ class ContainerdBackend implements StorageBackend {
   private readonly walkEntryBudget: number;
   private poolRoot: string | null = null;
   private poolReadOnly: boolean | null = null;
+  /** Whether project quotas can limit layers under the pool root (read once with the mount). */
+  private quota: QuotaCapability | null = null;
+  /** containerId -> what readLiveUsage statfs'es, from the last pass that read its limit. */
+  private readonly liveTargets = new Map<string, { dir: string; hardLimitBytes: number }>();
+  private filesystemTotalBytes = 0;
 
   constructor(
     private readonly deps: BackendDeps,
@@ -139,6 +193,8 @@ class ContainerdBackend implements StorageBackend {
         : {
             pid: container.pid,
             upperDir: overlay.upperDir,
+            snapshotDir: snapshotDirOf(overlay.upperDir, overlay.workDir),
+            projectId: null,
             snapshotterRoot: overlay.snapshotterRoot,
             complete: null,
             walk: null,
@@ -167,7 +223,9 @@ class ContainerdBackend implements StorageBackend {
     if (this.poolReadOnly === null) {
       const mount = await mountOf(this.poolRoot, this.options.mountInfoFile).catch(() => null);
       this.poolReadOnly = mount ? hasOption(mount, 'ro') : false;
+      this.quota = quotaCapability(this.poolRoot, mount);
     }
+    this.filesystemTotalBytes = usage.totalBytes;
     return {
       pool: filesystemPool(this.poolRoot, usage, 0, this.poolReadOnly),
       token: `${usage.usedBytes}:${usage.freeInodes}`,
@@ -203,10 +261,35 @@ class ContainerdBackend implements StorageBackend {
       this.deps.logger.warn({ err: errorMessage(error) }, 'containerd pool statfs failed');
     }
 
-    // layers to read this pass: walks under way, never walked, or changed since (token moved or unknown)
+    const limited = new Map<string, LimitedLayer>();
+    const limitNotes = new Map<string, string>();
+    const quota = this.quota;
+    if (quota && 'mountPoint' in quota) {
+      await this.quotaPass(quota.mountPoint, resolved, errors, options.dryRun === true, limited, limitNotes);
+    } else {
+      for (const { container } of resolved) {
+        if (sizeLabel(container.labels) === null) continue;
+        limitNotes.set(
+          container.id,
+          `${CONTAINERD_NO_LIMIT}; ${SIZE_LABEL} ignored: ${quota?.why ?? 'the containerd root was not found'}`,
+        );
+      }
+    }
+    if (options.partial !== true) {
+      for (const id of this.liveTargets.keys()) if (!limited.has(id)) this.liveTargets.delete(id);
+    }
+    if (pool) {
+      let committedBytes = 0;
+      for (const layer of limited.values()) committedBytes += layer.hardLimitBytes;
+      pool = { ...pool, committedBytes };
+    }
+
+    // layers to read this pass: walks under way, never walked, or changed since (token moved or
+    // unknown); the limited ones have the quota report's number instead
     const stale = resolved.filter(
-      ({ layer }) =>
-        layer.walk !== null || layer.complete === null || token === null || layer.complete.token !== token,
+      ({ container, layer }) =>
+        !limited.has(container.id) &&
+        (layer.walk !== null || layer.complete === null || token === null || layer.complete.token !== token),
     );
     stale.sort((a, b) => (a.layer.complete?.atMs ?? -1) - (b.layer.complete?.atMs ?? -1));
     let budget = this.walkEntryBudget;
@@ -234,7 +317,16 @@ class ContainerdBackend implements StorageBackend {
 
     for (const { container, layer } of resolved) {
       if (errors.has(container.id)) continue;
-      usages.set(container.id, this.usageOf(container.id, layer, token, nowMs));
+      const limit = limited.get(container.id);
+      if (limit) {
+        usages.set(container.id, this.limitedUsageRecord(container.id, layer, limit));
+        continue;
+      }
+      const usage = this.usageOf(container.id, layer, token, nowMs);
+      const note =
+        limitNotes.get(container.id) ??
+        (quota && 'mountPoint' in quota && layer.snapshotDir !== null ? CONTAINERD_OPT_IN_HINT : null);
+      usages.set(container.id, note ? { ...usage, detail: { ...usage.detail, limit: note } } : usage);
     }
     return { takenAtMs: nowMs, driver: this.driver, pool, containers: usages, errors };
   }
@@ -302,13 +394,288 @@ class ContainerdBackend implements StorageBackend {
     };
   }
 
+  private get tools(): QuotaTools {
+    return { runner: this.deps.runner, commandTimeoutMs: this.deps.commandTimeoutMs };
+  }
+
+  /**
+   * The project-quota part of a pass: project ids of new layers (one xfs_io), one report when any
+   * layer is limited or asks to be, the first limit of labelled layers without a project (not in
+   * dry-run), then which layers are limited (`limited`) and what status says of the others
+   * (`notes`).
+   */
+  private async quotaPass(
+    mountPoint: string,
+    resolved: readonly { container: ContainerInfo; layer: LayerState }[],
+    errors: Map<string, string>,
+    dryRun: boolean,
+    limited: Map<string, LimitedLayer>,
+    notes: Map<string, string>,
+  ): Promise<void> {
+    const unread = resolved.filter(({ layer }) => layer.projectId === null && layer.snapshotDir !== null);
+    if (unread.length > 0) {
+      let ids: Map<string, number>;
+      try {
+        ids = await readProjectIds(
+          this.tools,
+          unread.map(({ layer }) => layer.snapshotDir!),
+        );
+      } catch {
+        // one removed snapshot fails the whole batch: ask each on its own
+        ids = new Map();
+        for (const { container, layer } of unread) {
+          try {
+            for (const [dir, id] of await readProjectIds(this.tools, [layer.snapshotDir!])) ids.set(dir, id);
+          } catch (error) {
+            errors.set(container.id, `project id lookup failed: ${errorMessage(error)}`);
+          }
+        }
+      }
+      for (const { layer } of unread) {
+        const id = ids.get(layer.snapshotDir!);
+        if (id !== undefined) layer.projectId = id;
+      }
+    }
+    const wanted = resolved.filter(
+      ({ container, layer }) =>
+        !errors.has(container.id) &&
+        (isAgentProjectId(layer.projectId ?? 0) || sizeLabel(container.labels) !== null),
+    );
+    if (wanted.length === 0) return;
+    let rows: Map<number, ProjectQuotaRow>;
+    try {
+      rows = await readProjectQuotaReport(this.tools, mountPoint);
+    } catch (error) {
+      for (const { container } of wanted)
+        errors.set(container.id, `xfs_quota report failed: ${errorMessage(error)}`);
+      return;
+    }
+    if (!dryRun) {
+      let changed = false;
+      for (const { container, layer } of wanted) {
+        const label = sizeLabel(container.labels);
+        if (!label || 'invalid' in label || layer.snapshotDir === null || layer.projectId === null) continue;
+        const hasLimit = (rows.get(layer.projectId)?.hardLimitBytes ?? null) !== null;
+        if (layer.projectId !== 0 && (hasLimit || !isAgentProjectId(layer.projectId))) continue;
+        try {
+          await this.setFirstLimit(mountPoint, container, layer, label.bytes, rows);
+          changed = true;
+        } catch (error) {
+          errors.set(container.id, `${SIZE_LABEL}: setting the limit failed: ${errorMessage(error)}`);
+        }
+      }
+      if (changed) rows = await readProjectQuotaReport(this.tools, mountPoint);
+    }
+    const holders = new Map<number, number>();
+    for (const { layer } of wanted) {
+      if (layer.projectId !== null) holders.set(layer.projectId, (holders.get(layer.projectId) ?? 0) + 1);
+    }
+    for (const { container, layer } of wanted) {
+      if (errors.has(container.id)) continue;
+      const projectId = layer.projectId;
+      const label = sizeLabel(container.labels);
+      if (projectId !== null && isAgentProjectId(projectId)) {
+        if ((holders.get(projectId) ?? 0) > 1) {
+          errors.set(container.id, `XFS project ${projectId} is shared by several containers`);
+          continue;
+        }
+        const row = rows.get(projectId);
+        const hardLimitBytes = row?.hardLimitBytes ?? null;
+        if (hardLimitBytes === null) {
+          notes.set(
+            container.id,
+            `XFS project ${projectId} has no hard limit${label ? ' (set at the next pass)' : ` (no ${SIZE_LABEL} label to set one from)`}`,
+          );
+          continue;
+        }
+        // a project with no blocks at all may be missing from the report
+        limited.set(container.id, { projectId, hardLimitBytes, usedBytes: row?.usedBytes ?? 0 });
+        this.liveTargets.set(container.id, { dir: layer.upperDir, hardLimitBytes });
+        continue;
+      }
+      if (!label) continue;
+      notes.set(
+        container.id,
+        'invalid' in label
+          ? `${CONTAINERD_NO_LIMIT}; ${label.invalid}`
+          : layer.snapshotDir === null
+            ? `${CONTAINERD_NO_LIMIT}; ${SIZE_LABEL} ignored: ${layer.upperDir} is not an overlayfs snapshot (.../snapshots/<n>/fs beside .../work)`
+            : projectId !== null && projectId !== 0
+              ? `${CONTAINERD_NO_LIMIT}; ${SIZE_LABEL} ignored: the snapshot is already in XFS project ${projectId}, not one of the agent's`
+              : `${SIZE_LABEL}: limit not set yet (set by the agent's next pass)`,
+      );
+    }
+  }
+
+  /**
+   * A labelled layer's first limit. The limit goes on a fresh project id first, then the project
+   * on the snapshot directory: a crash in between leaves an unused project with a limit (the next
+   * id skips it), never a limited container without a limit it asked for for longer than a pass.
+   */
+  private async setFirstLimit(
+    mountPoint: string,
+    container: ContainerInfo,
+    layer: LayerState,
+    labelBytes: number,
+    rows: ReadonlyMap<number, ProjectQuotaRow>,
+  ): Promise<void> {
+    assertContainerId(container.id);
+    const dir = layer.snapshotDir!;
+    let projectId = layer.projectId ?? 0;
+    const usedBytes = Math.max(
+      layer.complete?.bytes ?? 0,
+      layer.walk?.state.bytes ?? 0,
+      rows.get(projectId)?.usedBytes ?? 0,
+    );
+    const limitBytes = roundUpToLimitGranule(initialLimitBytes(labelBytes, usedBytes));
+    if (projectId === 0) {
+      projectId = nextAgentProjectId(
+        rows.keys(),
+        [...this.layers.values()].map((known) => known.projectId ?? 0),
+      );
+    }
+    await setProjectHardLimit(this.tools, mountPoint, projectId, limitBytes);
+    if (layer.projectId === 0) {
+      await this.deps.runner.run({
+        tool: 'xfs_quota',
+        args: ['-x', '-c', buildProjectSetupCommand(dir, projectId), mountPoint],
+        timeoutMs: this.deps.commandTimeoutMs,
+      });
+      const readBack = (await readProjectIds(this.tools, [dir])).get(dir);
+      if (readBack !== projectId) {
+        throw new Error(
+          `xfs_quota project reported success but ${dir} has project ${readBack ?? 'none'}, not ${projectId}`,
+        );
+      }
+      layer.projectId = projectId;
+    }
+    this.deps.logger.info(
+      { container: container.name, containerId: container.id, projectId, limitBytes, snapshotDir: dir },
+      `${SIZE_LABEL}: limit set on the containerd snapshot`,
+    );
+  }
+
+  private limitedUsageRecord(containerId: string, layer: LayerState, limit: LimitedLayer): ContainerUsage {
+    const snapshot = /\/snapshots\/(\d+)\/fs$/.exec(layer.upperDir)?.[1];
+    return {
+      containerId,
+      driver: this.driver,
+      sizeBytes: limit.hardLimitBytes,
+      usedBytes: limit.usedBytes,
+      inodesUsed: null,
+      inodesTotal: null,
+      fsType: null,
+      detail: {
+        upperDir: layer.upperDir,
+        ...(snapshot ? { snapshot } : {}),
+        projectId: limit.projectId,
+        usedSource: 'xfs project quota',
+      },
+    };
+  }
+
+  /** The fill guard's fast path: statfs of a limited upperdir shows its project (isProjectView). */
+  async readLiveUsage(containerIds: readonly string[]): Promise<ReadonlyMap<string, LiveUsage>> {
+    const result = new Map<string, LiveUsage>();
+    const filesystemTotalBytes = this.filesystemTotalBytes;
+    await Promise.all(
+      containerIds.map(async (containerId) => {
+        const target = this.liveTargets.get(containerId);
+        if (!target) return;
+        const usage = await this.statfs(target.dir).catch(() => null);
+        if (!usage || !isProjectView(usage, target.hardLimitBytes, filesystemTotalBytes)) return;
+        result.set(containerId, { usedBytes: usage.usedBytes, sizeBytes: usage.totalBytes });
+      }),
+    );
+    return result;
+  }
+
   grow(request: GrowRequest): Promise<GrowResult> {
-    return Promise.reject(new Error(`cannot grow ${request.container.name}: ${CONTAINERD_NO_LIMIT}`));
+    return withGrowProgress((progress) => this.growStepByStep(request, progress));
+  }
+
+  private async growStepByStep(request: GrowRequest, progress: GrowProgress): Promise<GrowResult> {
+    const { container, dryRun } = request;
+    assertContainerId(container.id);
+    if (!isSafeUint(request.toBytes) || request.toBytes <= 0) {
+      throw new Error(`grow target is not a positive byte count: ${request.toBytes}`);
+    }
+    const layer = this.layers.get(container.id);
+    const quota = this.quota;
+    if (
+      !layer ||
+      layer.snapshotDir === null ||
+      layer.projectId === null ||
+      !isAgentProjectId(layer.projectId)
+    ) {
+      throw new Error(
+        `cannot grow ${container.name}: ${CONTAINERD_NO_LIMIT} and it has no ${SIZE_LABEL} limit`,
+      );
+    }
+    if (!quota || !('mountPoint' in quota))
+      throw new Error(`cannot grow ${container.name}: ${quota?.why ?? 'no containerd root'}`);
+    const mountPoint = quota.mountPoint;
+    const dir = layer.snapshotDir;
+    const projectId = layer.projectId;
+    // fresh lookups before acting: a stale project id would raise another container's limit
+    const fresh = (await readProjectIds(this.tools, [dir])).get(dir);
+    if (fresh !== projectId) {
+      layer.projectId = null;
+      throw new Error(`${dir} now has XFS project ${fresh ?? 'none'}, not ${projectId}: not grown`);
+    }
+    const liveLimit =
+      (await readProjectQuotaReport(this.tools, mountPoint)).get(projectId)?.hardLimitBytes ?? null;
+    if (liveLimit === null) {
+      throw new Error(`XFS project ${projectId} of container ${container.id} has no hard limit: never grown`);
+    }
+    const toBytes = roundUpToLimitGranule(request.toBytes);
+    if (liveLimit >= toBytes) {
+      return {
+        containerId: container.id,
+        fromBytes: liveLimit,
+        toBytes: liveLimit,
+        steps: [],
+        dryRun,
+        noop: true,
+      };
+    }
+    const steps: GrowStep[] = [
+      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs(mountPoint, projectId, toBytes)] },
+      { name: 'xfs_quota report', argv: ['xfs_quota', ...quotaReportArgs(mountPoint)] },
+    ];
+    if (dryRun)
+      return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
+    const readBack = await setProjectHardLimit(this.tools, mountPoint, projectId, toBytes, (step) =>
+      progress.at(step, step === 'xfs_quota limit' ? 'unchanged' : 'unknown'),
+    );
+    const target = this.liveTargets.get(container.id);
+    if (target) target.hardLimitBytes = readBack;
+    return {
+      containerId: container.id,
+      fromBytes: liveLimit,
+      toBytes: readBack,
+      steps,
+      dryRun: false,
+      noop: false,
+    };
   }
 
   async doctor(): Promise<DoctorCheck[]> {
     const read = await this.pool().catch(() => null);
+    const quota = this.quota;
     return [
+      {
+        name: 'containerd root on XFS with project quotas (opt-in limits)',
+        ok: quota !== null && 'mountPoint' in quota,
+        severity: 'warn',
+        detail:
+          quota && 'mountPoint' in quota
+            ? `${quota.mountPoint} enforces project quotas: a container labelled ${SIZE_LABEL}=<size> gets a limit the agent sets and grows`
+            : `opt-in limits (${SIZE_LABEL}) are impossible: ${quota?.why ?? 'the containerd root was not found'}; containers are observed only`,
+        ...(quota && 'mountPoint' in quota
+          ? {}
+          : { fix: 'put the containerd root on XFS mounted with -o pquota to let containers opt in' }),
+      },
       {
         name: 'containerd snapshotter root',
         ok: read !== null,

@@ -31,9 +31,10 @@ export function containerdImageStore(info: DockerInfo): ContainerdImageStore | n
 export function containerdStoreNotice(store: ContainerdImageStore): string {
   return (
     `Docker uses the containerd image store (snapshotter ${store.snapshotter}): it accepts --storage-opt size= and ` +
-    'ignores it, so no container on this host has a size limit and there is none to grow; docker-autogrow only ' +
-    "observes there (each container's writable-layer usage and the filesystem under the containerd root); " +
-    'switch to "storage-driver": "overlay2" on XFS with pquota, or ' +
+    "ignores it, so no container on this host has a size limit from Docker; docker-autogrow observes each container's " +
+    'writable-layer usage and the filesystem under the containerd root, and, when that filesystem is XFS ' +
+    'mounted with pquota, limits and grows the containers labelled autogrow.size=<size> itself (XFS project ' +
+    'quotas on their snapshots); otherwise switch to "storage-driver": "overlay2" on XFS with pquota, or ' +
     'btrfs, with "features": {"containerd-snapshotter": false}, for per-container limits'
   );
 }

@@ -6,6 +6,7 @@
  *  - btrfs: `btrfs filesystem resize <devid>:max <mount point>`; the devid of our device comes from
  *    `btrfs filesystem show --raw <mount point>` (a multi-device btrfs has several).
  */
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
 import type { CommandRunner, ToolName } from '../../exec/runner.js';
 import type { GrowableFilesystem } from '../../policy/data-filesystem.js';
 
@@ -25,16 +26,19 @@ export interface BtrfsDevice {
 const DEVID_LINE = /^\s*devid\s+(\d+)\s+size\s+(\d+)\s+used\s+(\d+)\s+path\s+(\S+)\s*$/;
 
 export function parseBtrfsDevices(stdout: string): BtrfsDevice[] {
+  refuseNul(stdout, 'btrfs filesystem show');
   const devices: BtrfsDevice[] = [];
   for (const line of stdout.split('\n')) {
     const match = DEVID_LINE.exec(line);
     if (!match) continue;
-    devices.push({
-      devid: Number(match[1]),
-      sizeBytes: Number(match[2]),
-      usedBytes: Number(match[3]),
-      path: match[4] as string,
-    });
+    const [devid, sizeBytes, usedBytes] = [match[1], match[2], match[3]].map(Number) as [
+      number,
+      number,
+      number,
+    ];
+    if (![devid, sizeBytes, usedBytes].every(Number.isSafeInteger))
+      throw new ToolOutputError(`btrfs filesystem show: number out of range: ${line}`);
+    devices.push({ devid, sizeBytes, usedBytes, path: match[4] as string });
   }
   return devices;
 }

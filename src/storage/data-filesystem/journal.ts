@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../util/atomic-file.js';
 import type { GrowableFilesystem } from '../../policy/data-filesystem.js';
 
 /** Steps in order; each written after it completed. */
-export type DataFsStep = 'lv-extended' | 'fs-grown' | 'done' | 'rolled-back' | 'failed';
+export type DataFsStep = 'lv-extended' | 'pv-resized' | 'fs-grown' | 'done' | 'rolled-back' | 'failed';
 
 /** A step after which nothing is left to do. `failed` is not one: recover() retries it. */
 export const TERMINAL_DATA_FS_STEPS: ReadonlySet<DataFsStep> = new Set(['done', 'rolled-back']);
@@ -31,23 +31,24 @@ export interface DataFsGrowIntent {
   why: string;
 }
 
-export type DataFsJournalRecord =
-  | { step: 'intent'; atMs: number; intent: DataFsGrowIntent }
+export type DataFsJournalRecord<I = DataFsGrowIntent> =
+  | { step: 'intent'; atMs: number; intent: I }
   | { step: DataFsStep; atMs: number; intentId: string; detail?: string };
 
-export interface DataFsPendingIntent {
-  intent: DataFsGrowIntent;
+export interface DataFsPendingIntent<I = DataFsGrowIntent> {
+  intent: I;
   steps: DataFsStep[];
   /** Detail of the last recorded step (the error of a failed one). */
   lastDetail: string | null;
 }
 
-export interface DataFsLastGrow {
+export interface DataFsLastGrow<I = DataFsGrowIntent> {
   atMs: number;
-  intent: DataFsGrowIntent;
+  intent: I;
 }
 
-export class DataFsJournal {
+/** The journal of LV grows; the same class keeps the grown-underneath journal (./underneath.ts). */
+export class DataFsJournal<I extends { intentId: string } = DataFsGrowIntent> {
   constructor(
     readonly file: string,
     private readonly nowMs: () => number = Date.now,
@@ -57,23 +58,23 @@ export class DataFsJournal {
     return new DataFsJournal(path.join(stateDir, 'data-filesystem-journal.jsonl'), nowMs);
   }
 
-  begin(intent: DataFsGrowIntent): void {
+  begin(intent: I): void {
     appendJsonLineDurable(this.file, {
       step: 'intent',
       atMs: this.nowMs(),
       intent,
-    } satisfies DataFsJournalRecord);
+    } satisfies DataFsJournalRecord<I>);
   }
 
   record(intentId: string, step: DataFsStep, detail?: string): void {
-    const record: DataFsJournalRecord = { step, atMs: this.nowMs(), intentId };
+    const record: DataFsJournalRecord<I> = { step, atMs: this.nowMs(), intentId };
     if (detail !== undefined) record.detail = detail;
     appendJsonLineDurable(this.file, record);
   }
 
-  private byIntent(): Map<string, DataFsPendingIntent & { doneAtMs: number | null }> {
-    const byId = new Map<string, DataFsPendingIntent & { doneAtMs: number | null }>();
-    for (const record of readJsonLines<DataFsJournalRecord>(this.file).records) {
+  private byIntent(): Map<string, DataFsPendingIntent<I> & { doneAtMs: number | null }> {
+    const byId = new Map<string, DataFsPendingIntent<I> & { doneAtMs: number | null }>();
+    for (const record of readJsonLines<DataFsJournalRecord<I>>(this.file).records) {
       if (record.step === 'intent') {
         byId.set(record.intent.intentId, {
           intent: record.intent,
@@ -93,15 +94,15 @@ export class DataFsJournal {
   }
 
   /** Intents without a terminal step: an agent killed mid-grow, or a step that failed. */
-  pending(): DataFsPendingIntent[] {
+  pending(): DataFsPendingIntent<I>[] {
     return [...this.byIntent().values()]
       .filter((entry) => !entry.steps.some((step) => TERMINAL_DATA_FS_STEPS.has(step)))
       .map(({ intent, steps, lastDetail }) => ({ intent, steps, lastDetail }));
   }
 
   /** The most recent grow that finished, for the cooldown. */
-  lastGrow(): DataFsLastGrow | null {
-    let last: DataFsLastGrow | null = null;
+  lastGrow(): DataFsLastGrow<I> | null {
+    let last: DataFsLastGrow<I> | null = null;
     for (const entry of this.byIntent().values()) {
       if (entry.doneAtMs !== null && (!last || entry.doneAtMs >= last.atMs))
         last = { atMs: entry.doneAtMs, intent: entry.intent };
@@ -114,7 +115,7 @@ export class DataFsJournal {
     const keep = new Set(this.pending().map((entry) => entry.intent.intentId));
     const last = this.lastGrow();
     if (last) keep.add(last.intent.intentId);
-    const kept = readJsonLines<DataFsJournalRecord>(this.file).records.filter((record) =>
+    const kept = readJsonLines<DataFsJournalRecord<I>>(this.file).records.filter((record) =>
       keep.has(record.step === 'intent' ? record.intent.intentId : record.intentId),
     );
     writeFileAtomic(this.file, kept.map((record) => `${JSON.stringify(record)}\n`).join(''));

@@ -3,6 +3,7 @@
  * `lvs --reportformat json` call per look, LV and VG fields in the same row, sizes in bytes. And the
  * argv of the one LVM change the grower makes (`lvextend -L <bytes>b`).
  */
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
 import type { CommandRunner } from '../../exec/runner.js';
 import { isValidLvmName, type LvmName } from './block-stack.js';
 
@@ -65,13 +66,13 @@ function byteField(row: Record<string, unknown>, field: string): number {
   const value = row[field];
   const bytes = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(bytes))
-    throw new Error(`lvs: field ${field} is not a byte count: ${JSON.stringify(value)}`);
+    throw new ToolOutputError(`lvs: field ${field} is not a byte count: ${JSON.stringify(value)}`);
   return bytes;
 }
 
 function textField(row: Record<string, unknown>, field: string): string {
   const value = row[field];
-  if (typeof value !== 'string') throw new Error(`lvs: field ${field} missing`);
+  if (typeof value !== 'string') throw new ToolOutputError(`lvs: field ${field} missing`);
   return value;
 }
 
@@ -81,20 +82,27 @@ function textField(row: Record<string, unknown>, field: string): string {
  * lvm/lvs-ext4-after.json). The rows of one LV are merged; rows of two LVs are refused.
  */
 export function parseLvsReport(stdout: string): LogicalVolumeReport {
+  refuseNul(stdout, 'lvs');
   let parsed: unknown;
   try {
     parsed = JSON.parse(stdout);
   } catch {
-    throw new Error('lvs: the report is not JSON');
+    throw new ToolOutputError('lvs: the report is not JSON');
   }
-  const report = (parsed as { report?: Array<{ lv?: unknown[] }> }).report;
+  const report =
+    parsed !== null && typeof parsed === 'object' ? (parsed as { report?: unknown }).report : undefined;
   const rows = (
-    Array.isArray(report) ? report.flatMap((entry) => (Array.isArray(entry.lv) ? entry.lv : [])) : []
+    Array.isArray(report)
+      ? (report as unknown[]).flatMap((entry) => {
+          const lv = entry !== null && typeof entry === 'object' ? (entry as { lv?: unknown }).lv : undefined;
+          return Array.isArray(lv) ? (lv as unknown[]) : [];
+        })
+      : []
   ).filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
   const first = rows[0];
-  if (!first) throw new Error('lvs: expected one logical volume, found 0');
+  if (!first) throw new ToolOutputError('lvs: expected one logical volume, found 0');
   const uuids = new Set(rows.map((row) => textField(row, 'lv_uuid')));
-  if (uuids.size !== 1) throw new Error(`lvs: expected one logical volume, found ${uuids.size}`);
+  if (uuids.size !== 1) throw new ToolOutputError(`lvs: expected one logical volume, found ${uuids.size}`);
   const segtypes = new Set(rows.map((row) => textField(row, 'segtype')));
   const major = textField(first, 'lv_kernel_major');
   const minor = textField(first, 'lv_kernel_minor');

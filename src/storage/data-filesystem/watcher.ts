@@ -12,6 +12,7 @@ import {
   decideDataFilesystem,
   isGrowableFilesystem,
   type DataFilesystemDecision,
+  type GrowableFilesystem,
   type DataFilesystemSettings,
 } from '../../policy/data-filesystem.js';
 import { realTimers, unrefTimer, type Clock, type Timers } from '../../util/clock.js';
@@ -22,6 +23,24 @@ import { growDataFilesystem, plannedCommands, DataFsGrowError, type DataFsGrowDe
 import { DataFsJournal } from './journal.js';
 import { lookAtDataFilesystem, type DataFsLook } from './look.js';
 import { recoverDataFilesystemGrows, type RecoveryReport } from './recover.js';
+import {
+  attemptKey,
+  decideUnderneath,
+  type UnderneathDecision,
+  type UnderneathObservation,
+} from '../../policy/grown-underneath.js';
+import {
+  growFilesystemToDevice,
+  plannedUnderneathCommands,
+  pvresizeUnderneath,
+  recoverUnderneathGrows,
+  underneathJournalIn,
+  UnderneathGrowError,
+  UnderneathProber,
+  type UnderneathGrowDeps,
+  type UnderneathJournal,
+  type UnderneathRecoveryReport,
+} from './underneath.js';
 
 /** How old the LVM report (VG free) may get while the filesystem is below its thresholds. */
 export const LVM_REFRESH_MS = 60_000;
@@ -32,6 +51,22 @@ export type DataFsGrowOutcome =
   | { kind: 'grown'; atMs: number; fromLvBytes: number; toLvBytes: number; fsAfterBytes: number }
   | { kind: 'planned'; atMs: number; fromLvBytes: number; toLvBytes: number; commands: string[] }
   | { kind: 'failed'; atMs: number; error: string; state: string };
+
+/** A block device grown underneath the data filesystem (./underneath.ts): what this look saw and did. */
+export interface DataFsUnderneathStatus {
+  observation: UnderneathObservation;
+  decision: UnderneathDecision;
+  outcome:
+    | { kind: 'grown'; action: 'grow-filesystem' | 'pvresize'; fromBytes: number; toBytes: number }
+    | { kind: 'planned'; action: 'grow-filesystem' | 'pvresize'; commands: string[] }
+    | { kind: 'failed'; action: 'grow-filesystem' | 'pvresize'; error: string }
+    | null;
+  /** The probe (ext4 superblock, xfs_growfs -n, btrfs show, pvs) failed this look. */
+  probeError: string | null;
+  pendingRecoveries: UnderneathRecoveryReport[];
+  /** Counted since the agent started, by action and result. */
+  growsTotal: Record<string, number>;
+}
 
 export interface DataFsStatus {
   atMs: number;
@@ -47,6 +82,8 @@ export interface DataFsStatus {
   error: string | null;
   growsTotal: number;
   growFailuresTotal: number;
+  /** Null when the look failed. */
+  underneath?: DataFsUnderneathStatus | null;
 }
 
 export function dataFilesystemSettings(config: Config): DataFilesystemSettings {
@@ -90,6 +127,12 @@ export class DataFilesystemWatcher {
   private growsTotal = 0;
   private growFailuresTotal = 0;
   private status: DataFsStatus | null = null;
+  private readonly underneathJournal: UnderneathJournal;
+  private readonly underneathDeps: UnderneathGrowDeps;
+  private readonly prober: UnderneathProber;
+  private readonly underneathFailedAt = new Set<string>();
+  private underneathPending: UnderneathRecoveryReport[] = [];
+  private readonly underneathGrows: Record<string, number> = {};
 
   constructor(private readonly deps: DataFsWatcherDeps) {
     this.journal = DataFsJournal.inStateDir(deps.stateDir, () => deps.clock.nowMs());
@@ -103,6 +146,17 @@ export class DataFilesystemWatcher {
       commandTimeoutMs: deps.commandTimeoutMs,
       nowMs: () => deps.clock.nowMs(),
     };
+    this.underneathJournal = underneathJournalIn(deps.stateDir, () => deps.clock.nowMs());
+    this.underneathDeps = {
+      ...this.growDeps,
+      journal: this.underneathJournal,
+      blockStackPaths: deps.blockStackPaths,
+    };
+    this.prober = new UnderneathProber({
+      runner: deps.runner,
+      commandTimeoutMs: deps.commandTimeoutMs,
+      blockStackPaths: deps.blockStackPaths,
+    });
   }
 
   get lastStatus(): DataFsStatus | null {
@@ -141,6 +195,12 @@ export class DataFilesystemWatcher {
 
   private async recoverIfDue(nowMs: number): Promise<void> {
     if (this.deps.dryRun) {
+      this.underneathPending = this.underneathJournal.pending().map((entry) => ({
+        intentId: entry.intent.intentId,
+        subject: entry.intent.kind === 'device-fs' ? entry.intent.devicePath : `PV ${entry.intent.pvName}`,
+        outcome: 'pending',
+        detail: 'dry run: not recovered',
+      }));
       this.pending = this.journal.pending().map((entry) => ({
         intentId: entry.intent.intentId,
         vg: entry.intent.vg,
@@ -152,9 +212,13 @@ export class DataFilesystemWatcher {
     }
     const due =
       this.lastRecoveryAtMs === null ||
-      (this.pending.length > 0 && nowMs - this.lastRecoveryAtMs >= RECOVERY_RETRY_MS);
+      ((this.pending.length > 0 || this.underneathPending.length > 0) &&
+        nowMs - this.lastRecoveryAtMs >= RECOVERY_RETRY_MS);
     if (!due) return;
     this.lastRecoveryAtMs = nowMs;
+    this.underneathPending = (await recoverUnderneathGrows(this.underneathDeps)).filter(
+      (report) => report.outcome === 'pending',
+    );
     const reports = await recoverDataFilesystemGrows({
       ...this.growDeps,
       blockStackPaths: this.deps.blockStackPaths,
@@ -169,6 +233,7 @@ export class DataFilesystemWatcher {
     let decision: DataFilesystemDecision | null = null;
     let outcome: DataFsGrowOutcome | null = null;
     let error: string | null = null;
+    let underneath: DataFsUnderneathStatus | null = null;
     try {
       await this.recoverIfDue(nowMs);
       look = await lookAtDataFilesystem(
@@ -194,7 +259,10 @@ export class DataFilesystemWatcher {
         },
         nowMs,
       );
-      if (decision.action === 'grow') outcome = await this.act(look, decision);
+      underneath = await this.lookUnderneath(look);
+      // a device grown underneath is handled first; the LV grow waits for the next look's fresh VG
+      if (decision.action === 'grow' && underneath.outcome?.kind !== 'grown')
+        outcome = await this.act(look, decision);
     } catch (caught) {
       error = errorMessage(caught);
       deps.logger.error({ err: error }, 'data filesystem look failed');
@@ -210,9 +278,81 @@ export class DataFilesystemWatcher {
       error,
       growsTotal: this.growsTotal,
       growFailuresTotal: this.growFailuresTotal,
+      underneath,
     };
     deps.onStatus?.(this.status);
     return this.status;
+  }
+
+  private countUnderneath(action: string, result: string): void {
+    const key = `${action}/${result}`;
+    this.underneathGrows[key] = (this.underneathGrows[key] ?? 0) + 1;
+  }
+
+  /** Probes for a device grown underneath and, unless dry run, grows into it (./underneath.ts). */
+  private async lookUnderneath(look: DataFsLook): Promise<DataFsUnderneathStatus> {
+    const observation = await this.prober.observe(look.stack, look.lv);
+    const decision = decideUnderneath(observation, { failedAt: this.underneathFailedAt });
+    let outcome: DataFsUnderneathStatus['outcome'] = null;
+    if (decision.action === 'grow-filesystem' || decision.action === 'pvresize') {
+      const { stack } = look;
+      if (this.deps.dryRun) {
+        outcome = {
+          kind: 'planned',
+          action: decision.action,
+          commands: plannedUnderneathCommands(decision, stack.fsType, stack.mountPoint),
+        };
+      } else {
+        try {
+          const result =
+            decision.action === 'pvresize'
+              ? await pvresizeUnderneath(this.underneathDeps, {
+                  vg: look.lv?.vg ?? '',
+                  pvName: decision.pvName,
+                  why: decision.why,
+                })
+              : await growFilesystemToDevice(this.underneathDeps, {
+                  devicePath: decision.devicePath,
+                  majorMinor: stack.deviceMajorMinor ?? '',
+                  fsType: stack.fsType as GrowableFilesystem,
+                  mountPoint: stack.mountPoint,
+                  deviceBytes: decision.toBytes,
+                  why: decision.why,
+                });
+          outcome = {
+            kind: 'grown',
+            action: decision.action,
+            fromBytes: result.fromBytes,
+            toBytes: result.toBytes,
+          };
+        } catch (caught) {
+          const key =
+            decision.action === 'pvresize'
+              ? attemptKey(decision.pvName, decision.toBytes)
+              : attemptKey(decision.devicePath, decision.toBytes);
+          if (caught instanceof UnderneathGrowError && caught.state === 'unchanged')
+            this.underneathFailedAt.add(key);
+          else {
+            this.lastRecoveryAtMs = null; // finish it at the next look
+            this.underneathFailedAt.add(key);
+          }
+          this.deps.logger.error({ err: errorMessage(caught) }, 'grow into a grown device failed');
+          outcome = { kind: 'failed', action: decision.action, error: errorMessage(caught) };
+        }
+        // the next look reads the filesystem, PV, LV and VG afresh
+        this.prober.invalidate();
+        this.previousLook = null;
+      }
+      this.countUnderneath(decision.action, outcome.kind);
+    }
+    return {
+      observation,
+      decision,
+      outcome,
+      probeError: this.prober.lastError,
+      pendingRecoveries: this.underneathPending,
+      growsTotal: { ...this.underneathGrows },
+    };
   }
 
   private async act(

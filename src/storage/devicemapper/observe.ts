@@ -224,6 +224,15 @@ export function createObserver(
       pool: poolUsage(pool, committedBytes),
       containers: usages,
       errors,
+      // stopped containers too: the reconciler keeps only running ones in its rows
+      unpersisted: persistence.pendingPersistence().map((entry) => ({
+        containerId: entry.containerId,
+        deviceName: entry.deviceName,
+        state: entry.state,
+        running: entry.running,
+        grownBytes: entry.grownBytes,
+        dockerSizeBytes: entry.dockerSizeBytes,
+      })),
     };
   }
 

@@ -4,6 +4,7 @@
  * Docker's DriverStatus pairs, LVM JSON reports, /proc/self/mountinfo and Docker's per-device
  * metadata files. No I/O here: everything is a function of text.
  */
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
 import { isDockerDmDeviceName, isLayerHash, isSafeUint } from '../../docker/ids.js';
 
 export const SECTOR_BYTES = 512;
@@ -21,16 +22,17 @@ export interface DmSegment {
 
 function parseUint(text: string | undefined, what: string): number {
   if (text === undefined || !/^\d+$/.test(text))
-    throw new Error(`${what}: not an unsigned integer: ${JSON.stringify(text)}`);
+    throw new ToolOutputError(`${what}: not an unsigned integer: ${JSON.stringify(text)}`);
   const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new Error(`${what}: too large: ${text}`);
+  if (!Number.isSafeInteger(value)) throw new ToolOutputError(`${what}: too large: ${text}`);
   return value;
 }
 
 /** Parses `start length target args...` (one segment, no device name prefix). */
 export function parseDmSegment(line: string): DmSegment {
   const fields = line.trim().split(/\s+/);
-  if (fields.length < 3) throw new Error(`not a device-mapper table/status line: ${JSON.stringify(line)}`);
+  if (fields.length < 3)
+    throw new ToolOutputError(`not a device-mapper table/status line: ${JSON.stringify(line)}`);
   return {
     startSector: parseUint(fields[0], 'start sector'),
     lengthSectors: parseUint(fields[1], 'length'),
@@ -45,12 +47,14 @@ export function parseDmSegment(line: string): DmSegment {
  * `docker-253:0-...`), never `: `, so the name ends at the first `: `.
  */
 export function parseDmsetupAllDevices(text: string): Map<string, DmSegment[]> {
+  refuseNul(text, 'dmsetup');
   const devices = new Map<string, DmSegment[]>();
   for (const rawLine of text.split('\n')) {
     const line = rawLine.trimEnd();
     if (!line.trim() || line.trim() === 'No devices found') continue;
     const separator = line.indexOf(': ');
-    if (separator <= 0) throw new Error(`dmsetup line without a device name: ${JSON.stringify(line)}`);
+    if (separator <= 0)
+      throw new ToolOutputError(`dmsetup line without a device name: ${JSON.stringify(line)}`);
     const name = line.slice(0, separator);
     const segments = devices.get(name) ?? [];
     segments.push(parseDmSegment(line.slice(separator + 2)));
@@ -61,6 +65,7 @@ export function parseDmsetupAllDevices(text: string): Map<string, DmSegment[]> {
 
 /** `dmsetup table <one device>`: segments without a name prefix. */
 export function parseDmsetupOneDevice(text: string): DmSegment[] {
+  refuseNul(text, 'dmsetup');
   return text
     .split('\n')
     .filter((line) => line.trim())
@@ -91,15 +96,16 @@ export interface DmDeviceInfo {
  * attr is 4 characters: (L)ive, (I)nactive, (s)uspended, (r)ead-only or (w)ritable.
  */
 export function parseDmInfoColumns(text: string): Map<string, DmDeviceInfo> {
+  refuseNul(text, 'dmsetup info');
   const devices = new Map<string, DmDeviceInfo>();
   for (const line of text.split('\n')) {
     if (!line.trim() || line.trim() === 'No devices found') continue;
     const fields = line.trim().split(DM_INFO_SEPARATOR);
     if (fields.length < 6)
-      throw new Error(`dmsetup info line has ${fields.length} fields: ${JSON.stringify(line)}`);
+      throw new ToolOutputError(`dmsetup info line has ${fields.length} fields: ${JSON.stringify(line)}`);
     const [name, major, minor, attr, open, ...uuidParts] = fields as [string, string, string, string, string];
     if (!/^[L-][I-][s-][rw]/.test(attr))
-      throw new Error(`dmsetup info: unknown attr ${JSON.stringify(attr)}`);
+      throw new ToolOutputError(`dmsetup info: unknown attr ${JSON.stringify(attr)}`);
     devices.set(name, {
       name,
       major: parseUint(major, 'major'),
@@ -126,9 +132,10 @@ export interface ThinPoolTable {
 }
 
 export function parseThinPoolTable(segment: DmSegment): ThinPoolTable {
-  if (segment.target !== 'thin-pool') throw new Error(`not a thin-pool table: target ${segment.target}`);
+  if (segment.target !== 'thin-pool')
+    throw new ToolOutputError(`not a thin-pool table: target ${segment.target}`);
   const [metadataDevice, dataDevice, blockSize, lowWater, featureCount, ...rest] = segment.args;
-  if (!metadataDevice || !dataDevice) throw new Error('thin-pool table without devices');
+  if (!metadataDevice || !dataDevice) throw new ToolOutputError('thin-pool table without devices');
   const count = featureCount === undefined ? 0 : parseUint(featureCount, 'thin-pool feature count');
   return {
     metadataDevice,
@@ -165,7 +172,8 @@ export interface ThinPoolStatus {
  * or just `Fail`. Older kernels omit the trailing fields; they default to absent.
  */
 export function parseThinPoolStatus(segment: DmSegment): ThinPoolStatus {
-  if (segment.target !== 'thin-pool') throw new Error(`not a thin-pool status: target ${segment.target}`);
+  if (segment.target !== 'thin-pool')
+    throw new ToolOutputError(`not a thin-pool status: target ${segment.target}`);
   const fields = segment.args;
   if (fields[0] === 'Fail' || fields[0] === 'Error') {
     return {
@@ -181,14 +189,15 @@ export function parseThinPoolStatus(segment: DmSegment): ThinPoolStatus {
   }
   const fraction = (text: string | undefined, what: string): [number, number] => {
     const match = /^(\d+)\/(\d+)$/.exec(text ?? '');
-    if (!match) throw new Error(`thin-pool status: ${what} is not used/total: ${JSON.stringify(text)}`);
+    if (!match)
+      throw new ToolOutputError(`thin-pool status: ${what} is not used/total: ${JSON.stringify(text)}`);
     return [parseUint(match[1], what), parseUint(match[2], what)];
   };
   const [metaUsed, metaTotal] = fraction(fields[1], 'metadata');
   const [dataUsed, dataTotal] = fraction(fields[2], 'data');
   const modeField = fields[4];
   if (modeField !== 'rw' && modeField !== 'ro' && modeField !== 'out_of_data_space') {
-    throw new Error(`thin-pool status: unknown mode ${JSON.stringify(modeField)}`);
+    throw new ToolOutputError(`thin-pool status: unknown mode ${JSON.stringify(modeField)}`);
   }
   const rest = fields.slice(5);
   return {
@@ -215,9 +224,12 @@ export interface ThinTable {
 }
 
 export function parseThinTable(segment: DmSegment): ThinTable {
-  if (segment.target !== 'thin') throw new Error(`not a thin table: target ${segment.target}`);
+  if (segment.target !== 'thin') throw new ToolOutputError(`not a thin table: target ${segment.target}`);
   const [poolDevice, deviceId, externalOrigin] = segment.args;
-  if (!poolDevice) throw new Error('thin table without a pool device');
+  if (!poolDevice) throw new ToolOutputError('thin table without a pool device');
+  // the kernel's thin target takes at most 3 arguments: more is not a thin table we can read
+  if (segment.args.length > 3)
+    throw new ToolOutputError(`thin table with ${segment.args.length} arguments: ${segment.args.join(' ')}`);
   return {
     poolDevice,
     deviceId: parseUint(deviceId, 'thin device id'),
@@ -239,7 +251,7 @@ export interface ThinStatus {
 
 /** Thin status: `<nr mapped sectors> <highest mapped sector|->`, or `Fail`. */
 export function parseThinStatus(segment: DmSegment): ThinStatus {
-  if (segment.target !== 'thin') throw new Error(`not a thin status: target ${segment.target}`);
+  if (segment.target !== 'thin') throw new ToolOutputError(`not a thin status: target ${segment.target}`);
   const [mapped, highest] = segment.args;
   if (mapped === 'Fail') return { failed: true, mappedSectors: null, highestMappedSector: null };
   return {
@@ -270,7 +282,9 @@ export function parseDockerDmDriverStatus(
   const values = new Map(pairs.map(([key, value]) => [key.trim(), value.trim()]));
   const poolName = values.get('Pool Name');
   if (!poolName)
-    throw new Error('docker info DriverStatus has no "Pool Name": is the storage driver devicemapper?');
+    throw new ToolOutputError(
+      'docker info DriverStatus has no "Pool Name": is the storage driver devicemapper?',
+    );
   const bool = (key: string): boolean | null => {
     const value = values.get(key);
     return value === undefined ? null : value === 'true';
@@ -301,13 +315,15 @@ export interface DockerThinDevice {
 export function parseGraphDriverData(data: Readonly<Record<string, string>>): DockerThinDevice {
   const deviceName = data.DeviceName;
   if (!isDockerDmDeviceName(deviceName))
-    throw new Error(`GraphDriver.Data.DeviceName is not a Docker thin device: ${JSON.stringify(deviceName)}`);
-  if (deviceName.endsWith('-init')) throw new Error(`refusing an -init device: ${deviceName}`);
+    throw new ToolOutputError(
+      `GraphDriver.Data.DeviceName is not a Docker thin device: ${JSON.stringify(deviceName)}`,
+    );
+  if (deviceName.endsWith('-init')) throw new ToolOutputError(`refusing an -init device: ${deviceName}`);
   const deviceId = Number(data.DeviceId);
   if (!/^\d+$/.test(data.DeviceId ?? '') || !isSafeUint(deviceId))
-    throw new Error(`GraphDriver.Data.DeviceId is not an id: ${JSON.stringify(data.DeviceId)}`);
+    throw new ToolOutputError(`GraphDriver.Data.DeviceId is not an id: ${JSON.stringify(data.DeviceId)}`);
   const hash = deviceName.slice(deviceName.lastIndexOf('-') + 1);
-  if (!isLayerHash(hash)) throw new Error(`device name hash is not 64 hex digits: ${deviceName}`);
+  if (!isLayerHash(hash)) throw new ToolOutputError(`device name hash is not 64 hex digits: ${deviceName}`);
   const sizeText = data.DeviceSize;
   const dockerSizeBytes = sizeText && /^\d+$/.test(sizeText) ? Number(sizeText) : null;
   return { deviceName, deviceId, dockerSizeBytes, hash };
@@ -322,13 +338,37 @@ export interface LvsRow {
   attr: string;
 }
 
+/** JSON.parse whose failure is a {@link ToolOutputError} (a truncated or garbage report). */
+function parseJson(text: string, what: string): unknown {
+  refuseNul(text, what);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ToolOutputError(`${what}: not JSON (${(error as Error).message})`);
+  }
+}
+
 function reportRows(json: string, section: 'lv' | 'vg'): Record<string, string>[] {
-  const parsed = JSON.parse(json) as { report?: Array<Record<string, unknown>> };
-  if (!Array.isArray(parsed.report)) throw new Error('LVM JSON report without "report"');
+  const parsed = parseJson(json, `LVM ${section}s report`) as { report?: unknown } | null;
+  if (parsed === null || typeof parsed !== 'object' || !Array.isArray(parsed.report))
+    throw new ToolOutputError('LVM JSON report without "report"');
   const rows: Record<string, string>[] = [];
-  for (const entry of parsed.report) {
-    const list = entry[section];
-    if (Array.isArray(list)) rows.push(...(list as Record<string, string>[]));
+  for (const entry of parsed.report as unknown[]) {
+    const list =
+      entry !== null && typeof entry === 'object' ? (entry as Record<string, unknown>)[section] : null;
+    if (!Array.isArray(list)) continue;
+    for (const row of list as unknown[]) {
+      // every field of --reportformat json is a string: anything else is not LVM's report
+      if (
+        row === null ||
+        typeof row !== 'object' ||
+        !Object.values(row as Record<string, unknown>).every((value) => typeof value === 'string')
+      )
+        throw new ToolOutputError(
+          `LVM JSON report: a ${section} row that is not strings: ${JSON.stringify(row)}`,
+        );
+      rows.push(row as Record<string, string>);
+    }
   }
   return rows;
 }
@@ -392,9 +432,14 @@ export interface DockerDeviceMetadata {
 }
 
 export function parseDockerDeviceMetadata(text: string): DockerDeviceMetadata {
-  const parsed = JSON.parse(text) as Record<string, unknown>;
-  if (!isSafeUint(parsed.device_id) || !isSafeUint(parsed.size)) {
-    throw new Error(`devicemapper metadata without device_id/size: ${text.slice(0, 200)}`);
+  const parsed = parseJson(text, 'devicemapper metadata') as Record<string, unknown> | null;
+  if (
+    parsed === null ||
+    typeof parsed !== 'object' ||
+    !isSafeUint(parsed.device_id) ||
+    !isSafeUint(parsed.size)
+  ) {
+    throw new ToolOutputError(`devicemapper metadata without device_id/size: ${text.slice(0, 200)}`);
   }
   return { deviceId: parsed.device_id, sizeBytes: parsed.size };
 }
@@ -405,7 +450,7 @@ export function parseDockerDeviceMetadata(text: string): DockerDeviceMetadata {
  */
 export function patchDockerDeviceMetadataSize(text: string, sizeBytes: number): string {
   const parsed = JSON.parse(text) as Record<string, unknown>;
-  if (!('size' in parsed)) throw new Error('devicemapper metadata has no "size" field');
+  if (!('size' in parsed)) throw new ToolOutputError('devicemapper metadata has no "size" field');
   parsed.size = sizeBytes;
   return JSON.stringify(parsed);
 }

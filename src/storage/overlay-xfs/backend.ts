@@ -26,6 +26,16 @@ import { errorMessage } from '../../util/errors.js';
 import { withGrowProgress, type GrowProgress } from '../grow-error.js';
 import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
+import {
+  buildLimitCommand,
+  limitArgs,
+  quotaReportArgs,
+  readProjectIds,
+  readProjectQuotaReport,
+  roundUpToLimitGranule,
+  setProjectHardLimit,
+  type QuotaTools,
+} from './project-quota.js';
 import type { ContainerInfo } from '../../docker/model.js';
 import {
   FS_MAGIC,
@@ -49,8 +59,9 @@ import type {
   ObserveOptions,
   StorageBackend,
 } from '../types.js';
-import { parseProjectQuotaReport, type ProjectQuotaRow } from './parse-quota-report.js';
-import { parseXfsIoStatProjectIds } from './parse-xfs-io-stat.js';
+import type { ProjectQuotaRow } from './parse-quota-report.js';
+
+export { buildLimitCommand };
 
 export interface OverlayXfsBackendOptions {
   /** mountinfo to read (tests); default /proc/self/mountinfo. */
@@ -67,13 +78,6 @@ interface LiveTarget {
   hardLimitBytes: number;
 }
 
-/** XFS project ids are 32-bit; 0 is "no project" and 2^32-1 is reserved (-1). */
-const MAX_PROJECT_ID = 2 ** 32 - 2;
-/** xfs_io opens every file at once: keep each call's argv and fd count bounded. */
-const XFS_IO_BATCH = 256;
-/** XFS keeps limits in filesystem blocks; targets are rounded up to this. */
-const LIMIT_GRANULE_BYTES = 4096;
-const MAX_XFS_BLOCK_BYTES = 64 * 1024;
 /** xfs_quota reports in KiB, rounded down; statfs in whole filesystem blocks. */
 const REPORT_GRANULE_BYTES = 1024;
 
@@ -98,17 +102,6 @@ export function isProjectView(
     usage.usedBytes >= 0 &&
     usage.usedBytes <= usage.totalBytes
   );
-}
-
-/** The only way a `limit` command string is made: two checked integers. */
-export function buildLimitCommand(projectId: number, hardLimitBytes: number): string {
-  if (!isSafeUint(projectId) || projectId < 1 || projectId > MAX_PROJECT_ID) {
-    throw new Error(`not a usable XFS project id: ${projectId}`);
-  }
-  if (!isSafeUint(hardLimitBytes) || hardLimitBytes <= 0) {
-    throw new Error(`not a positive byte count: ${hardLimitBytes}`);
-  }
-  return `limit -p bsoft=0 bhard=${hardLimitBytes} ${projectId}`;
 }
 
 export function createOverlayXfsBackend(
@@ -150,37 +143,21 @@ class OverlayXfsBackend implements StorageBackend {
     return mount;
   }
 
-  private reportArgs(mountPoint: string): string[] {
-    return ['-x', '-c', 'report -p -b -N -n', mountPoint];
+  private get tools(): QuotaTools {
+    return { runner: this.deps.runner, commandTimeoutMs: this.deps.commandTimeoutMs };
   }
 
   private async report(): Promise<Map<number, ProjectQuotaRow>> {
     const mount = await this.xfsMount();
-    const { stdout } = await this.deps.runner.run({
-      tool: 'xfs_quota',
-      args: this.reportArgs(mount.mountPoint),
-      timeoutMs: this.deps.commandTimeoutMs,
-    });
-    return parseProjectQuotaReport(stdout);
+    return readProjectQuotaReport(this.tools, mount.mountPoint);
   }
 
   private layerDir(mountId: string): string {
     return pathUnderDataRoot(this.dataRoot, 'overlay2', mountId);
   }
 
-  /** Project ids of the given layer directories, in as few xfs_io processes as the batch size allows. */
-  private async projectIds(dirs: readonly string[]): Promise<Map<string, number>> {
-    const found = new Map<string, number>();
-    for (let start = 0; start < dirs.length; start += XFS_IO_BATCH) {
-      const batch = dirs.slice(start, start + XFS_IO_BATCH);
-      const { stdout } = await this.deps.runner.run({
-        tool: 'xfs_io',
-        args: ['-r', '-c', 'stat', ...batch],
-        timeoutMs: this.deps.commandTimeoutMs,
-      });
-      for (const [dir, projectId] of parseXfsIoStatProjectIds(stdout)) found.set(dir, projectId);
-    }
-    return found;
+  private projectIds(dirs: readonly string[]): Promise<Map<string, number>> {
+    return readProjectIds(this.tools, dirs);
   }
 
   /**
@@ -395,7 +372,7 @@ class OverlayXfsBackend implements StorageBackend {
     if (liveLimit === null) {
       throw new Error(`XFS project ${projectId} of container ${container.id} has no hard limit: never grown`);
     }
-    const toBytes = Math.ceil(request.toBytes / LIMIT_GRANULE_BYTES) * LIMIT_GRANULE_BYTES;
+    const toBytes = roundUpToLimitGranule(request.toBytes);
     if (liveLimit >= toBytes) {
       this.noteLimit(container.id, projectId, liveLimit);
       return {
@@ -407,27 +384,16 @@ class OverlayXfsBackend implements StorageBackend {
         noop: true,
       };
     }
-    const limitArgs = ['-x', '-c', buildLimitCommand(projectId, toBytes), mount.mountPoint];
     const steps: GrowStep[] = [
-      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs] },
-      { name: 'xfs_quota report', argv: ['xfs_quota', ...this.reportArgs(mount.mountPoint)] },
+      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs(mount.mountPoint, projectId, toBytes)] },
+      { name: 'xfs_quota report', argv: ['xfs_quota', ...quotaReportArgs(mount.mountPoint)] },
     ];
     if (dryRun)
       return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
 
-    progress.at('xfs_quota limit', 'unchanged');
-    await this.deps.runner.run({ tool: 'xfs_quota', args: limitArgs, timeoutMs: this.deps.commandTimeoutMs });
-    progress.at('read back', 'unknown');
-    const after = (await this.report()).get(projectId);
-    const readBack = after?.hardLimitBytes ?? null;
-    // XFS stores limits in filesystem blocks (4 KiB here, at most 64 KiB): accept the target
-    // rounded up to one block, nothing else
-    if (readBack === null || readBack < toBytes || readBack >= toBytes + MAX_XFS_BLOCK_BYTES) {
-      throw new Error(
-        `xfs_quota limit reported success but project ${projectId} shows hard limit ` +
-          `${readBack ?? 'none'} instead of ${toBytes}`,
-      );
-    }
+    const readBack = await setProjectHardLimit(this.tools, mount.mountPoint, projectId, toBytes, (step) =>
+      progress.at(step, step === 'xfs_quota limit' ? 'unchanged' : 'unknown'),
+    );
     this.noteLimit(container.id, projectId, readBack);
     return {
       containerId: container.id,

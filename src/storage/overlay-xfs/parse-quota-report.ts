@@ -8,6 +8,8 @@
  * (format from xfsprogs 6.1; see /work/shared/reference/real-outputs/docker-quota/30-overlay2.txt)
  */
 
+import { ToolOutputError, refuseNul } from '../tool-output-error.js';
+
 export interface ProjectQuotaRow {
   projectId: number;
   usedBytes: number;
@@ -22,19 +24,22 @@ const HEADER = /^(Project quota on |\s*Blocks\s*$|Project ID\s|-{5,})/;
 
 function kibToBytes(text: string, line: string): number {
   const bytes = Number(text) * 1024;
-  if (!Number.isSafeInteger(bytes)) throw new Error(`xfs_quota report: number out of range: ${line}`);
+  if (!Number.isSafeInteger(bytes))
+    throw new ToolOutputError(`xfs_quota report: number out of range: ${line}`);
   return bytes;
 }
 
 export function parseProjectQuotaReport(stdout: string): Map<number, ProjectQuotaRow> {
+  refuseNul(stdout, 'xfs_quota report');
   const rows = new Map<number, ProjectQuotaRow>();
   for (const line of stdout.split('\n')) {
     if (!line.trim() || HEADER.test(line)) continue;
     const match = ROW.exec(line.trim());
-    if (!match) throw new Error(`xfs_quota report: unexpected line (numeric ids and -b expected): ${line}`);
+    if (!match)
+      throw new ToolOutputError(`xfs_quota report: unexpected line (numeric ids and -b expected): ${line}`);
     const projectId = Number(match[1]);
     if (!Number.isSafeInteger(projectId))
-      throw new Error(`xfs_quota report: project id out of range: ${line}`);
+      throw new ToolOutputError(`xfs_quota report: project id out of range: ${line}`);
     const soft = kibToBytes(match[3] ?? '', line);
     const hard = kibToBytes(match[4] ?? '', line);
     rows.set(projectId, {

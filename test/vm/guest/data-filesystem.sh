@@ -10,6 +10,13 @@
 #      same code for every filesystem, and each agent start costs minutes under TCG): a real kill -9 of
 #      the agent after lvextend and before the filesystem grow (the grow tool is a wrapper that
 #      blocks), then a restart that finishes the grow.
+#   5. for each case in $AUTOGROW_DATAFS_UNDERNEATH (default "whole-disk pv"; "none" for none), a
+#      loop-file disk grown underneath (truncate + losetup -c) with the agent running:
+#      whole-disk: ext4 on the whole loop device (control: without the agent a writer hits ENOSPC);
+#      the agent grows the filesystem into the device online while a writer writes;
+#      pv: loop device -> PV -> VG -> LV (all of the VG) -> XFS; the agent pvresizes the PV, then the
+#      normal lvextend + xfs_growfs when a writer crosses the threshold. Both: writer rc 0, df = metrics.
+# $AUTOGROW_DATAFS_FILESYSTEMS=none skips 1-4 (iterating on 5 alone).
 # Prints "DATAFS <fs> <check>: ok ..." per check and "DATAFS PASSED" at the end; the host asserts on them.
 set -euo pipefail
 . "$AUTOGROW_SRC/test/vm/guest/lib.sh"
@@ -32,7 +39,7 @@ AGENT_PID=""
 
 [ -f "$SRC/dist/src/main.js" ] || die "dist/src/main.js missing: run npm run build on the host first"
 [ -e "$SRC/node_modules/dockerode/package.json" ] || die "node_modules is not readable in the guest ($SRC/node_modules)"
-modprobe -a dm-mod xfs overlay
+modprobe -a dm-mod xfs overlay loop
 
 fail() {
   echo "DATAFS FAIL: $*" >&2
@@ -155,6 +162,7 @@ teardown_fs() {
 pvcreate -q "$AUTOGROW_SCRATCH_DEV"
 vgcreate -q $VG "$AUTOGROW_SCRATCH_DEV"
 for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs btrfs}; do
+  [ "$FS" != none ] || continue
   stamp "data-filesystem: $FS"
   setup_fs "$FS"
   cp "$OUT/../dockerd.log" "$OUT/dockerd-$FS.log" 2>/dev/null || true
@@ -259,5 +267,122 @@ for FS in ${AUTOGROW_DATAFS_FILESYSTEMS:-ext4 xfs btrfs}; do
   cp $STATE/data-filesystem-journal.jsonl "$OUT/journal-$FS-recovered.jsonl"
   ok recovered "fs $fs_before -> $(fs_bytes) after the restart; LV $lv_killed"
   teardown_fs
+done
+# 5. disks grown underneath, on loop files kept on an LV of the scratch disk (not the guest's RAM)
+LOOP_DIR=/mnt/loopfiles
+LOOPVG=agloop
+start_dockerd_on() { # <device>: Docker's data root on it, overlay2
+  mkdir -p $DATA_ROOT
+  mount "$1" $DATA_ROOT
+  mkdir -p /etc/docker
+  cat >/etc/docker/daemon.json <<EOT
+{ "data-root": "$DATA_ROOT", "storage-driver": "overlay2",
+  "iptables": false, "ip-masq": false, "bridge": "none", "log-level": "info" }
+EOT
+  bash "$AUTOGROW_DOCKERD_CTL" start
+  import_busybox
+  rm -rf $STATE
+  mkdir -p $STATE
+}
+stop_dockerd_off() {
+  stop_agent
+  docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true
+  bash "$AUTOGROW_DOCKERD_CTL" stop
+  umount $DATA_ROOT
+}
+underneath_cases=${AUTOGROW_DATAFS_UNDERNEATH:-whole-disk pv}
+if [ "$underneath_cases" != none ]; then
+  lvcreate -q -y --wipesignatures y -n loopfiles -L 3G $VG
+  udevadm settle
+  mkfs.ext4 -q -F /dev/$VG/loopfiles
+  mkdir -p $LOOP_DIR
+  mount /dev/$VG/loopfiles $LOOP_DIR
+fi
+for CASE in $underneath_cases; do
+  [ "$CASE" != none ] || continue
+  FS=$CASE
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  stamp "data-filesystem grown underneath: $CASE"
+  img=$LOOP_DIR/$CASE.img
+  if [ "$CASE" = whole-disk ]; then
+    truncate -s 384M "$img"
+    LOOPDEV=$(losetup -f --show "$img")
+    mkfs.ext4 -q -F "$LOOPDEV"
+    start_dockerd_on "$LOOPDEV"
+    # control: without the agent, 1.25 x the device into its filesystem ends in ENOSPC
+    writer control 15 0
+    rc=$(writer_exit control)
+    docker logs control >"$OUT/control-$CASE.log" 2>&1
+    [ "$rc" != 0 ] || fail "$CASE control: the writer finished without the agent (rc 0)"
+    grep -q 'No space left on device' "$OUT/control-$CASE.log" || fail "$CASE control: no ENOSPC"
+    docker rm control >/dev/null
+    ok control "writer rc $rc: $(grep -m1 'No space left' "$OUT/control-$CASE.log")"
+    write_config $STATE/agent.yaml 95%
+  else
+    truncate -s 512M "$img"
+    LOOPDEV=$(losetup -f --show "$img")
+    pvcreate -q "$LOOPDEV"
+    vgcreate -q $LOOPVG "$LOOPDEV"
+    lvcreate -q -y --wipesignatures y -n docker -l 100%FREE $LOOPVG
+    udevadm settle
+    mkfs.xfs -q -f /dev/$LOOPVG/docker
+    start_dockerd_on /dev/$LOOPVG/docker
+    # control: the VG has nothing left, the LV cannot grow without a pvresize
+    [ "$(vgs --noheadings --units b --nosuffix -o vg_free $LOOPVG | tr -d ' ')" = 0 ] || fail "$CASE control: VG $LOOPVG has free space"
+    ok control "VG $LOOPVG 0 free: the LV cannot grow before the PV does"
+    write_config $STATE/agent.yaml 50%
+    sed -i 's/^  vgReserve: .*/  vgReserve: 0/; s/^  minStep: .*/  minStep: 256M/; s/^  step: .*/  step: 512M/' $STATE/agent.yaml
+  fi
+  start_agent $STATE/agent.yaml "$CASE"
+  fs_before=$(fs_bytes)
+  pvs --reportformat json --units b --nosuffix -o pv_name,vg_name,pv_size,dev_size,pe_start "$LOOPDEV" >"$OUT/pvs-$CASE-before.json" 2>/dev/null || true
+  # the operator grows the disk
+  truncate -s 1536M "$img"
+  losetup -c "$LOOPDEV"
+  stamp "$CASE: $LOOPDEV grown to $(blockdev --getsize64 "$LOOPDEV") bytes"
+  writer filler 20 1
+  rc=$(writer_exit filler)
+  docker logs filler >"$OUT/filler-$CASE.log" 2>&1
+  [ "$rc" = 0 ] || fail "$CASE: the writer failed with the agent running (rc $rc): $(tail -n2 "$OUT/filler-$CASE.log")"
+  sleep 3 # two looks: the metrics carry the settled size
+  fs_after=$(fs_bytes)
+  show df -B1 --output=source,fstype,size,used,avail,target $DATA_ROOT | tee "$OUT/df-$CASE-after.txt"
+  busybox wget -qO- "$METRICS" | grep '^docker_autogrow_data_filesystem' | tee "$OUT/metrics-$CASE-after.txt"
+  [ "$fs_after" -gt "$fs_before" ] || fail "$CASE: filesystem did not grow ($fs_before -> $fs_after)"
+  metric_size=$(metric data_filesystem_size_bytes)
+  [ "$(printf '%.0f' "$metric_size")" = "$fs_after" ] || fail "$CASE: df size $fs_after != metric $metric_size"
+  if [ "$CASE" = whole-disk ]; then
+    action=grow-filesystem
+    dev_bytes=$(blockdev --getsize64 "$LOOPDEV")
+    [ $((dev_bytes - fs_after)) -lt $((dev_bytes / 10)) ] || fail "$CASE: filesystem $fs_after does not fill the $dev_bytes-byte device"
+    detail="device $dev_bytes; fs $fs_before -> $fs_after"
+  else
+    action=pvresize
+    pvs --reportformat json --units b --nosuffix -o pv_name,vg_name,pv_size,dev_size,pe_start "$LOOPDEV" | tee "$OUT/pvs-$CASE-after.json"
+    pv_after=$(pvs --noheadings --units b --nosuffix -o pv_size "$LOOPDEV" | tr -d ' ')
+    [ "$pv_after" -gt $((1024 * MIB)) ] || fail "$CASE: PV not resized ($pv_after)"
+    lv_after=$(lvs --noheadings --units b --nosuffix -o lv_size $LOOPVG/docker | tr -d ' ')
+    metric_lv=$(metric data_filesystem_lv_size_bytes)
+    [ "$(printf '%.0f' "$metric_lv")" = "$lv_after" ] || fail "$CASE: lvs $lv_after != metric $metric_lv"
+    detail="PV -> $pv_after; LV -> $lv_after; fs $fs_before -> $fs_after"
+  fi
+  grown=$(metric data_filesystem_device_grows_total "kind=\"$action\",result=\"grown\"")
+  [ "$(printf '%.0f' "${grown:-0}")" -ge 1 ] || fail "$CASE: device_grows_total{kind=$action,result=grown} is ${grown:-absent}"
+  unused=$(metric data_filesystem_device_unused_bytes)
+  [ "$(printf '%.0f' "$unused")" -lt $((64 * MIB)) ] || fail "$CASE: $unused bytes still unused underneath"
+  pending=$(metric data_filesystem_pending_recoveries)
+  [ "$(printf '%.0f' "$pending")" = 0 ] || fail "$CASE: $pending pending recoveries"
+  cp $STATE/data-filesystem-underneath-journal.jsonl "$OUT/journal-$CASE.jsonl"
+  grep -q '"step":"done"' $STATE/data-filesystem-underneath-journal.jsonl || fail "$CASE: no done step in the journal"
+  stop_dockerd_off
+  if [ "$CASE" = pv ]; then
+    vgchange -q -an $LOOPVG
+    vgremove -q -f $LOOPVG
+    pvremove -q "$LOOPDEV"
+  fi
+  losetup -d "$LOOPDEV"
+  rm -f "$img"
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  ok grown-underneath "writer rc 0; $detail; df = metric; device_grows_total{$action,grown} $grown; case took $(awk "BEGIN{print $t1 - $t0}") s"
 done
 echo "DATAFS PASSED"

@@ -11,8 +11,10 @@
 #
 # After every step, for each container: if it runs, its device and filesystem are at least as
 # large as ever seen (else VIOLATION smaller); if it should run and does not (a start failed),
-# `status` must name it as not persistent with the fix (REPORTED) or it is a VIOLATION
-# unreported. Then the order settles: stopped containers started as the agent state is, then with
+# `status` must name it as not persistent with the fix (REPORTED; with an agent running, its
+# docker_autogrow_devicemapper_unpersisted_devices must count it too) or it is a VIOLATION
+# unreported. A new "last sector read failed" in dmesg in a step with no such report is a
+# VIOLATION too. Then the order settles: stopped containers started as the agent state is, then with
 # an agent running; both must run at their grown size. Last, `docker rm -f` must leave no device.
 #
 # Prints `DMSEQ ...` per step and `DMSEQ-ORDER seed=.. steps=.. ok=.. reported=.. violations=..`
@@ -45,8 +47,15 @@ AGENT_PID=
 AGENT_N=0
 dev_of() { docker inspect -f '{{.GraphDriver.Data.DeviceName}}' "$1" 2>/dev/null; }
 sectors_of() { dmsetup table "$1" 2>/dev/null | awk 'NR == 1 {print $2}'; }
-fs_bytes() { docker exec "$1" stat -f -c '%S %b' / 2>/dev/null | awk '{print $1 * $2}'; }
+# printf, not print: mawk prints products above 2^31 as 3.10693e+09, which `[ -lt ]` cannot
+# compare (the smaller-filesystem check then never fired)
+fs_bytes() { docker exec "$1" stat -f -c '%S %b' / 2>/dev/null | awk '{printf "%.0f\n", $1 * $2}'; }
 is_running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+unpersisted_total() {
+  busybox wget -q -O - "http://$METRICS/metrics" 2>/dev/null |
+    awk '/^docker_autogrow_devicemapper_unpersisted_devices/ {sum += $2} END {printf "%d\n", sum}'
+}
+metric_counts_unpersisted() { [ "$(unpersisted_total)" -gt 0 ]; }
 oneline() { tr '\n' ' ' | cut -c1-"${1:-300}"; }
 log() { echo "DMSEQ $*"; }
 # kernel holds: read-only loop devices at offset 4096 (src/storage/devicemapper/persistence.ts)
@@ -164,7 +173,8 @@ check() { # <label>
     if is_running "$c"; then
       fs=$(fs_bytes "$c")
       detail+=" $c=run/${sectors:-none}/${fs:-?}"
-      if [ -z "$sectors" ] || [ "$sectors" -lt "${MAXS[$c]}" ] || [ -z "$fs" ] || [ "$fs" -lt "${MAXFS[$c]}" ]; then
+      # a size that is not a plain integer counts as smaller: `[ -lt ]` on it is false, not an error
+      if ! [[ "$sectors" =~ ^[0-9]+$ && "$fs" =~ ^[0-9]+$ ]] || [ "$sectors" -lt "${MAXS[$c]}" ] || [ "$fs" -lt "${MAXFS[$c]}" ]; then
         verdict=violation
         detail+="(SMALLER than ${MAXS[$c]}/${MAXFS[$c]})"
       else
@@ -181,6 +191,11 @@ check() { # <label>
         if grep -q "$c: not persistent" <<<"$status_out" && grep -q 'restart dockerd' <<<"$status_out"; then
           [ "$verdict" = violation ] || verdict=reported
           detail+="(start failed, reported)"
+          # a running agent counts it in its metric too (stopped containers included)
+          if [ -n "$AGENT_PID" ] && ! wait_for 20 metric_counts_unpersisted; then
+            verdict=violation
+            detail+="(metric UNREPORTED)"
+          fi
         else
           verdict=violation
           detail+="(start failed, UNREPORTED)"
@@ -190,7 +205,15 @@ check() { # <label>
   done
   failed_before=$LAST_SECTOR_FAILURES
   LAST_SECTOR_FAILURES=$failed_now
-  [ "$failed_now" -gt "$failed_before" ] && detail+=" last-sector-read-failed+$((failed_now - failed_before))"
+  if [ "$failed_now" -gt "$failed_before" ]; then
+    detail+=" last-sector-read-failed+$((failed_now - failed_before))"
+    # the kernel saw a device shorter than its filesystem: only a failed start that status
+    # names with the fix may explain it
+    if [ "$verdict" = ok ]; then
+      verdict=violation
+      detail+="(UNREPORTED)"
+    fi
+  fi
   if [ -n "$AGENT_PID" ]; then
     detail+=" metric:$(busybox wget -q -O - "http://$METRICS/metrics" 2>/dev/null | grep '^docker_autogrow_devicemapper_unpersisted' | sed 's/docker_autogrow_devicemapper_unpersisted_devices//' | tr -d ' \n')"
   fi
@@ -273,6 +296,17 @@ run_order() { # <order text>
   echo "DMSEQ-ORDER seed=$SEED steps=$index ok=$OK reported=$REPORTED violations=$VIOLATIONS seconds=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN {printf "%d", b - a}')"
 }
 
+# AUTOGROW_DMSEQ_NO_DEFERRED=1 (variant lvm-no-deferred, outside CI): dockerd without deferred
+# removal and deletion, so no kernel hold is possible and a stop removes the grown device: the
+# agent's re-create and what status says carry the grow (src/policy/persistence.ts)
+if [ "${AUTOGROW_DMSEQ_NO_DEFERRED:-0}" = 1 ]; then
+  sed -i -e 's/dm\.use_deferred_removal=true/dm.use_deferred_removal=false/' \
+    -e 's/dm\.use_deferred_deletion=true/dm.use_deferred_deletion=false/' "$AUTOGROW_DOCKERD_CONFIG"
+  "$AUTOGROW_DOCKERD_CTL" restart >/dev/null 2>&1 || die "dockerd restart without deferred removal"
+  docker info 2>/dev/null | grep -q 'Deferred Removal Enabled: false' ||
+    die "dockerd still defers removals: $(docker info 2>/dev/null | grep Deferred | oneline)"
+  stamp "dm-sequence: dockerd without deferred removal and deletion"
+fi
 IFS=';' read -r -a ORDERS <<<"${AUTOGROW_DMSEQ_ORDERS:?no orders}"
 for order in "${ORDERS[@]}"; do run_order "$order"; done
 stamp "dm-sequence: done"

@@ -174,9 +174,11 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   }
   const runEnv = buildRunEnv(options); // validates before anything is created
   const engineShares = (options.engines ?? []).map((engine) => {
-    if (!(CURRENT_ENGINES as readonly string[]).includes(engine)) throw new Error(`unknown engine '${engine}'`);
+    if (!(CURRENT_ENGINES as readonly string[]).includes(engine))
+      throw new Error(`unknown engine '${engine}'`);
     const root = engineRootPath(engine);
-    if (!root) throw new Error(`engine '${engine}' has no built root: run test/engines/build-root.sh ${engine}`);
+    if (!root)
+      throw new Error(`engine '${engine}' has no built root: run test/engines/build-root.sh ${engine}`);
     return ['-virtfs', `local,path=${root},mount_tag=engine-${engine},security_model=none,readonly=on`];
   });
   const image = await ensureVmImage();

@@ -6,7 +6,8 @@
 #
 # dockerd runs through test/engines/run-dockerd.sh (own mount namespace, pivot_root into the root: a
 # plain chroot is a measured trap, containers ran on the outer /). It lets dockerd start its own
-# containerd (the root's, in the same namespace, so runc sees dockerd's overlay mounts). Bound into
+# containerd (the root's, in the same namespace, so runc sees dockerd's overlay mounts; a separate
+# containerd in another namespace would run containers on empty rootfs directories). Bound into
 # the namespace at the same paths: the data root (from daemon.json, default /var/lib/docker) and
 # /run/autogrow-engine (socket, pidfile, the copy of daemon.json), plus $AUTOGROW_ENGINE_BINDS
 # (space-separated absolute directories). /run/docker.sock (= /var/run/docker.sock) is a symlink to the
@@ -39,7 +40,9 @@ start() {
   mkdir -p "$AUTOGROW_ENGINE_ROOT$data_root" "$data_root"
   cp "$CONFIG" "$STATE_DIR/daemon.json"
   ln -sfn "$SOCKET" /run/docker.sock
-  for attempt in 1 2; do
+  # dockerd gives its own containerd 15 s to come up (moby libcontainerd/supervisor startupTimeout)
+  # and exits otherwise; under TCG the first, cold start can take longer: up to three attempts
+  for attempt in 1 2 3; do
     launcher=""
     if ! running_pid >/dev/null; then
       stamp "engine-dockerd: starting $AUTOGROW_ENGINE dockerd, attempt $attempt ($(tr -d '\n ' <"$CONFIG" | cut -c1-300))"

@@ -364,7 +364,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       const fds = readdirSync(`/proc/${pid}/fd`).length;
-      resourceSamples.push({ incarnation, atMs: Date.now(), rssBytes: rssKiB * 1024, fds });
+      resourceSamples.push({
+        incarnation,
+        atMs: Date.now(),
+        rssBytes: rssKiB * 1024,
+        fds,
+        liveContainers: live.size,
+      });
     } catch {
       // the agent is between incarnations
     }
@@ -890,6 +896,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         warmupMs: 60_000,
         minSpanMs: 3 * 60_000,
         maxFdGrowth: 16,
+        fdsPerAddedContainer: 4,
         maxRssGrowthBytes: 48 * MiB,
       }),
     );

@@ -369,6 +369,8 @@ export interface ResourceSample {
   atMs: number;
   rssBytes: number;
   fds: number;
+  /** Containers alive when sampled (optional: older reports have none). */
+  liveContainers?: number;
 }
 
 export interface ResourceTrendOptions {
@@ -377,6 +379,12 @@ export interface ResourceTrendOptions {
   /** Only incarnations whose steady stretch is at least this long are judged. */
   minSpanMs: number;
   maxFdGrowth: number;
+  /**
+   * Descriptors the agent may legitimately hold per container more alive at the end than at the
+   * start (the fill guard keeps a container's sysfs counters open: at most 4 each, up to its cache
+   * of 64 qgroups), so a fleet that grows is not read as a leak.
+   */
+  fdsPerAddedContainer?: number;
   maxRssGrowthBytes: number;
 }
 
@@ -411,14 +419,22 @@ export function checkResourceTrend(
     const head = steady.slice(0, quarter);
     const tail = steady.slice(-quarter);
     const fdGrowth = median(tail.map((sample) => sample.fds)) - median(head.map((sample) => sample.fds));
+    const addedContainers = Math.max(
+      0,
+      median(tail.map((sample) => sample.liveContainers ?? 0)) -
+        median(head.map((sample) => sample.liveContainers ?? 0)),
+    );
+    const allowedFdGrowth = options.maxFdGrowth + (options.fdsPerAddedContainer ?? 0) * addedContainers;
     const rssGrowth =
       median(tail.map((sample) => sample.rssBytes)) - median(head.map((sample) => sample.rssBytes));
     const atMs = (steady.at(-1) as ResourceSample).atMs;
-    if (fdGrowth > options.maxFdGrowth)
+    if (fdGrowth > allowedFdGrowth)
       violations.push({
         invariant: 'resource-trend',
         atMs,
-        detail: `incarnation ${incarnation}: fds grew by ${fdGrowth} over ${Math.round(spanMs / 1000)} s`,
+        detail:
+          `incarnation ${incarnation}: fds grew by ${fdGrowth} over ${Math.round(spanMs / 1000)} s ` +
+          `(allowed ${allowedFdGrowth}: ${addedContainers} containers more alive)`,
       });
     if (rssGrowth > options.maxRssGrowthBytes)
       violations.push({

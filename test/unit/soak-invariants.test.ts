@@ -295,6 +295,34 @@ describe('resource-trend invariant', () => {
     ]);
   });
 
+  it('fds that follow a growing fleet (4 per added container) pass; the same climb without it does not', () => {
+    const withFleet = (live: (i: number) => number) =>
+      series(
+        60,
+        (i) => 40 + i,
+        () => 100 * MiB,
+      ).map((sample, i) => ({ ...sample, liveContainers: live(i) }));
+    const fleetOptions = { ...options, fdsPerAddedContainer: 4 };
+    // 59 more fds while 70 -> 118 containers are alive (the soak's seed 2026, 10 min)
+    expect(
+      checkResourceTrend(
+        withFleet((i) => 70 + Math.round((i * 48) / 59)),
+        fleetOptions,
+      ),
+    ).toEqual([]);
+    // the same climb with a flat fleet is a leak
+    expect(
+      checkResourceTrend(
+        withFleet(() => 70),
+        fleetOptions,
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        detail: expect.stringMatching(/fds grew by \d+ .*allowed 16: 0 containers/),
+      }),
+    ]);
+  });
+
   it('the warm-up, short incarnations and a restart (new incarnation) are not a trend', () => {
     const warm = series(
       60,

@@ -21,6 +21,8 @@ export function createControlHandler(agent: {
   reconciler: Pick<Reconciler, 'growNow' | 'runPass' | 'lastReport'>;
   dockerInfo: GrowContainerDeps['dockerInfo'];
   reclaimer?: Pick<Reclaimer, 'run'> | null;
+  /** Shown by `status` through the agent, as the CLI shows it when it asks Docker itself. */
+  dockerEndpoint?: string;
 }): ControlHandler {
   const requested = new Set<string>();
   return async (request: ControlRequest): Promise<ControlReply> => {
@@ -63,6 +65,7 @@ export function createControlHandler(agent: {
           ok: true,
           op: 'status',
           report: agent.reconciler.lastReport ?? (await agent.reconciler.runPass({ dryRun: true })),
+          ...(agent.dockerEndpoint ? { dockerEndpoint: agent.dockerEndpoint } : {}),
         };
     }
   };

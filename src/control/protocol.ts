@@ -46,7 +46,15 @@ export type ControlRequest = GrowRequest | OnceRequest | StatusRequest | Reclaim
 
 export type ControlReply =
   | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'grow'; report: ManualGrowReport }
-  | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'once' | 'status'; report: PassReport }
+  | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'once'; report: PassReport }
+  | {
+      v: typeof CONTROL_PROTOCOL_VERSION;
+      ok: true;
+      op: 'status';
+      report: PassReport;
+      /** Which daemon the agent watches and where that came from (`unix:///... (from DOCKER_HOST)`). */
+      dockerEndpoint?: string;
+    }
   | { v: typeof CONTROL_PROTOCOL_VERSION; ok: true; op: 'reclaim'; report: ReclaimReport }
   | {
       v: typeof CONTROL_PROTOCOL_VERSION;

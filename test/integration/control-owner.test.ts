@@ -136,7 +136,13 @@ describeWith(
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const status = await cli(['--config', configFile, 'status', '--json']);
-      expect(JSON.parse(status.stdout)).toMatchObject({ dryRun: false });
+      // ... and names the daemon the agent watches, as an in-process status does
+      expect(JSON.parse(status.stdout)).toMatchObject({
+        dryRun: false,
+        dockerEndpoint: expect.stringMatching(/^unix:\/\/\S+ \(from /),
+      });
+      const statusText = await cli(['--config', configFile, 'status']);
+      expect(statusText.stdout).toMatch(/^Docker: unix:\/\/\S+ \(from /);
       expect(await limitBytes()).toBe(sizeBefore + 64 * MiB);
       // once: a pass of the agent's (nothing is above its threshold: nothing grows)
       const once = await cli(['--config', configFile, 'once', '--json']);

@@ -306,6 +306,22 @@ describe('grow requests', () => {
     expect(calls).toBe(1);
   });
 
+  it("answers status with the agent's latest pass and the Docker endpoint it watches", async () => {
+    const handle = createControlHandler({
+      inventory: new FakeInventory([]),
+      dockerInfo: { driver: 'btrfs', driverStatus: [] },
+      reconciler: { growNow: async () => report('x'), runPass: async () => emptyPass, lastReport: emptyPass },
+      dockerEndpoint: 'unix:///run/x/docker.sock (from DOCKER_HOST)',
+    });
+    expect(await handle({ v: V, op: 'status' })).toEqual({
+      v: V,
+      ok: true,
+      op: 'status',
+      report: emptyPass,
+      dockerEndpoint: 'unix:///run/x/docker.sock (from DOCKER_HOST)',
+    });
+  });
+
   it('validates what a user may type as a container before anything is contacted', () => {
     for (const good of ['web', '/web', 'my_app.1-2', 'a'.repeat(64), '0123abcd'])
       expect(isContainerReference(good), good).toBe(true);

@@ -26,7 +26,7 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         op: 'status',
       });
       let report: PassReport;
-      // which daemon and why (only known here when this process asked Docker itself)
+      // which daemon and why: the agent's when it answers, else the one this process asks
       let dockerEndpoint: string | null = null;
       // the data filesystem (dataFilesystem.enabled): one dry-run look of its watcher, in-process
       // only for now (the control protocol's status answer does not carry it yet)
@@ -35,6 +35,7 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
         if (!reply.ok) throw new CliError(reply.error, reply.exitCode);
         if (reply.op !== 'status') throw new CliError(`the agent answered status with ${reply.op}`);
         report = reply.report;
+        dockerEndpoint = typeof reply.dockerEndpoint === 'string' ? reply.dockerEndpoint : null;
       } else {
         const agent = await buildAgent(config, logger.child({}, { level: 'warn' }), endpoint);
         dockerEndpoint = agent.dockerEndpoint ?? null;

@@ -87,6 +87,8 @@ export interface VmRunResult {
   /** runDir/artifacts: dockerd.log, dmesg.txt, junit.xml, environment.env, files written by tests. */
   artifactsDir: string;
   durationMs: number;
+  /** Boots before this one that were killed because the guest kernel locked up (see runInVm). */
+  lockupRetries: number;
 }
 
 export const DEFAULT_VM_TIMEOUT_MS = 15 * 60_000;
@@ -168,7 +170,42 @@ async function createSparseFile(file: string, sizeBytes: number): Promise<void> 
   }
 }
 
+/**
+ * A guest CPU stuck this long in the kernel is a hung emulated machine, not a slow test: seen under
+ * TCG (both vCPUs in runc's first container start, `watchdog: BUG: soft lockup - CPU#0 stuck for
+ * 26s!` rising to 900 s+ until the run's timeout). Short soft-lockup reports do happen on a loaded
+ * host and recover, so only a long one counts.
+ */
+export const GUEST_LOCKUP_SECONDS = 120;
+const SOFT_LOCKUP = /watchdog: BUG: soft lockup - CPU#\d+ stuck for (\d+)s!/g;
+
+/** The longest soft lockup the guest kernel reported in `text`, in seconds; 0 when none. */
+export function longestSoftLockupSeconds(text: string): number {
+  let longest = 0;
+  for (const match of text.matchAll(SOFT_LOCKUP)) longest = Math.max(longest, Number(match[1]));
+  return longest;
+}
+
+/**
+ * Boots a fresh guest (read-only root snapshot, new scratch disk) and runs the options' script.
+ * A guest whose kernel locks up (see {@link GUEST_LOCKUP_SECONDS}) is killed and booted again,
+ * once, from scratch: nothing of the first boot survives, so the second is the same run. The
+ * retry is printed and counted in the result, never silent.
+ */
 export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
+  const first = await runInVmOnce(options);
+  if (!first.lockedUp) return { ...first.result, lockupRetries: 0 };
+  process.stderr.write(
+    `[host] VM run ${first.result.runId}: the guest kernel locked up (soft lockup >= ${GUEST_LOCKUP_SECONDS} s); ` +
+      'killed it and booting a fresh guest once more\n',
+  );
+  const second = await runInVmOnce(options);
+  return { ...second.result, lockupRetries: 1 };
+}
+
+async function runInVmOnce(
+  options: VmRunOptions,
+): Promise<{ result: Omit<VmRunResult, 'lockupRetries'>; lockedUp: boolean }> {
   if (!(VM_ENVIRONMENTS as readonly string[]).includes(options.environment)) {
     throw new Error(`unknown VM environment '${options.environment}'`);
   }
@@ -217,6 +254,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   const echo = options.echoConsole ?? process.env.AUTOGROW_VM_VERBOSE === '1';
   const startedAt = Date.now();
   let timedOut = false;
+  let lockedUp = false;
   let consoleLog = '';
   try {
     await new Promise<void>((resolve, reject) => {
@@ -227,6 +265,10 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
         consoleFile.write(chunk);
         if (consoleLog.length < CONSOLE_KEEP_BYTES) consoleLog += chunk.toString();
         if (echo) process.stderr.write(chunk);
+        if (!lockedUp && longestSoftLockupSeconds(chunk.toString()) >= GUEST_LOCKUP_SECONDS) {
+          lockedUp = true;
+          vm.kill('SIGKILL');
+        }
       };
       vm.stdout.on('data', onOutput);
       vm.stderr.on('data', onOutput);
@@ -251,20 +293,21 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   const durationMs = Date.now() - startedAt;
   const rcFile = path.join(runDir, 'rc');
   const rcText = existsSync(rcFile) ? readFileSync(rcFile, 'utf8').trim() : '';
-  const exitCode = !timedOut && /^\d+$/.test(rcText) ? Number(rcText) : 255;
+  const exitCode = !timedOut && !lockedUp && /^\d+$/.test(rcText) ? Number(rcText) : 255;
   if (timedOut) {
     consoleLog += `\n[host] guest killed after ${timeoutMs} ms without powering off\n`;
   }
-  const result: VmRunResult = { runId, exitCode, timedOut, consoleLog, runDir, artifactsDir, durationMs };
+  if (lockedUp) consoleLog += `\n[host] guest killed: its kernel locked up (soft lockup)\n`;
+  const result = { runId, exitCode, timedOut, consoleLog, runDir, artifactsDir, durationMs };
   await writeFile(
     path.join(runDir, 'result.json'),
     JSON.stringify(
-      { runId, environment: options.environment, exitCode, timedOut, durationMs, image: image.dir },
+      { runId, environment: options.environment, exitCode, timedOut, lockedUp, durationMs, image: image.dir },
       null,
       2,
     ),
   );
-  return result;
+  return { result, lockedUp };
 }
 
 /** Last `lines` lines of the console, for assertion messages. */

@@ -9,10 +9,11 @@
 #          --storage-driver btrfs system service --time=0 unix:///tmp/pm/podman.sock
 #   Each <dir> (absolute, under /tmp) is bind-mounted into the new root at the same path, so the socket
 #   and the storage have the same paths inside and out (the agent on the host reads them).
-# The cached root is mounted read-only; /run, /tmp and /var/lib/containers are fresh tmpfs. Every step
+# The cached root is mounted read-only; /run, /tmp and /var/tmp are fresh tmpfs. Every step
 # execs, so the process started here IS podman in the end (signals reach it; the namespace dies with it).
-# `--exec <cmd>...` instead of `--` runs a command in a new namespace of the same shape (podman CLI
-# against the same storage, e.g. `podman --root ... ps`).
+# Containers run under conmon and OUTLIVE this process, and a service started again (fresh /run, so no
+# runc state) cannot kill them: remove every container through the same service before stopping it,
+# then stop leftover conmons by pid (exec sessions keep one for 300 s). docs/engines.md "Podman".
 set -euo pipefail
 if [ "${AGD_IN_NAMESPACE:-}" != 1 ]; then
   export AGD_IN_NAMESPACE=1
@@ -33,8 +34,7 @@ mount --bind "$ROOT" "$NEW"
 mount -o remount,bind,ro "$NEW"
 mount -t tmpfs -o mode=0755 tmpfs "$NEW/run"
 mount -t tmpfs -o mode=1777 tmpfs "$NEW/tmp"
-# podman writes its default state (bolt/sqlite db, events log) under /var/lib/containers and /var/tmp
-mount -t tmpfs -o mode=0700 tmpfs "$NEW/var/lib/containers" 2>/dev/null || true
+# image pulls and imports stage under /var/tmp (the store itself is --root/--runroot, under a <dir>)
 mount -t tmpfs -o mode=1777 tmpfs "$NEW/var/tmp"
 mount -t proc proc "$NEW/proc"
 mount --rbind /sys "$NEW/sys"

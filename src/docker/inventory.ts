@@ -40,6 +40,11 @@ const RESYNC_RETRY_INITIAL_MS = 1000;
 const RESYNC_RETRY_MAX_MS = 30_000;
 const START_VERBS: ReadonlySet<string> = new Set(['start', 'restart', 'unpause']);
 const STOP_VERBS: ReadonlySet<string> = new Set(['die', 'stop']);
+/**
+ * The container is gone. Podman's Docker-compatible API (5.x) reports a removal as `remove`, never
+ * `destroy` (test/fixtures/podman/events-stream.jsonl); Docker has no container action `remove`.
+ */
+const DESTROY_VERBS: ReadonlySet<string> = new Set(['destroy', 'remove']);
 
 export interface DockerInventoryOptions {
   api: DockerApi;
@@ -368,7 +373,7 @@ export class DockerInventory implements Inventory {
   private async applyEvent(event: ContainerEvent): Promise<void> {
     const verb = actionVerb(event.action);
     const id = event.containerId;
-    if (verb === 'destroy') {
+    if (DESTROY_VERBS.has(verb)) {
       this.forget(id);
     } else if (REINSPECT_VERBS.has(verb)) {
       const info = await this.options.api.inspectContainer(id);

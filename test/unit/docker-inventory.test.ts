@@ -211,6 +211,20 @@ describe('DockerInventory', () => {
     expect(inv.get(B)).toBeUndefined();
   });
 
+  it("forgets a container on Podman's `remove` event (its compat API never sends destroy)", async () => {
+    const api = new FakeApi();
+    api.set(container(B, 'batch', false));
+    const { inv, source, recorder } = await setup(api);
+    recorder.take();
+    api.inspects = [];
+    api.truth.delete(B);
+    source.emit(B, 'remove', 1);
+    await until(() => inv.stats.eventsApplied === 1, 'remove');
+    expect(recorder.take()).toEqual(['destroy b']);
+    expect(api.inspects).toEqual([]);
+    expect(inv.get(B)).toBeUndefined();
+  });
+
   it('reports a stop even when the container is already running again (restart policy)', async () => {
     const api = new FakeApi();
     api.set(container(A, 'web', true, 100));

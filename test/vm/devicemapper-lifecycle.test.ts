@@ -1,8 +1,9 @@
 /**
  * Boots one VM per devicemapper pool kind and runs test/guest/devicemapper-lifecycle.test.ts there:
  * direct-lvm with live-restore on, loop-lvm with live-restore off (so the dockerd restart is
- * covered both ways). The host checks the guest's verdict, that every guest test passed (none
- * skipped), and prints the measurements the guest wrote.
+ * covered both ways). First the environment's smoke check (test/vm/guest/smoke.sh: Docker really
+ * runs devicemapper on that pool, containers get thin devices). The host checks the guest's
+ * verdict, that every guest test passed (none skipped), and prints the measurements the guest wrote.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { guestRunProblems, readJunit } from '../support/junit.js';
 import { describeWith } from '../support/prereqs.js';
 import { assertVmRunPassed, runInVm, vmPrereqs, type VmEnvironment } from './harness/index.js';
+import { SMOKE_SCRIPT, expectSmokePassed } from './smoke-checks.js';
 
 const GUEST_FILE = 'test/guest/devicemapper-lifecycle.test.ts';
 
@@ -18,6 +20,7 @@ async function lifecycle(environment: VmEnvironment, liveRestore: boolean): Prom
   const result = await runInVm({
     environment,
     label: `dm-lifecycle-${environment}`,
+    script: SMOKE_SCRIPT,
     vitestFiles: [GUEST_FILE],
     env: { AUTOGROW_VM_LIVE_RESTORE: liveRestore ? '1' : '0' },
     // Under TCG a run takes ~6-8 min alone; on a loaded 2-core host, much longer.
@@ -28,6 +31,7 @@ async function lifecycle(environment: VmEnvironment, liveRestore: boolean): Prom
   );
   for (const line of result.consoleLog.split('\n')) if (line.includes('DM-MEASURE')) console.log(line.trim());
   assertVmRunPassed(result);
+  expectSmokePassed(result, environment);
   // every test the guest file declares ran and passed (a skipped or missing one fails)
   expect(guestRunProblems(readJunit(path.join(result.artifactsDir, 'junit.xml')), GUEST_FILE)).toEqual([]);
   const measurements = path.join(result.artifactsDir, `devicemapper-${environment}.json`);

@@ -3,7 +3,8 @@
  * test/guest/overlay-xfs.test.ts inside it on each engine in turn: Debian 12's dockerd 20.10 of the
  * image, then 28.5 (sid) and 26.1 (trixie) from the cached engine roots shared into the guest, each on a
  * fresh pquota XFS, each with a control first (a 64M container fails to write 200 MiB, on its own
- * layer). One boot, one guest vitest start-up for all engines: under TCG that start-up costs more than
+ * layer). Before the suites, the environment's smoke check (test/vm/guest/smoke.sh: overlay2 on a
+ * pquota XFS, a 64M limit stops a 100 MiB writer). One boot, one guest vitest start-up for all engines: under TCG that start-up costs more than
  * an engine's suite. The guest leaves the real outputs it saw and its timings in the run's artifacts
  * (overlay-xfs/ for 20.10, overlay-xfs/<engine>/ for the others), printed here for the lead.
  */
@@ -14,6 +15,7 @@ import { CURRENT_ENGINES, type CurrentEngine } from '../../bench/lib/dockerd.js'
 import { guestRunProblems, readJunit } from '../support/junit.js';
 import { describeWith } from '../support/prereqs.js';
 import { assertVmRunPassed, ensureVmImage, runInVm, vmPrereqs } from './harness/index.js';
+import { SMOKE_SCRIPT, expectSmokePassed } from './smoke-checks.js';
 
 const GUEST_TEST = 'test/guest/overlay-xfs.test.ts';
 /**
@@ -40,6 +42,7 @@ describeWith(vmPrereqs, 'overlay2 on XFS pquota backend in the VM', () => {
     const result = await runInVm({
       environment: 'overlay2-xfs',
       label: 'overlay-xfs',
+      script: SMOKE_SCRIPT,
       vitestFiles: [GUEST_TEST],
       engines: CURRENT,
       env: { AUTOGROW_OVERLAY_XFS_ENGINES: ENGINES.join(' ') },
@@ -49,6 +52,7 @@ describeWith(vmPrereqs, 'overlay2 on XFS pquota backend in the VM', () => {
       `overlay-xfs VM run (${ENGINES.join(', ')}): exit ${result.exitCode} in ${Math.round(result.durationMs / 1000)} s (${result.runDir})`,
     );
     assertVmRunPassed(result);
+    expectSmokePassed(result, 'overlay2-xfs');
     // every guest test really ran and passed (a guest run that skipped must not count), on every engine
     const testcases = readJunit(path.join(result.artifactsDir, 'junit.xml'));
     expect(guestRunProblems(testcases, GUEST_TEST)).toEqual([]);

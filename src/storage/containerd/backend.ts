@@ -37,10 +37,9 @@ import type { ProjectQuotaRow } from '../overlay-xfs/parse-quota-report.js';
 import { isProjectView } from '../overlay-xfs/backend.js';
 import {
   buildProjectSetupCommand,
-  limitArgs,
-  quotaReportArgs,
   readProjectIds,
   readProjectQuotaReport,
+  growProjectHardLimit,
   roundUpToLimitGranule,
   setProjectHardLimit,
   type QuotaTools,
@@ -62,7 +61,6 @@ import type {
   ContainerUsage,
   GrowRequest,
   GrowResult,
-  GrowStep,
   LiveUsage,
   Observation,
   ObserveOptions,
@@ -623,41 +621,14 @@ class ContainerdBackend implements StorageBackend {
       layer.projectId = null;
       throw new Error(`${dir} now has XFS project ${fresh ?? 'none'}, not ${projectId}: not grown`);
     }
-    const liveLimit =
-      (await readProjectQuotaReport(this.tools, mountPoint)).get(projectId)?.hardLimitBytes ?? null;
-    if (liveLimit === null) {
-      throw new Error(`XFS project ${projectId} of container ${container.id} has no hard limit: never grown`);
-    }
-    const toBytes = roundUpToLimitGranule(request.toBytes);
-    if (liveLimit >= toBytes) {
-      return {
-        containerId: container.id,
-        fromBytes: liveLimit,
-        toBytes: liveLimit,
-        steps: [],
-        dryRun,
-        noop: true,
-      };
-    }
-    const steps: GrowStep[] = [
-      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs(mountPoint, projectId, toBytes)] },
-      { name: 'xfs_quota report', argv: ['xfs_quota', ...quotaReportArgs(mountPoint)] },
-    ];
-    if (dryRun)
-      return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
-    const readBack = await setProjectHardLimit(this.tools, mountPoint, projectId, toBytes, (step) =>
-      progress.at(step, step === 'xfs_quota limit' ? 'unchanged' : 'unknown'),
+    const result = await growProjectHardLimit(
+      this.tools,
+      { containerId: container.id, mountPoint, projectId, requestedBytes: request.toBytes, dryRun },
+      progress,
     );
     const target = this.liveTargets.get(container.id);
-    if (target) target.hardLimitBytes = readBack;
-    return {
-      containerId: container.id,
-      fromBytes: liveLimit,
-      toBytes: readBack,
-      steps,
-      dryRun: false,
-      noop: false,
-    };
+    if (target && !result.dryRun) target.hardLimitBytes = result.toBytes;
+    return result;
   }
 
   async doctor(): Promise<DoctorCheck[]> {

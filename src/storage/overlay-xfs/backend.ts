@@ -28,12 +28,9 @@ import path from 'node:path';
 import { assertContainerId, isSafeUint } from '../../docker/ids.js';
 import {
   buildLimitCommand,
-  limitArgs,
-  quotaReportArgs,
   readProjectIds,
   readProjectQuotaReport,
-  roundUpToLimitGranule,
-  setProjectHardLimit,
+  growProjectHardLimit,
   type QuotaTools,
 } from './project-quota.js';
 import type { ContainerInfo } from '../../docker/model.js';
@@ -53,7 +50,6 @@ import type {
   ContainerUsage,
   GrowRequest,
   GrowResult,
-  GrowStep,
   LiveUsage,
   Observation,
   ObserveOptions,
@@ -367,42 +363,19 @@ class OverlayXfsBackend implements StorageBackend {
     if (!layer) throw new Error(errors.get(container.id) ?? `no layer for container ${container.id}`);
     const projectId = layer.projectId;
     const mount = await this.xfsMount();
-    const before = (await this.report()).get(projectId);
-    const liveLimit = before?.hardLimitBytes ?? null;
-    if (liveLimit === null) {
-      throw new Error(`XFS project ${projectId} of container ${container.id} has no hard limit: never grown`);
-    }
-    const toBytes = roundUpToLimitGranule(request.toBytes);
-    if (liveLimit >= toBytes) {
-      this.noteLimit(container.id, projectId, liveLimit);
-      return {
+    const result = await growProjectHardLimit(
+      this.tools,
+      {
         containerId: container.id,
-        fromBytes: liveLimit,
-        toBytes: liveLimit,
-        steps: [],
+        mountPoint: mount.mountPoint,
+        projectId,
+        requestedBytes: request.toBytes,
         dryRun,
-        noop: true,
-      };
-    }
-    const steps: GrowStep[] = [
-      { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs(mount.mountPoint, projectId, toBytes)] },
-      { name: 'xfs_quota report', argv: ['xfs_quota', ...quotaReportArgs(mount.mountPoint)] },
-    ];
-    if (dryRun)
-      return { containerId: container.id, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
-
-    const readBack = await setProjectHardLimit(this.tools, mount.mountPoint, projectId, toBytes, (step) =>
-      progress.at(step, step === 'xfs_quota limit' ? 'unchanged' : 'unknown'),
+      },
+      progress,
     );
-    this.noteLimit(container.id, projectId, readBack);
-    return {
-      containerId: container.id,
-      fromBytes: liveLimit,
-      toBytes: readBack,
-      steps,
-      dryRun: false,
-      noop: false,
-    };
+    if (!result.dryRun || result.noop) this.noteLimit(container.id, projectId, result.toBytes);
+    return result;
   }
 
   async doctor(): Promise<DoctorCheck[]> {

@@ -9,6 +9,8 @@
  */
 import type { CommandRunner } from '../../exec/runner.js';
 import { isSafeUint } from '../../docker/ids.js';
+import type { GrowProgress } from '../grow-error.js';
+import type { GrowResult, GrowStep } from '../types.js';
 import { parseProjectQuotaReport, type ProjectQuotaRow } from './parse-quota-report.js';
 import { parseXfsIoStatProjectIds } from './parse-xfs-io-stat.js';
 
@@ -124,4 +126,45 @@ export async function setProjectHardLimit(
     );
   }
   return readBack;
+}
+
+/** What a project-quota grow acts on, once the caller has read the container's project id again. */
+export interface ProjectGrowTarget {
+  containerId: string;
+  mountPoint: string;
+  projectId: number;
+  requestedBytes: number;
+  dryRun: boolean;
+}
+
+/**
+ * The grow both XFS project-quota backends (overlay2, containerd opt-in limits) share, after the
+ * caller has re-read the project id from the container's directory (a stale id would raise another
+ * container's limit): reads the live limit from the report (a project without a hard limit is never
+ * grown), does nothing when it is already at or above the target (never lower), plans the two
+ * commands on a dry run, else sets the limit and reads it back (`setProjectHardLimit`).
+ */
+export async function growProjectHardLimit(
+  tools: QuotaTools,
+  target: ProjectGrowTarget,
+  progress: GrowProgress,
+): Promise<GrowResult> {
+  const { containerId, mountPoint, projectId, dryRun } = target;
+  const liveLimit = (await readProjectQuotaReport(tools, mountPoint)).get(projectId)?.hardLimitBytes ?? null;
+  if (liveLimit === null) {
+    throw new Error(`XFS project ${projectId} of container ${containerId} has no hard limit: never grown`);
+  }
+  const toBytes = roundUpToLimitGranule(target.requestedBytes);
+  if (liveLimit >= toBytes) {
+    return { containerId, fromBytes: liveLimit, toBytes: liveLimit, steps: [], dryRun, noop: true };
+  }
+  const steps: GrowStep[] = [
+    { name: 'xfs_quota limit', argv: ['xfs_quota', ...limitArgs(mountPoint, projectId, toBytes)] },
+    { name: 'xfs_quota report', argv: ['xfs_quota', ...quotaReportArgs(mountPoint)] },
+  ];
+  if (dryRun) return { containerId, fromBytes: liveLimit, toBytes, steps, dryRun, noop: false };
+  const readBack = await setProjectHardLimit(tools, mountPoint, projectId, toBytes, (step) =>
+    progress.at(step, step === 'xfs_quota limit' ? 'unchanged' : 'unknown'),
+  );
+  return { containerId, fromBytes: liveLimit, toBytes: readBack, steps, dryRun: false, noop: false };
 }

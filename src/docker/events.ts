@@ -287,7 +287,10 @@ export class EventStream {
       this.connectedNow = false;
       if (this.nowMs() - connectedAtMs >= this.healthyAfterMs) this.attempt = 0;
       this.disconnectReason = reason;
-      this.options.logger.warn({ reason }, 'docker event stream lost; reconnecting');
+      // One warning per outage: the first loss since the stream was last healthy. The losses of the
+      // reconnects that follow (a daemon that answers and hangs up at once) repeat at debug.
+      if (this.attempt === 0) this.options.logger.warn({ reason }, 'docker event stream lost; reconnecting');
+      else this.options.logger.debug({ reason, attempt: this.attempt }, 'docker event stream lost again');
       this.options.onDisconnected?.(reason);
       this.scheduleReconnect();
     };

@@ -285,7 +285,7 @@ export class DockerInventory implements Inventory {
           } catch (error) {
             // A busy or departing daemon: a resync soon repairs what this event would have.
             this.options.logger.warn(
-              { err: error, action: item.event.action, containerId: item.event.containerId },
+              { err: errorMessage(error), action: item.event.action, containerId: item.event.containerId },
               'docker event could not be applied; resyncing soon',
             );
             this.scheduleResyncRetry();
@@ -310,10 +310,9 @@ export class DockerInventory implements Inventory {
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
       this.resync().catch((error: unknown) =>
-        this.options.logger.warn(
-          { err: error, failures: this.failedResyncsInRow },
-          'docker resync retry failed',
-        ),
+        logResyncFailure(this.options.logger, error, 'docker resync retry failed', {
+          failures: this.failedResyncsInRow,
+        }),
       );
     }, delayMs);
   }
@@ -342,7 +341,7 @@ export class DockerInventory implements Inventory {
         // One container Docker describes oddly must not fail the resync: keep what we knew of it.
         if (error instanceof DockerDataError) {
           this.options.logger.warn(
-            { err: error, containerId: id },
+            { err: errorMessage(error), containerId: id },
             'docker inspect unreadable; keeping last view',
           );
           return this.containers.get(id) ?? null;
@@ -467,8 +466,13 @@ export function createDockerInventory(options: DockerInventoryOptions): DockerIn
  * A failed resync: the message only (a stack per resync interval floods the journal). While Docker
  * is away the client already said so once (DockerClient's outage warning): repeats go to debug.
  */
-function logResyncFailure(logger: Logger, error: unknown, message: string): void {
+function logResyncFailure(
+  logger: Logger,
+  error: unknown,
+  message: string,
+  fields: Record<string, unknown> = {},
+): void {
   const outage = error instanceof DockerApiError && error.kind !== 'http';
-  if (outage) logger.debug({ err: errorMessage(error) }, message);
-  else logger.warn({ err: errorMessage(error) }, message);
+  if (outage) logger.debug({ ...fields, err: errorMessage(error) }, message);
+  else logger.warn({ ...fields, err: errorMessage(error) }, message);
 }

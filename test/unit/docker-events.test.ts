@@ -11,7 +11,7 @@ import {
 } from '../../src/docker/events.js';
 import type { Timers } from '../../src/util/clock.js';
 import type { ContainerEvent } from '../../src/docker/model.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
 import { fixture } from '../support/scripted-runner.js';
 
 // Real bytes from a real dockerd (test/fixtures/docker/record.ts): image and container events.
@@ -200,14 +200,14 @@ class ManualTimers implements Timers {
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function makeStream(overrides: { random?: () => number; nowMs?: () => number } = {}) {
+function makeStream(overrides: { random?: () => number; nowMs?: () => number; logger?: Logger } = {}) {
   const source = new FakeSource();
   const timers = new ManualTimers();
   const events: ContainerEvent[] = [];
   const states: string[] = [];
   const stream = new EventStream({
     source,
-    logger: silentLogger(),
+    logger: overrides.logger ?? silentLogger(),
     timers,
     random: overrides.random ?? (() => 0.5),
     nowMs: overrides.nowMs ?? (() => 0),
@@ -303,6 +303,35 @@ describe('EventStream', () => {
     source.current.end();
     await settle();
     expect(timers.fireNext()).toBe(99);
+    await stream.stop();
+  });
+
+  it('warns once per outage: the reconnects that drop at once repeat at debug, a healthy stream warns again', async () => {
+    let now = 0;
+    const lines: Array<{ level: string; msg: string }> = [];
+    const logger = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    });
+    const { source, timers, stream } = makeStream({ nowMs: () => now, logger });
+    const lost = (level: string) =>
+      lines.filter((line) => line.level === level && line.msg.startsWith('docker event stream lost')).length;
+    stream.start();
+    await settle();
+    // a daemon that answers and hangs up at once, five times (a proxy in front of a broken daemon)
+    for (let flap = 0; flap < 5; flap += 1) {
+      source.current.end();
+      await settle();
+      timers.fireNext();
+      await settle();
+    }
+    expect(lost('warn')).toBe(1);
+    expect(lost('debug')).toBe(4);
+    // healthy for a minute, then lost: a new outage, a new warning
+    now = 61_000;
+    source.current.end();
+    await settle();
+    expect(lost('warn')).toBe(2);
     await stream.stop();
   });
 

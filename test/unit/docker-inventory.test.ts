@@ -10,7 +10,8 @@ import type { DockerApi, InventoryListener } from '../../src/docker/inventory-po
 import { DockerInventory } from '../../src/docker/inventory.js';
 import { DockerDataError } from '../../src/docker/mapping.js';
 import type { ContainerInfo, DockerInfo } from '../../src/docker/model.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
+import { DockerApiError } from '../../src/docker/errors.js';
 
 const idOf = (digit: string) => digit.repeat(64);
 const A = idOf('a');
@@ -143,14 +144,17 @@ afterEach(async () => {
   inventory = null;
 });
 
-async function setup(api: FakeApi, options: { resyncIntervalMs?: number; maxPendingEvents?: number } = {}) {
+async function setup(
+  api: FakeApi,
+  options: { resyncIntervalMs?: number; maxPendingEvents?: number; logger?: Logger } = {},
+) {
   const source = new FakeSource();
   const timers = new ManualTimers();
   const recorder = new Recorder();
   inventory = new DockerInventory({
     api,
     events: source,
-    logger: silentLogger(),
+    logger: options.logger ?? silentLogger(),
     resyncIntervalMs: options.resyncIntervalMs ?? 3_600_000,
     inspectConcurrency: 3,
     maxPendingEvents: options.maxPendingEvents,
@@ -310,6 +314,41 @@ describe('DockerInventory', () => {
     // first retry after 1 s (the periodic resync is an hour away here)
     expect(elapsedMs).toBeGreaterThanOrEqual(900);
     expect(elapsedMs).toBeLessThan(1500);
+  });
+
+  it('logs failed resync retries without a stack: quietly while Docker is away, a warning when it answers wrongly', async () => {
+    const lines: Array<{ level: string; msg: string; err?: unknown; failures?: number }> = [];
+    const logger = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    });
+    const api = new FakeApi();
+    const { inv } = await setup(api, { logger });
+    const retried = (count: number) => async () => {
+      for (
+        let i = 0;
+        i < 400 && lines.filter((l) => l.msg === 'docker resync retry failed').length < count;
+        i += 1
+      )
+        await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    // Docker away (garbage, a timeout): the client warned once already; the retries go to debug
+    api.failing = new DockerApiError(
+      'docker container list: unexpected answer: not an array',
+      'garbage',
+      'container list',
+    );
+    await expect(inv.resync()).rejects.toThrow(/not an array/);
+    await retried(1)();
+    // Docker answering with an error: a warning, still without a stack
+    api.failing = new DockerApiError('docker container list: HTTP 500', 'http', 'container list', 500);
+    await retried(2)();
+    api.failing = null;
+    const retries = lines.filter((line) => line.msg === 'docker resync retry failed');
+    expect(retries.map((line) => line.level)).toEqual(['debug', 'warn']);
+    for (const line of retries) expect(typeof line.err).toBe('string');
+    expect(retries[0]?.failures).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(lines)).not.toMatch(/"stack"|\\n\s+at /);
   });
 
   it('resyncs soon when an event could not be applied', async () => {

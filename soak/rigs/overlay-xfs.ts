@@ -18,12 +18,18 @@ import { parseProjectQuotaReport } from '../../src/storage/overlay-xfs/parse-quo
 import { parseXfsIoStatProjectIds } from '../../src/storage/overlay-xfs/parse-xfs-io-stat.js';
 import { quotaReportArgs } from '../../src/storage/overlay-xfs/project-quota.js';
 import { checkLimitsAfterRemoval, type RemovedProject, type Violation } from '../invariants.js';
-import { RIG_TOOLS, runTool } from './tool.js';
+import { RIG_TOOLS, runTool, type ToolRun } from './tool.js';
 import type { PoolUsage, RigContainer, RigOptions, SoakRig } from './types.js';
 
 const TOOL_TIMEOUT_MS = 60_000;
 /** A grow in flight when `docker rm` returned may still land this long after it. */
 const REMOVAL_GRACE_MS = 5_000;
+
+/** Seams for the unit test (test/unit/soak-rigs.test.ts): the tools and the grace after a removal. */
+export interface OverlayXfsRigDeps {
+  run?: ToolRun;
+  removalGraceMs?: number;
+}
 
 interface XfsContainer extends RigContainer {
   /** 0: Docker gave the layer no project (created without --storage-opt size). */
@@ -44,27 +50,39 @@ export class OverlayXfsRig implements SoakRig {
   /** Projects Docker left with a limit after their container was removed (a figure, not a violation). */
   dockerLeftLimited = 0;
 
-  constructor(private readonly options: RigOptions) {
+  private readonly run: ToolRun;
+  private readonly removalGraceMs: number;
+
+  constructor(
+    private readonly options: RigOptions,
+    deps: OverlayXfsRigDeps = {},
+  ) {
+    this.run = deps.run ?? runTool;
+    this.removalGraceMs = deps.removalGraceMs ?? REMOVAL_GRACE_MS;
     this.imageFile = path.join(options.workDir, 'xfs.img');
     this.mountPoint = path.join(options.workDir, 'xfs');
     this.dockerd = { storageDriver: 'overlay2', dataRoot: this.mountPoint, extraArgs: [] };
   }
 
   async create(): Promise<void> {
-    await runTool(
+    await this.run(
       RIG_TOOLS.truncate,
       ['-s', String(this.options.poolBytes), this.imageFile],
       TOOL_TIMEOUT_MS,
     );
-    await runTool(RIG_TOOLS.mkfsXfs, ['-q', '-f', this.imageFile], TOOL_TIMEOUT_MS);
+    await this.run(RIG_TOOLS.mkfsXfs, ['-q', '-f', this.imageFile], TOOL_TIMEOUT_MS);
     mkdirSync(this.mountPoint, { recursive: true });
     // prjquota: enforced project quotas, what Docker's overlay2 needs for --storage-opt size
-    await runTool(RIG_TOOLS.mount, ['-o', 'loop,prjquota', this.imageFile, this.mountPoint], TOOL_TIMEOUT_MS);
+    await this.run(
+      RIG_TOOLS.mount,
+      ['-o', 'loop,prjquota', this.imageFile, this.mountPoint],
+      TOOL_TIMEOUT_MS,
+    );
   }
 
   async destroy(): Promise<void> {
     await Promise.allSettled([...this.pendingReads]);
-    await runTool(RIG_TOOLS.umount, ['-l', this.mountPoint], TOOL_TIMEOUT_MS).catch(() => undefined);
+    await this.run(RIG_TOOLS.umount, ['-l', this.mountPoint], TOOL_TIMEOUT_MS).catch(() => undefined);
   }
 
   async register(containerId: string, limited: boolean): Promise<RigContainer> {
@@ -75,7 +93,7 @@ export class OverlayXfsRig implements SoakRig {
     const layerDir = path.join(this.mountPoint, 'overlay2', mountId);
     let projectId = 0;
     if (limited) {
-      const stat = await runTool(RIG_TOOLS.xfsIo, ['-r', '-c', 'stat', layerDir], TOOL_TIMEOUT_MS);
+      const stat = await this.run(RIG_TOOLS.xfsIo, ['-r', '-c', 'stat', layerDir], TOOL_TIMEOUT_MS);
       projectId = parseXfsIoStatProjectIds(stat).get(layerDir) ?? 0;
       if (projectId === 0) throw new Error(`${layerDir} has no XFS project although Docker limits it`);
       // Docker reused a removed container's project id: it is this container's now
@@ -92,7 +110,7 @@ export class OverlayXfsRig implements SoakRig {
     this.liveProjects.delete(projectId);
     // the limit it keeps is the one read after the grace (a grow started before the rm may land)
     const read = (async () => {
-      await new Promise((resolve) => setTimeout(resolve, REMOVAL_GRACE_MS));
+      await new Promise((resolve) => setTimeout(resolve, this.removalGraceMs));
       try {
         const rows = await this.report();
         if (this.liveProjects.has(projectId)) return; // reused meanwhile
@@ -111,7 +129,7 @@ export class OverlayXfsRig implements SoakRig {
 
   /** project id -> hard limit in bytes (projects without a hard limit are absent). */
   private async report(): Promise<Map<number, number>> {
-    const stdout = await runTool(RIG_TOOLS.xfsQuota, quotaReportArgs(this.mountPoint), TOOL_TIMEOUT_MS);
+    const stdout = await this.run(RIG_TOOLS.xfsQuota, quotaReportArgs(this.mountPoint), TOOL_TIMEOUT_MS);
     const limits = new Map<number, number>();
     for (const [projectId, row] of parseProjectQuotaReport(stdout)) {
       if (row.hardLimitBytes !== null) limits.set(projectId, row.hardLimitBytes);
@@ -139,7 +157,7 @@ export class OverlayXfsRig implements SoakRig {
   async fillPool(bytes: number): Promise<void> {
     this.fillFiles += 1;
     // XFS allocates fallocate'd extents at once: statfs shows them without a sync
-    await runTool(
+    await this.run(
       RIG_TOOLS.fallocate,
       ['-l', String(bytes), path.join(this.mountPoint, `soak-fill-${this.fillFiles}`)],
       TOOL_TIMEOUT_MS,

@@ -21,6 +21,9 @@ export const RIG_TOOLS = {
 
 const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
+/** How a rig runs a tool (a fake in unit tests). */
+export type ToolRun = (binary: string, args: readonly string[], timeoutMs: number) => Promise<string>;
+
 /** Runs `binary args` and returns its stdout; rejects on a non-zero exit, a signal or the timeout. */
 export function runTool(binary: string, args: readonly string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {

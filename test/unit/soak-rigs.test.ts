@@ -1,17 +1,19 @@
 /**
  * The soak's per-backend seam (soak/rigs/): the rigs are made by name with the storage dockerd
  * needs, the rigs' tool runner keeps the project's runner rules (LC_ALL=C, a fixed PATH, a timeout
- * that kills), and the overlay-xfs leftover invariant reports a removed container's project whose
- * limit changed after the removal (and only that).
+ * that kills), the overlay-xfs rig reads limits as the kernel reports them (on fake tools that
+ * print what the real ones print), and its leftover invariant reports a removed container's
+ * project whose limit changed after the removal (and only that).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { soakRunName } from '../../soak/driver.js';
 import { checkLimitsAfterRemoval } from '../../soak/invariants.js';
 import { BACKENDS, createRig } from '../../soak/rigs/index.js';
-import { runTool } from '../../soak/rigs/tool.js';
+import { OverlayXfsRig } from '../../soak/rigs/overlay-xfs.js';
+import { RIG_TOOLS, runTool } from '../../soak/rigs/tool.js';
 
 const MiB = 1024 ** 2;
 const workDir = mkdtempSync(path.join(tmpdir(), 'soak-rigs-'));
@@ -78,5 +80,87 @@ describe('leak invariant: limits of removed XFS projects', () => {
       `XFS project 3 of removed container aaaaaaaaaaaa: hard limit ${144 * MiB} now`,
     );
     expect(found[1]?.detail).toContain('none after its removal');
+  });
+});
+
+describe('overlay-xfs rig on fake tools', () => {
+  const idA = 'a'.repeat(64);
+  const idB = 'b'.repeat(64);
+  const mountA = 'c'.repeat(64);
+  const mountB = 'd'.repeat(64);
+
+  function setUp() {
+    const dir = mkdtempSync(path.join(workDir, 'xfs-'));
+    const calls: string[][] = [];
+    /** project id -> hard limit in KiB, as xfs_quota would report it */
+    const hardKiB = new Map<number, number>([
+      [2, 102400], // Docker's own test project on the base directory: no container's
+      [3, 64 * 1024],
+    ]);
+    const run = async (binary: string, args: readonly string[]) => {
+      calls.push([binary, ...args]);
+      if (binary === RIG_TOOLS.xfsIo) {
+        const layerDir = args.at(-1) ?? '';
+        return `fd.path = "${layerDir}"\nfd.flags = non-sync,non-direct,read-only\nfsxattr.projid = ${layerDir.endsWith(mountA) ? 3 : 0}\n`;
+      }
+      if (binary === RIG_TOOLS.xfsQuota) {
+        return [
+          `#0 2232 0 0 00 [--------]`,
+          ...[...hardKiB].map(([id, kib]) => `#${id} 40968 0 ${kib} 00 [--------]`),
+        ]
+          .map((line) => `${line}\n`)
+          .join('');
+      }
+      throw new Error(`unexpected tool ${binary}`);
+    };
+    const rig = new OverlayXfsRig({ poolBytes: 4 * 1024 ** 3, workDir: dir }, { run, removalGraceMs: 10 });
+    for (const [id, mountId] of [
+      [idA, mountA],
+      [idB, mountB],
+    ]) {
+      const mounts = path.join(rig.dockerd.dataRoot, 'image', 'overlay2', 'layerdb', 'mounts', id ?? '');
+      mkdirSync(mounts, { recursive: true });
+      writeFileSync(path.join(mounts, 'mount-id'), `${mountId}`);
+    }
+    return { rig, calls, hardKiB };
+  }
+
+  it("reads a limited container's hard limit from the quota report, by the project of its layer", async () => {
+    const { rig, calls, hardKiB } = setUp();
+    const a = await rig.register(idA, true);
+    const b = await rig.register(idB, false);
+    expect(a.removedPrefix).toBe(`${rig.dockerd.dataRoot}/overlay2/${mountA}/`);
+    expect(await rig.readLimits([a, b])).toEqual(new Map([[idA, 64 * MiB]]));
+    hardKiB.set(3, 96 * 1024);
+    expect(await rig.readLimits([a, b])).toEqual(new Map([[idA, 96 * MiB]]));
+    // the unlimited container costs no xfs_io; the report is the agent's own command
+    expect(calls.filter(([binary]) => binary === RIG_TOOLS.xfsIo)).toHaveLength(1);
+    expect(calls.find(([binary]) => binary === RIG_TOOLS.xfsQuota)).toEqual([
+      RIG_TOOLS.xfsQuota,
+      '-x',
+      '-c',
+      'report -p -b -N -n',
+      rig.dockerd.dataRoot,
+    ]);
+  });
+
+  it('refuses a limited container whose layer has no project (nothing to read)', async () => {
+    const { rig } = setUp();
+    await expect(rig.register(idB, true)).rejects.toThrow(/has no XFS project although Docker limits it/);
+  });
+
+  it("a removed container's project that keeps its limit is no leftover; one raised later is a leak", async () => {
+    const kept = setUp();
+    kept.rig.forget(await kept.rig.register(idA, true));
+    expect(await kept.rig.leftovers(1)).toEqual([]);
+    expect(kept.rig.dockerLeftLimited).toBe(1);
+
+    const grown = setUp();
+    grown.rig.forget(await grown.rig.register(idA, true));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the grace: the limit after the removal is read
+    grown.hardKiB.set(3, 144 * 1024);
+    const found = await grown.rig.leftovers(1);
+    expect(found.map((violation) => violation.invariant)).toEqual(['leak']);
+    expect(found[0]?.detail).toContain(`hard limit ${144 * MiB} now, ${64 * MiB} after its removal`);
   });
 });

@@ -66,6 +66,8 @@ const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
  * but up to minutes in a TCG guest on a loaded machine (docs/vm.md measured 60-120 s).
  */
 const DOCKERD_START_TIMEOUT_MS = 300_000;
+/** The agent's start to its first pass: seconds on the host; in the guest node loads dist/ over 9p under TCG. */
+const AGENT_START_TIMEOUT_MS = 300_000;
 /** The agent's reaction time: the pool must have had room (and the agent run) this long before a write error. */
 const WRITE_WINDOW_MS = 3_000;
 
@@ -155,6 +157,8 @@ export interface SoakResult {
   };
   /** Time the soak had the agent stopped (SIGTERM/SIGKILL until the next agent was ready). */
   agentDownSeconds: number;
+  /** The rig's own figures (soak/rigs/types.ts `figures`); empty on btrfs. */
+  rigFigures: Record<string, number>;
   /** seenInQgroups: grows the soak saw in the limits it reads (qgroups, XFS project quotas). */
   grows: { seenInQgroups: number; journal: JournalSummary | null; cliGrows: Record<string, number> };
   violations: Record<InvariantName, number>;
@@ -470,7 +474,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const next = new ShippedAgent(configFile);
       agent = next;
       try {
-        await next.start(120_000);
+        await next.start(AGENT_START_TIMEOUT_MS);
         agentUp = true;
         const open = agentDown.at(-1);
         if (open && open.toMs === Number.POSITIVE_INFINITY) open.toMs = Date.now();
@@ -944,6 +948,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const result: SoakResult = {
     seed: options.seed,
     backend: options.backend,
+    rigFigures: rig.figures(),
     agent: options.agent,
     minutesBudget: options.minutes,
     durationSeconds: Math.round((Date.now() - startedAtMs) / 1000),

@@ -135,4 +135,8 @@ export class BtrfsRig implements SoakRig {
   agentConfigLines(): string[] {
     return [];
   }
+
+  figures(): Record<string, number> {
+    return {};
+  }
 }

@@ -49,6 +49,7 @@ export class OverlayXfsRig implements SoakRig {
   private readonly pendingReads = new Set<Promise<void>>();
   /** Projects Docker left with a limit after their container was removed (a figure, not a violation). */
   dockerLeftLimited = 0;
+  private removedProjects = 0;
 
   private readonly run: ToolRun;
   private readonly removalGraceMs: number;
@@ -174,11 +175,19 @@ export class OverlayXfsRig implements SoakRig {
     await Promise.allSettled([...this.pendingReads]);
     const rows = await this.report();
     const removed = [...this.removed.values()];
+    this.removedProjects = removed.length;
     this.dockerLeftLimited = removed.filter((project) => rows.has(project.projectId)).length;
     return checkLimitsAfterRemoval(atMs, removed, rows);
   }
 
   agentConfigLines(): string[] {
     return [];
+  }
+
+  figures(): Record<string, number> {
+    return {
+      removedProjects: this.removedProjects,
+      removedProjectsDockerLeftLimited: this.dockerLeftLimited,
+    };
   }
 }

@@ -59,4 +59,6 @@ export interface SoakRig {
   leftovers(atMs: number): Promise<Violation[]>;
   /** Backend lines of the agent's config (YAML, top level); none when the agent detects it alone. */
   agentConfigLines(): string[];
+  /** Backend figures for the report (after `leftovers`), e.g. what Docker itself left behind. */
+  figures(): Record<string, number>;
 }

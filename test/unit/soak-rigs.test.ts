@@ -153,7 +153,7 @@ describe('overlay-xfs rig on fake tools', () => {
     const kept = setUp();
     kept.rig.forget(await kept.rig.register(idA, true));
     expect(await kept.rig.leftovers(1)).toEqual([]);
-    expect(kept.rig.dockerLeftLimited).toBe(1);
+    expect(kept.rig.figures()).toEqual({ removedProjects: 1, removedProjectsDockerLeftLimited: 1 });
 
     const grown = setUp();
     grown.rig.forget(await grown.rig.register(idA, true));

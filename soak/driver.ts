@@ -528,7 +528,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     } catch (error) {
       opError('register', errorText(error));
     }
-    const limitBytes = limitMiB === null ? null : limitMiB * MiB;
+    const limitBytes = limitMiB === null ? rig.defaultLimitBytes : limitMiB * MiB;
     live.set(name, {
       name,
       id,
@@ -849,12 +849,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         '  cooldown: 0s',
         'pool:',
         `  reserve: ${SOAK_POLICY.reserveRatio * 100}%`,
+        ...rig.agentPoolLines().map((line) => `  ${line}`),
         'backoff: { initial: 1s, max: 10s }',
         `docker: { socketPath: ${proxy.listenPath}, timeout: 10s }`,
         `journal: { path: ${journalPath} }`,
         `metrics: { listen: 127.0.0.1:${metricsPort} }`,
         'log: { level: info }',
-        ...rig.agentConfigLines(),
         '',
       ].join('\n'),
       { mode: 0o600 },

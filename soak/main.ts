@@ -1,9 +1,9 @@
 /**
- * `npm run soak -- --minutes N --seed S [--backend btrfs|overlay-xfs] [--no-agent] [--ops K]
+ * `npm run soak -- --minutes N --seed S [--backend btrfs|overlay-xfs|devicemapper|devicemapper-loop] [--no-agent] [--ops K]
  * [--min-containers A --max-containers B] [--pool-gib G] [--out FILE] [--log-dir DIR]
  * [--containerd-socket SOCK] [--print-schedule] [--verbose]`: one soak run (soak/driver.ts) and
- * its figures. overlay-xfs needs XFS project quotas, which the development host's kernel lacks:
- * run it in the guest with `npm run soak:guest` (test/vm/soak-guest.ts), which runs this file there.
+ * its figures. overlay-xfs needs XFS project quotas and devicemapper(-loop) device-mapper, which
+ * the development host's kernel lacks: run them in the guest with `npm run soak:guest` (test/vm/soak-guest.ts), which runs this file there.
  *
  * Exit status: 0 when no invariant was violated; 1 when one was. The control run (`--no-agent`)
  * inverts the write-error invariant: it must report violations (the rig bites), so it exits 0 only

@@ -23,6 +23,7 @@ interface BtrfsContainer extends RigContainer {
 export class BtrfsRig implements SoakRig {
   readonly backend = 'btrfs' as const;
   readonly dockerd: SoakRig['dockerd'];
+  readonly defaultLimitBytes = null;
   private readonly btrfs: LoopBtrfs;
   private fsUuid = '';
   private fillFiles = 0;
@@ -132,7 +133,7 @@ export class BtrfsRig implements SoakRig {
     return checkQgroups(atMs, qgroupIds, subvolumeIds, 0);
   }
 
-  agentConfigLines(): string[] {
+  agentPoolLines(): string[] {
     return [];
   }
 

@@ -1,5 +1,6 @@
 /** Makes the soak rig of a backend by name (soak/rigs/types.ts describes the seam). */
 import { BtrfsRig } from './btrfs.js';
+import { DevicemapperRig } from './devicemapper.js';
 import { OverlayXfsRig } from './overlay-xfs.js';
 import type { BackendName, RigOptions, SoakRig } from './types.js';
 
@@ -11,5 +12,9 @@ export function createRig(backend: BackendName, options: RigOptions): SoakRig {
       return new BtrfsRig(options);
     case 'overlay-xfs':
       return new OverlayXfsRig(options);
+    case 'devicemapper':
+      return new DevicemapperRig('direct-lvm', options);
+    case 'devicemapper-loop':
+      return new DevicemapperRig('loop-lvm', options);
   }
 }

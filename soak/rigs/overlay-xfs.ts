@@ -39,6 +39,7 @@ interface XfsContainer extends RigContainer {
 export class OverlayXfsRig implements SoakRig {
   readonly backend = 'overlay-xfs' as const;
   readonly dockerd: SoakRig['dockerd'];
+  readonly defaultLimitBytes = null;
   private readonly imageFile: string;
   private readonly mountPoint: string;
   private fillFiles = 0;
@@ -180,7 +181,7 @@ export class OverlayXfsRig implements SoakRig {
     return checkLimitsAfterRemoval(atMs, removed, rows);
   }
 
-  agentConfigLines(): string[] {
+  agentPoolLines(): string[] {
     return [];
   }
 

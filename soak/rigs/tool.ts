@@ -10,11 +10,17 @@ import { execFile } from 'node:child_process';
 /** The rigs' tools, absolute (Debian, merged /usr: the same paths on the host and in the guest). */
 export const RIG_TOOLS = {
   btrfs: '/usr/bin/btrfs',
+  dd: '/usr/bin/dd',
+  dmsetup: '/usr/sbin/dmsetup',
   fallocate: '/usr/bin/fallocate',
+  losetup: '/usr/sbin/losetup',
+  /** LVM's one binary; its commands (pvcreate, lvcreate, ...) are its first argument */
+  lvm: '/usr/sbin/lvm',
   mkfsXfs: '/usr/sbin/mkfs.xfs',
   mount: '/usr/bin/mount',
   umount: '/usr/bin/umount',
   truncate: '/usr/bin/truncate',
+  udevadm: '/usr/bin/udevadm',
   xfsIo: '/usr/sbin/xfs_io',
   xfsQuota: '/usr/sbin/xfs_quota',
 } as const;

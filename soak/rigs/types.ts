@@ -4,12 +4,14 @@
  * a rig makes dockerd's storage, reads container limits the way the kernel holds them (never
  * through the agent), fills and drains the pool, and lists what the backend has left behind.
  *
- * Rigs: soak/rigs/btrfs.ts (the host), soak/rigs/overlay-xfs.ts (needs XFS project quotas: the
- * guest, test/vm/soak-guest.ts). soak/rigs/index.ts makes one by name.
+ * Rigs: soak/rigs/btrfs.ts (the host), soak/rigs/overlay-xfs.ts (needs XFS project quotas) and
+ * soak/rigs/devicemapper.ts (needs device-mapper): the guest, test/vm/soak-guest.ts.
+ * soak/rigs/index.ts makes one by name.
  */
 import type { Violation } from '../invariants.js';
 
-export const BACKENDS = ['btrfs', 'overlay-xfs'] as const;
+/** devicemapper: direct-lvm (an LVM thin pool, `dm.thinpooldev`); devicemapper-loop: loop-lvm. */
+export const BACKENDS = ['btrfs', 'overlay-xfs', 'devicemapper', 'devicemapper-loop'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** What a rig learned about one container when it was registered. */
@@ -39,6 +41,11 @@ export interface SoakRig {
   readonly backend: BackendName;
   /** dockerd's storage: `--storage-driver`, `--data-root`, extra `--storage-opt`s. */
   readonly dockerd: { storageDriver: string; dataRoot: string; extraArgs: string[] };
+  /**
+   * The limit of a container created without `--storage-opt size=`: null where it has none
+   * (btrfs, overlay2); devicemapper gives every container a device of the base size.
+   */
+  readonly defaultLimitBytes: number | null;
   /** Makes and mounts the storage; dockerd starts after it. */
   create(): Promise<void>;
   /** Unmounts and removes it after dockerd stopped; best effort, never throws. */
@@ -57,8 +64,8 @@ export interface SoakRig {
   drainPool(): Promise<void>;
   /** At the end, after the agent stopped: what the backend kept that it should not (leak violations). */
   leftovers(atMs: number): Promise<Violation[]>;
-  /** Backend lines of the agent's config (YAML, top level); none when the agent detects it alone. */
-  agentConfigLines(): string[];
+  /** Backend lines under the agent config's `pool:` key (beside the soak's reserve), e.g. overcommit. */
+  agentPoolLines(): string[];
   /** Backend figures for the report (after `leftovers`), e.g. what Docker itself left behind. */
   figures(): Record<string, number>;
 }

@@ -3,7 +3,9 @@
  * needs, the rigs' tool runner keeps the project's runner rules (LC_ALL=C, a fixed PATH, a timeout
  * that kills), the overlay-xfs rig reads limits as the kernel reports them (on fake tools that
  * print what the real ones print), and its leftover invariant reports a removed container's
- * project whose limit changed after the removal (and only that).
+ * project whose limit changed after the removal (and only that); the devicemapper rigs read thin
+ * devices and the pool as dmsetup prints them, fill the pool with a thin device of their own and
+ * count a removed container's device that stays active as a leak.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { soakRunName } from '../../soak/driver.js';
 import { checkLimitsAfterRemoval } from '../../soak/invariants.js';
 import { BACKENDS, createRig } from '../../soak/rigs/index.js';
+import { DM_BASE_SIZE_BYTES, DevicemapperRig } from '../../soak/rigs/devicemapper.js';
 import { OverlayXfsRig } from '../../soak/rigs/overlay-xfs.js';
 import { RIG_TOOLS, runTool } from '../../soak/rigs/tool.js';
 
@@ -27,7 +30,7 @@ describe('soak rigs', () => {
       expect(rig.dockerd.dataRoot.startsWith(`${workDir}/`)).toBe(true);
       return rig.dockerd.storageDriver;
     });
-    expect(drivers).toEqual(['btrfs', 'overlay2']);
+    expect(drivers).toEqual(['btrfs', 'overlay2', 'devicemapper', 'devicemapper']);
   });
 
   it('names runs as before on btrfs and by backend on the others', () => {
@@ -162,5 +165,103 @@ describe('overlay-xfs rig on fake tools', () => {
     const found = await grown.rig.leftovers(1);
     expect(found.map((violation) => violation.invariant)).toEqual(['leak']);
     expect(found[0]?.detail).toContain(`hard limit ${144 * MiB} now, ${64 * MiB} after its removal`);
+  });
+});
+
+describe('devicemapper rigs on fake tools', () => {
+  const idA = 'a'.repeat(64);
+  const mountA = 'c'.repeat(64);
+  const POOL = 'docker-254:1-1234-pool';
+
+  function setUp(mode: 'loop-lvm' | 'direct-lvm') {
+    const dir = mkdtempSync(path.join(workDir, 'dm-'));
+    const calls: string[] = [];
+    /** active thin devices: name -> sectors */
+    const thins = new Map<string, number>([
+      [`docker-254:1-1234-${mountA}`, 131072],
+      [`docker-254:1-1234-${mountA}-init`, 65536],
+    ]);
+    const run = async (binary: string, args: readonly string[]) => {
+      calls.push([path.basename(binary), ...args].join(' '));
+      if (binary !== RIG_TOOLS.dmsetup) return '';
+      const [verb, ...rest] = args;
+      if (verb === 'ls' && rest.join(' ') === '--target thin-pool') return `${POOL}\t(253:0)\n`;
+      if (verb === 'table' && rest.join(' ') === '--target thin')
+        return (
+          [...thins].map(([name, sectors]) => `${name}: 0 ${sectors} thin 253:0 5\n`).join('') ||
+          'No devices found\n'
+        );
+      if (verb === 'table') return '0 8388608 thin-pool 7:1 7:0 128 32768 1 skip_block_zeroing\n';
+      if (verb === 'status')
+        return '0 8388608 thin-pool 1 198/16384 1000/65536 - rw discard_passdown queue_if_no_space - 1024\n';
+      return '';
+    };
+    const rig = new DevicemapperRig(
+      mode,
+      { poolBytes: 4 * 1024 ** 3, workDir: dir },
+      { run, removalSettleMs: 0 },
+    );
+    const mounts = path.join(rig.dockerd.dataRoot, 'image', 'devicemapper', 'layerdb', 'mounts', idA);
+    mkdirSync(mounts, { recursive: true });
+    writeFileSync(path.join(mounts, 'mount-id'), mountA);
+    return { rig, calls, thins };
+  }
+
+  it('runs dockerd with a 32M ext4 base device; loop-lvm sizes the loop file, direct-lvm names its LVM pool', () => {
+    const loop = setUp('loop-lvm').rig;
+    expect(loop.backend).toBe('devicemapper-loop');
+    expect(loop.defaultLimitBytes).toBe(DM_BASE_SIZE_BYTES);
+    expect(loop.dockerd.extraArgs).toEqual([
+      '--storage-opt=dm.basesize=32M',
+      '--storage-opt=dm.fs=ext4',
+      '--storage-opt=dm.loopdatasize=4096M',
+      '--storage-opt=dm.loopmetadatasize=256M',
+    ]);
+    expect(loop.agentPoolLines()).toEqual(['maxOvercommit: 20']);
+    const lvm = setUp('direct-lvm').rig;
+    expect(lvm.backend).toBe('devicemapper');
+    expect(lvm.dockerd.extraArgs).toContain(
+      `--storage-opt=dm.thinpooldev=/dev/mapper/agsoak${process.pid}-thinpool`,
+    );
+  });
+
+  it("reads a container's limit from its active thin device (not the init layer) and the pool from its status", async () => {
+    const { rig, thins } = setUp('loop-lvm');
+    const a = await rig.register(idA);
+    expect(await rig.readLimits([a])).toEqual(new Map([[idA, 64 * MiB]]));
+    thins.clear(); // stopped: the device is inactive, no sample
+    expect(await rig.readLimits([a])).toEqual(new Map());
+    // 64 KiB blocks (128 sectors): 65536 in all, 1000 used
+    expect(await rig.poolUsage()).toEqual({
+      totalBytes: 65536 * 64 * 1024,
+      freeBytes: (65536 - 1000) * 64 * 1024,
+    });
+  });
+
+  it('fills the pool with a thin device of its own, written with zeros, and drains it by deleting it', async () => {
+    const { rig, calls } = setUp('loop-lvm');
+    await rig.fillPool(2048 * MiB);
+    await rig.drainPool();
+    const fill = `agsoak-fill-${process.pid}-0`;
+    expect(
+      calls.filter((call) => !call.startsWith('dmsetup ls') && !/^dmsetup (table|status)/.test(call)),
+    ).toEqual([
+      `dmsetup message ${POOL} 0 create_thin 16777000`,
+      `dmsetup create ${fill} --table 0 4194304 thin /dev/mapper/${POOL} 16777000`,
+      `dd if=/dev/zero of=/dev/mapper/${fill} bs=1M count=2048 oflag=direct status=none`,
+      `dmsetup remove ${fill}`,
+      `dmsetup message ${POOL} 0 delete 16777000`,
+    ]);
+  });
+
+  it("a removed container's device still active is a leak; one that went is not", async () => {
+    const { rig, thins } = setUp('direct-lvm');
+    rig.forget(await rig.register(idA));
+    const found = await rig.leftovers(1);
+    expect(found.map((violation) => violation.detail)).toEqual([
+      `thin device docker-254:1-1234-${mountA} of a removed container is still active`,
+    ]);
+    thins.clear();
+    expect(await rig.leftovers(1)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `npm run soak:guest -- --backend overlay-xfs --seed S (--ops K | --minutes M) [--control-ops C]
+ * `npm run soak:guest -- --backend overlay-xfs|devicemapper|devicemapper-loop --seed S (--ops K | --minutes M) [--control-ops C]
  * [--min-containers A --max-containers B] [--pool-gib G] [--verbose] [--timeout-minutes T]`:
  * the soak (soak/main.ts, the driver the host runs on btrfs) on a backend the host's kernel cannot
  * serve, in ONE fresh test VM (test/vm/harness, environment `none`; test/vm/guest/soak.sh): the soak,
@@ -19,7 +19,7 @@ import { formatSoakResult } from '../../soak/report.js';
 import { runInVm } from './harness/run.js';
 
 /** Backends with a guest rig (soak/rigs/) and what test/vm/guest/soak.sh loads for them. */
-const GUEST_BACKENDS = ['overlay-xfs'] as const;
+const GUEST_BACKENDS = ['overlay-xfs', 'devicemapper', 'devicemapper-loop'] as const;
 /** Every word handed to the guest's shell is one of these (numbers, flags): nothing to quote. */
 const SAFE_WORD = /^[A-Za-z0-9._-]+$/;
 

@@ -2,10 +2,11 @@
 # The soak (soak/main.ts, the same driver as on the host) inside the test VM, on a backend the
 # host's kernel cannot serve. Run by test/vm/soak-guest.ts (`npm run soak:guest`) in the `none`
 # environment: the soak's rig makes its own storage (overlay-xfs: a loop XFS mounted prjquota as
-# its private dockerd's data root), as it does on the host.
+# its private dockerd's data root; devicemapper: an LVM thin pool on a loop device;
+# devicemapper-loop: Docker's loop-lvm files), as it does on the host.
 #
 # From run.env (the host validated every word):
-#   AUTOGROW_SOAK_BACKEND       overlay-xfs
+#   AUTOGROW_SOAK_BACKEND       overlay-xfs | devicemapper | devicemapper-loop
 #   AUTOGROW_SOAK_ARGS          the soak's arguments (--seed S --ops K | --minutes M, ...)
 #   AUTOGROW_SOAK_CONTROL_ARGS  the control's arguments (--no-agent is added); empty: no control
 # Leaves in $AUTOGROW_ARTIFACTS_DIR: soak.json and soak-logs/ (the operation log, every agent's
@@ -18,6 +19,7 @@ A=$AUTOGROW_ARTIFACTS_DIR
 BACKEND=${AUTOGROW_SOAK_BACKEND:?backend}
 case "$BACKEND" in
   overlay-xfs) modprobe -a xfs overlay loop || die "soak.sh: modules for $BACKEND" ;;
+  devicemapper | devicemapper-loop) modprobe -a dm-thin-pool loop || die "soak.sh: modules for $BACKEND" ;;
   *) die "soak.sh: no guest rig for backend '$BACKEND'" ;;
 esac
 

@@ -1,18 +1,19 @@
 /**
  * The soak driver: runs a seeded schedule (soak/schedule.ts) against a real private dockerd 20.10
- * on a real loop-mounted btrfs with qgroups and the real built agent (`dist/src/main.js run`),
+ * on real storage made by a per-backend rig (soak/rigs/: a loop btrfs with qgroups on the host, a
+ * loop XFS with project quotas in the guest) and the real built agent (`dist/src/main.js run`),
  * injects the faults the schedule asks for, records what happened, and judges it with the pure
- * invariants of soak/invariants.ts. Run it with `npm run soak -- --minutes N --seed S`
- * (soak/main.ts) or from test/integration/soak-short.test.ts.
+ * invariants of soak/invariants.ts. Run it with `npm run soak -- --minutes N --seed S
+ * [--backend B]` (soak/main.ts), from test/integration/soak-short.test.ts, or in the guest with
+ * `npm run soak:guest` (test/vm/soak-guest.ts).
  *
  * The agent reaches Docker through a proxy socket (soak/proxy.ts) so the soak can cut its
  * connections (the event stream among them) without touching the daemon. Everything the soak
- * measures about the agent is read independently of it: limits from the btrfs qgroups in sysfs,
- * pool space from statfs, RSS and fds from /proc, containers from `docker ps` on the daemon's own
- * socket.
+ * measures about the agent is read independently of it: limits and pool space through the rig
+ * (from the kernel: qgroups in sysfs, the XFS quota report, statfs), RSS and fds from /proc,
+ * containers from `docker ps` on the daemon's own socket.
  */
 import { spawn } from 'node:child_process';
-import { execFile } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -22,16 +23,13 @@ import {
   readdirSync,
   readlinkSync,
   rmSync,
-  statfsSync,
-  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ShippedAgent } from '../bench/lib/agent-process.js';
-import { LoopBtrfs, TestDockerd } from '../bench/lib/dockerd.js';
+import { TestDockerd } from '../bench/lib/dockerd.js';
 import { freePort } from '../bench/lib/ports.js';
 import { REPO_ROOT } from '../bench/lib/repo-root.js';
 import {
@@ -40,7 +38,6 @@ import {
   checkJournal,
   checkLimitsNeverShrink,
   checkMetricSeries,
-  checkQgroups,
   checkResourceTrend,
   checkStarts,
   checkReleasedLock,
@@ -59,11 +56,18 @@ import {
   type WriteOutcome,
 } from './invariants.js';
 import { CuttableProxy } from './proxy.js';
+import { createRig, type BackendName, type RigContainer } from './rigs/index.js';
 import { describeOp, generateSchedule, labelMaxSizeMiB, type ScheduledOp, type SoakOp } from './schedule.js';
 
-const execFileAsync = promisify(execFile);
 const MiB = 1024 ** 2;
 const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+/**
+ * dockerd's start-up, at the beginning and after each dockerd-restart fault: seconds on the host,
+ * but up to minutes in a TCG guest on a loaded machine (docs/vm.md measured 60-120 s).
+ */
+const DOCKERD_START_TIMEOUT_MS = 300_000;
+/** The agent's start to its first pass: seconds on the host; in the guest node loads dist/ over 9p under TCG. */
+const AGENT_START_TIMEOUT_MS = 300_000;
 /** The agent's reaction time: the pool must have had room (and the agent run) this long before a write error. */
 const WRITE_WINDOW_MS = 3_000;
 
@@ -79,6 +83,14 @@ export const SOAK_POLICY = {
 
 export interface SoakOptions {
   seed: number;
+  /** The storage the daemon runs on (soak/rigs/); btrfs on the host, the others in the guest. */
+  backend: BackendName;
+  /**
+   * A containerd already running (its socket) for dockerd to use instead of starting its own: the
+   * guest runs one, as a systemd host does, because dockerd's built-in start gives up on a slow TCG
+   * guest. Default: dockerd's own.
+   */
+  containerdSocket?: string;
   /** Wall-clock budget for the operations (the final checks come on top). */
   minutes: number;
   /** Run exactly the first K operations of the schedule (a replay), whatever the time. */
@@ -98,6 +110,7 @@ export interface SoakOptions {
 }
 
 export const DEFAULT_SOAK_OPTIONS: Omit<SoakOptions, 'seed' | 'minutes' | 'log'> = {
+  backend: 'btrfs',
   agent: true,
   minContainers: 20,
   maxContainers: 60,
@@ -120,6 +133,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface SoakResult {
   seed: number;
+  backend: BackendName;
   agent: boolean;
   minutesBudget: number;
   durationSeconds: number;
@@ -143,6 +157,9 @@ export interface SoakResult {
   };
   /** Time the soak had the agent stopped (SIGTERM/SIGKILL until the next agent was ready). */
   agentDownSeconds: number;
+  /** The rig's own figures (soak/rigs/types.ts `figures`); empty on btrfs. */
+  rigFigures: Record<string, number>;
+  /** seenInQgroups: grows the soak saw in the limits it reads (qgroups, XFS project quotas). */
   grows: { seenInQgroups: number; journal: JournalSummary | null; cliGrows: Record<string, number> };
   violations: Record<InvariantName, number>;
   violationsTotal: number;
@@ -166,8 +183,8 @@ interface LiveContainer {
   limitBytes: number | null;
   labels: Record<string, string>;
   maxSizeBytes: number;
-  /** /sys/fs/btrfs/<uuid>/qgroups/0_<subvolume>, or null when not found. */
-  qgroupDir: string | null;
+  /** What the rig resolved for it (its qgroup, its XFS project), or null when it could not. */
+  rig: RigContainer | null;
 }
 
 interface DockerError {
@@ -216,6 +233,11 @@ function writerScript(mode: 'trickle' | 'steady' | 'full', mib: number, file: st
   );
 }
 
+/** `<seed>[-control]` on btrfs (the names before the rigs), `<backend>-<seed>[-control]` on the others. */
+export function soakRunName(options: Pick<SoakOptions, 'backend' | 'seed' | 'agent'>): string {
+  return `${options.backend === 'btrfs' ? '' : `${options.backend}-`}${options.seed}${options.agent ? '' : '-control'}`;
+}
+
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const { log } = options;
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run npm run build first`);
@@ -233,15 +255,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     defaultMaxSizeMiB: SOAK_POLICY.maxSizeMiB,
   });
   const replay =
-    `npm run soak -- --seed ${options.seed} ` +
+    `npm run soak -- --backend ${options.backend} --seed ${options.seed} ` +
     (options.ops === undefined ? `--minutes ${options.minutes}` : `--ops ${options.ops}`) +
     (options.agent ? '' : ' --no-agent') +
     ` --min-containers ${options.minContainers} --max-containers ${options.maxContainers}` +
     ` --pool-gib ${options.poolBytes / 1024 ** 3}`;
 
   const workDir = mkdtempSync(path.join(tmpdir(), 'agsoak-'));
-  const btrfs = new LoopBtrfs(options.poolBytes, path.join(workDir, 'fs'));
-  mkdirSync(path.join(workDir, 'fs'), { recursive: true });
+  const rigDir = path.join(workDir, 'fs');
+  mkdirSync(rigDir, { recursive: true });
+  const rig = createRig(options.backend, { poolBytes: options.poolBytes, workDir: rigDir });
   const dockerBase = path.join(workDir, 'd');
   mkdirSync(dockerBase, { recursive: true });
   const stateDir = path.join(workDir, 'state');
@@ -277,7 +300,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let containersStarted = 0;
   let maxAlive = 0;
   let metricCheckpoints = 0;
-  let fillFiles = 0;
   let opsRun = 0;
   let eventCutConnections = 0;
   let longestAgentStopMs = 0;
@@ -286,13 +308,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const countedAgents = new Set<ShippedAgent>();
   let journalSummary: JournalSummary | null = null;
   const live = new Map<string, LiveContainer>();
-  const removedQgroupDirs = new Set<string>();
+  /** Path prefixes of removed containers (their qgroups, layer directories) the agent must not hold. */
+  const removedPrefixes = new Set<string>();
   const lastLimit = new Map<string, number>();
   const writers = new Set<Promise<void>>();
 
-  const logDir =
-    options.logDir ??
-    path.join(tmpdir(), `docker-autogrow-soak-${options.seed}${options.agent ? '' : '-control'}-logs`);
+  const logDir = options.logDir ?? path.join(tmpdir(), `docker-autogrow-soak-${soakRunName(options)}-logs`);
   rmSync(logDir, { recursive: true, force: true });
   mkdirSync(logDir, { recursive: true });
   const opLog = path.join(logDir, 'ops.log');
@@ -314,21 +335,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   };
 
   // --- rig ----------------------------------------------------------------------------------
-  await btrfs.create();
-  const { stdout: show } = await execFileAsync('/bin/btrfs', ['filesystem', 'show', btrfs.mountPoint]);
-  const fsUuid = /uuid: (\S+)/.exec(show)?.[1];
-  if (!fsUuid) throw new Error(`no btrfs uuid in: ${show}`);
-  const docker = new TestDockerd({ storageDriver: 'btrfs', dataRoot: btrfs.mountPoint, baseDir: dockerBase });
+  await rig.create();
+  const docker = new TestDockerd({
+    storageDriver: rig.dockerd.storageDriver,
+    dataRoot: rig.dockerd.dataRoot,
+    baseDir: dockerBase,
+    extraArgs: [
+      ...rig.dockerd.extraArgs,
+      ...(options.containerdSocket ? [`--containerd=${options.containerdSocket}`] : []),
+    ],
+  });
   dockerd = docker;
   const metricsPort = await freePort();
 
-  const poolSample = (): PoolSample | null => {
+  const poolSample = async (): Promise<PoolSample | null> => {
     try {
-      const stats = statfsSync(btrfs.mountPoint);
-      const total = stats.blocks * stats.bsize;
+      const usage = await rig.poolUsage();
       const sample = {
         atMs: Date.now(),
-        freeAboveReserveBytes: stats.bavail * stats.bsize - SOAK_POLICY.reserveRatio * total,
+        freeAboveReserveBytes: usage.freeBytes - SOAK_POLICY.reserveRatio * usage.totalBytes,
       };
       poolSamples.push(sample);
       return sample;
@@ -336,26 +361,42 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       return null;
     }
   };
-  const readLimit = (container: LiveContainer): number | null => {
-    if (!container.qgroupDir) return null;
+  const readLimit = async (container: LiveContainer): Promise<number | null> => {
+    if (!container.rig) return null;
     try {
-      const value = Number(readFileSync(path.join(container.qgroupDir, 'max_referenced'), 'utf8'));
-      return Number.isFinite(value) && value > 0 ? value : null;
+      return (await rig.readLimits([container.rig])).get(container.id) ?? null;
     } catch {
       return null;
     }
   };
-  const sampleLimits = () => {
-    const atMs = Date.now();
-    for (const container of live.values()) {
-      const limitBytes = readLimit(container);
-      if (limitBytes === null) continue;
-      const before = lastLimit.get(container.id);
-      if (before === limitBytes) continue;
-      if (before !== undefined && limitBytes > before) growsSeen += 1;
-      lastLimit.set(container.id, limitBytes);
-      limitSamples.push({ containerId: container.id, atMs, limitBytes });
+  /** One sampling at a time: a rig that runs a tool (xfs_quota) may take longer than the period. */
+  let samplingLimits = false;
+  const sampleLimits = async () => {
+    if (samplingLimits) return;
+    samplingLimits = true;
+    try {
+      const atMs = Date.now();
+      const sampled = [...live.values()];
+      const handles = sampled.flatMap((container) => (container.rig ? [container.rig] : []));
+      const limits = await rig.readLimits(handles).catch(() => new Map<string, number>());
+      for (const container of sampled) {
+        const limitBytes = limits.get(container.id);
+        if (limitBytes === undefined) continue;
+        const before = lastLimit.get(container.id);
+        if (before === limitBytes) continue;
+        if (before !== undefined && limitBytes > before) growsSeen += 1;
+        lastLimit.set(container.id, limitBytes);
+        limitSamples.push({ containerId: container.id, atMs, limitBytes });
+      }
+    } finally {
+      samplingLimits = false;
     }
+  };
+  let samplingPool = false;
+  const samplePoolPeriodically = async () => {
+    if (samplingPool) return;
+    samplingPool = true;
+    await poolSample().finally(() => (samplingPool = false));
   };
   const sampleResources = () => {
     const pid = agent?.pid ?? 0;
@@ -433,7 +474,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const next = new ShippedAgent(configFile);
       agent = next;
       try {
-        await next.start(120_000);
+        await next.start(AGENT_START_TIMEOUT_MS);
         agentUp = true;
         const open = agentDown.at(-1);
         if (open && open.toMs === Number.POSITIVE_INFINITY) open.toMs = Date.now();
@@ -481,22 +522,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     limitMiB: number | null,
     labels: Record<string, string>,
   ) => {
-    let qgroupDir: string | null = null;
+    let handle: RigContainer | null = null;
     try {
-      const mountId = readFileSync(
-        path.join(btrfs.mountPoint, 'image', 'btrfs', 'layerdb', 'mounts', id, 'mount-id'),
-        'utf8',
-      ).trim();
-      const { stdout } = await execFileAsync('/bin/btrfs', [
-        'inspect-internal',
-        'rootid',
-        path.join(btrfs.mountPoint, 'btrfs', 'subvolumes', mountId),
-      ]);
-      qgroupDir = `/sys/fs/btrfs/${fsUuid}/qgroups/0_${stdout.trim()}`;
+      handle = await rig.register(id, limitMiB !== null);
     } catch (error) {
       opError('register', errorText(error));
     }
-    const limitBytes = limitMiB === null ? null : limitMiB * MiB;
+    const limitBytes = limitMiB === null ? rig.defaultLimitBytes : limitMiB * MiB;
     live.set(name, {
       name,
       id,
@@ -504,14 +536,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       labels,
       maxSizeBytes:
         limitBytes === null ? 0 : Math.max(limitBytes, labelMaxSizeMiB(labels, SOAK_POLICY.maxSizeMiB) * MiB),
-      qgroupDir,
+      rig: handle,
     });
     maxAlive = Math.max(maxAlive, live.size);
   };
   const forget = (name: string) => {
     const container = live.get(name);
     if (!container) return;
-    if (container.qgroupDir) removedQgroupDirs.add(container.qgroupDir);
+    if (container.rig) {
+      if (container.rig.removedPrefix) removedPrefixes.add(container.rig.removedPrefix);
+      rig.forget(container.rig);
+    }
     live.delete(name);
   };
 
@@ -582,8 +617,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }
       const atMs = Date.now();
       if (code === 97 || output.includes('WRITE-ERROR')) {
-        const limitBytes = readLimit(container) ?? container.limitBytes;
-        poolSample();
+        const limitBytes = (await readLimit(container)) ?? container.limitBytes;
+        await poolSample();
         const outcome: WriteOutcome = {
           name: op.name,
           containerId: container.id,
@@ -676,7 +711,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       opError('checkpoint', errorText(error));
     }
     checkJournalNow(Date.now() - 60_000);
-    // fds of the agent that point at removed containers' qgroups
+    // fds of the agent that point at removed containers' qgroups or layers
     const pid = agent?.pid ?? 0;
     if (pid > 0) {
       try {
@@ -687,8 +722,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
             return '';
           }
         });
-        const liveDirs = new Set([...live.values()].map((container) => container.qgroupDir));
-        const gone = [...removedQgroupDirs].filter((dir) => !liveDirs.has(dir)).map((dir) => `${dir}/`);
+        const livePrefixes = new Set([...live.values()].map((container) => container.rig?.removedPrefix));
+        const gone = [...removedPrefixes].filter((prefix) => !livePrefixes.has(prefix));
         noteViolations(checkFdTargets(Date.now(), pid, targets, gone));
       } catch {
         // between incarnations
@@ -697,27 +732,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   };
 
   const fillPool = async () => {
-    const stats = statfsSync(btrfs.mountPoint);
-    const total = stats.blocks * stats.bsize;
-    const freeAboveReserve = stats.bavail * stats.bsize - SOAK_POLICY.reserveRatio * total;
+    const usage = await rig.poolUsage();
+    const freeAboveReserve = usage.freeBytes - SOAK_POLICY.reserveRatio * usage.totalBytes;
     // leave a little room above the reserve: grows still fit, a few at most
-    const fillBytes = Math.floor((freeAboveReserve - 0.03 * total) / MiB) * MiB;
+    const fillBytes = Math.floor((freeAboveReserve - 0.03 * usage.totalBytes) / MiB) * MiB;
     if (fillBytes <= 0) return opError('pool-fill', 'the pool is already close to its reserve');
-    fillFiles += 1;
-    await execFileAsync('/usr/bin/fallocate', [
-      '-l',
-      String(fillBytes),
-      path.join(btrfs.mountPoint, `soak-fill-${fillFiles}`),
-    ]);
-    await execFileAsync('/bin/btrfs', ['filesystem', 'sync', btrfs.mountPoint]);
-    poolSample();
+    await rig.fillPool(fillBytes);
+    await poolSample();
   };
   const drainPool = async () => {
-    for (const entry of readdirSync(btrfs.mountPoint)) {
-      if (entry.startsWith('soak-fill-')) unlinkSync(path.join(btrfs.mountPoint, entry));
-    }
-    await execFileAsync('/bin/btrfs', ['filesystem', 'sync', btrfs.mountPoint]);
-    poolSample();
+    await rig.drainPool();
+    await poolSample();
   };
 
   const execute = async (scheduled: ScheduledOp) => {
@@ -780,7 +805,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       case 'dockerd-restart':
         faults['dockerd-restart'] += 1;
         await docker.stop(30_000);
-        await docker.start(120_000);
+        await docker.start(DOCKERD_START_TIMEOUT_MS);
         return;
       case 'agent-term':
       case 'agent-kill':
@@ -806,7 +831,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
   let image = '';
   try {
-    await docker.start(120_000);
+    await docker.start(DOCKERD_START_TIMEOUT_MS);
     image = await docker.ensureBusyboxImage();
     proxy = new CuttableProxy(path.join(workDir, 'p.sock'), docker.socketPath);
     await proxy.start();
@@ -824,6 +849,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         '  cooldown: 0s',
         'pool:',
         `  reserve: ${SOAK_POLICY.reserveRatio * 100}%`,
+        ...rig.agentPoolLines().map((line) => `  ${line}`),
         'backoff: { initial: 1s, max: 10s }',
         `docker: { socketPath: ${proxy.listenPath}, timeout: 10s }`,
         `journal: { path: ${journalPath} }`,
@@ -834,13 +860,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       { mode: 0o600 },
     );
     if (options.agent) await startAgent();
-    timers.push(setInterval(sampleLimits, 500));
-    timers.push(setInterval(poolSample, 500));
+    timers.push(setInterval(() => void sampleLimits(), 500));
+    timers.push(setInterval(() => void samplePoolPeriodically(), 500));
     timers.push(setInterval(sampleResources, 5_000));
     if (options.agent) timers.push(setInterval(probeHealth, 1_000));
 
     log(
-      `soak seed ${options.seed}: ${schedule.length} operations planned, ${options.ops === undefined ? `${options.minutes} min` : `exactly ${options.ops} operations`}; ` +
+      `soak seed ${options.seed} on ${options.backend}: ${schedule.length} operations planned, ${options.ops === undefined ? `${options.minutes} min` : `exactly ${options.ops} operations`}; ` +
         `agent ${options.agent ? 'on' : 'OFF (control)'}; work dir ${workDir}`,
     );
     log(`replay: ${replay}${options.ops === undefined ? ' (or --ops K for the first K operations)' : ''}`);
@@ -889,7 +915,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       if (existsSync(lockDir))
         noteViolations(checkReleasedLock(Date.now(), 'agent.lock.d', readdirSync(lockDir)));
     }
-    sampleLimits();
+    await sampleLimits();
     noteViolations(checkLimitsNeverShrink(limitSamples));
     noteViolations(
       checkResourceTrend(resourceSamples, {
@@ -901,32 +927,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }),
     );
     noteViolations(checkHealthz(probes));
-    // qgroups: removed containers must not leave limited qgroups behind
+    // what the backend kept that it should not (qgroups without a subvolume, removed projects' limits)
     try {
-      // deleted subvolumes are dropped by the btrfs cleaner later; their qgroups go with them
-      await execFileAsync('/bin/btrfs', ['subvolume', 'sync', btrfs.mountPoint], { timeout: 120_000 });
-      const { stdout: qgroups } = await execFileAsync('/bin/btrfs', [
-        'qgroup',
-        'show',
-        '--raw',
-        btrfs.mountPoint,
-      ]);
-      const { stdout: subvolumes } = await execFileAsync('/bin/btrfs', [
-        'subvolume',
-        'list',
-        btrfs.mountPoint,
-      ]);
-      const qgroupIds = qgroups
-        .split('\n')
-        .map((line) => line.trim().split(/\s+/)[0] ?? '')
-        .filter((id) => /^0\/\d+$/.test(id));
-      const subvolumeIds = subvolumes
-        .split('\n')
-        .map((line) => Number(/^ID (\d+)/.exec(line)?.[1]))
-        .filter((id) => Number.isFinite(id));
-      noteViolations(checkQgroups(Date.now(), qgroupIds, subvolumeIds, 0));
+      noteViolations(await rig.leftovers(Date.now()));
     } catch (error) {
-      opError('qgroups', errorText(error));
+      opError('leftovers', errorText(error));
     }
   } finally {
     for (const timer of timers) clearInterval(timer);
@@ -934,7 +939,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (agentUp || agent) await stopAgent('term').catch(() => undefined);
     await proxy?.stop().catch(() => undefined);
     await dockerd?.destroy().catch(() => undefined);
-    await btrfs.destroy().catch(() => undefined);
+    await rig.destroy();
     rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
   }
 
@@ -942,6 +947,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const counts = countByInvariant(violations);
   const result: SoakResult = {
     seed: options.seed,
+    backend: options.backend,
+    rigFigures: rig.figures(),
     agent: options.agent,
     minutesBudget: options.minutes,
     durationSeconds: Math.round((Date.now() - startedAtMs) / 1000),

@@ -15,7 +15,7 @@ export const INVARIANTS = [
   'metric-series',
   /** The journal has an unreadable line, or a grow-started with no end and no recovery. */
   'journal',
-  /** Something the agent owns outlived it or its subject: lock files, sockets, qgroups. */
+  /** Something the agent owns outlived it or its subject: lock files, sockets, qgroups, limits of removed projects. */
   'leak',
   /** Agent RSS or open file descriptors grew over a steady stretch. */
   'resource-trend',
@@ -344,6 +344,34 @@ export function checkQgroups(
       detail: `${stale.length} qgroups without a subvolume (allowed ${allowedStale}): ${stale.slice(0, 8).join(' ')}`,
     },
   ];
+}
+
+/** The XFS project of a container the soak removed, with its hard limit read just after the removal. */
+export interface RemovedProject {
+  containerId: string;
+  projectId: number;
+  /** null: no hard limit then. */
+  limitAfterRemovalBytes: number | null;
+}
+
+/**
+ * Projects of removed containers whose hard limit changed after the removal (`limits`: project id
+ * to hard limit now, projects without one absent): the agent grew a container that was gone.
+ */
+export function checkLimitsAfterRemoval(
+  atMs: number,
+  removed: readonly RemovedProject[],
+  limits: ReadonlyMap<number, number>,
+): Violation[] {
+  return removed
+    .filter((project) => (limits.get(project.projectId) ?? null) !== project.limitAfterRemovalBytes)
+    .map((project) => ({
+      invariant: 'leak' as const,
+      atMs,
+      detail:
+        `XFS project ${project.projectId} of removed container ${project.containerId.slice(0, 12)}: hard limit ` +
+        `${limits.get(project.projectId) ?? 'none'} now, ${project.limitAfterRemovalBytes ?? 'none'} after its removal`,
+    }));
 }
 
 /** Open file descriptors of a process that still point at something the soak removed. */

@@ -225,7 +225,8 @@ export class TestDockerd {
       '/bin/sh',
       ['-c', `'${DOCKER_CLI}' -H '${this.host}' import - '${tag}' < '${tarball}'`],
       {
-        timeout: 120_000,
+        // seconds on the host; up to 280 s measured in a TCG guest on a loaded machine (docs/vm.md)
+        timeout: 300_000,
         env: { ...process.env, DOCKER_CONFIG: path.join(this.baseDir, 'cli-config') },
       },
     );

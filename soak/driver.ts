@@ -500,7 +500,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (!countedAgents.has(current)) {
       countedAgents.add(current);
       agentWarnings += current.lines.filter(
-        (line) => typeof line.level === 'number' && line.level >= 40,
+        (line) => line.level === 'warn' || line.level === 'error' || line.level === 'fatal',
       ).length;
       // the agent's own log, kept beside the operation log to explain a violation
       writeFileSync(

@@ -367,6 +367,40 @@ describe('DockerInventory', () => {
     expect(performance.now() - started).toBeLessThan(1500);
   });
 
+  it('logs an event it could not apply at debug while Docker is away (a stopping dockerd), as a warning otherwise', async () => {
+    const lines: Array<{ level: string; msg: string; err?: unknown; action?: string }> = [];
+    const logger = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    });
+    const api = new FakeApi();
+    api.set(container(A, 'web', true));
+    const { source } = await setup(api, { logger });
+    const applied = () =>
+      lines.filter((line) => line.msg === 'docker event could not be applied; resyncing soon');
+    const waitFor = async (count: number) => {
+      for (let i = 0; i < 300 && applied().length < count; i += 1)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    // a departing daemon: die for a container, then its inspect finds nobody answering
+    api.failNextInspect = new DockerApiError(
+      'cannot reach Docker at unix:///x.sock',
+      'unreachable',
+      'inspect',
+    );
+    source.emit(A, 'die', 1);
+    await waitFor(1);
+    // Docker answered, and refused: worth a warning
+    api.failNextInspect = new DockerApiError('docker inspect: HTTP 500', 'http', 'inspect', 500);
+    source.emit(A, 'die', 2);
+    await waitFor(2);
+    expect(applied().map((line) => [line.level, line.action])).toEqual([
+      ['debug', 'die'],
+      ['warn', 'die'],
+    ]);
+    for (const line of applied()) expect(typeof line.err).toBe('string');
+  });
+
   it('keeps the last view of a container whose inspect it cannot read', async () => {
     const api = new FakeApi();
     api.set(container(A, 'web', true));

@@ -58,7 +58,10 @@ interface GuardedContainer {
   evaluating: boolean;
   /** No new pass is asked for before this (after a pass that decided not to grow). */
   heldUntilMs: number;
-  /** The change token when `last` was read by a look; null after a pass's sample (read anew). */
+  /**
+   * A change token read before `last` was (by a look, or by a whole-host pass whose reading was
+   * live); null: read the container at its next look.
+   */
   token: string | null;
 }
 
@@ -82,6 +85,18 @@ export class FillGuard {
   private evaluations = 0;
   private quietTicks = 0;
   private lastReadError: string | null = null;
+  /**
+   * The quiet fast path: set when every guarded container was last read (or confirmed) under
+   * this change token. A tick then reads the token and, while it stands still, only re-arms: no
+   * batch, no per-container work, no promise. Measured on an idle host with 100 guarded 1G
+   * containers (8 ticks a second), the per-container bookkeeping was most of the guard's cost.
+   */
+  private quietToken: string | null = null;
+  /** The shortest look period of the containers when quietToken was set. */
+  private quietPeriodMs = 0;
+  /** When a tick last found the token unchanged: every container's reading held until then. */
+  private quietConfirmedAtMs = 0;
+  private quietNextTickAtMs = 0;
 
   constructor(private readonly deps: FillGuardDeps) {}
 
@@ -94,9 +109,16 @@ export class FillGuard {
     };
   }
 
-  /** Takes what a pass saw: which containers to guard, from which sample, against which threshold. */
-  noteReport(report: PassReport): void {
+  /**
+   * Takes what a pass saw: which containers to guard, from which sample, against which threshold.
+   * `changeTokenBeforeObserve`: the backend's change token the pass read before it observed (a
+   * whole-host pass; null otherwise). A live reading taken after it stays current while the token
+   * stands still, so the next ticks need not read the container again: without it, every
+   * whole-host pass cost one look per guarded container (100 looks every 30 s on an idle host).
+   */
+  noteReport(report: PassReport, changeTokenBeforeObserve: string | null = null): void {
     if (this.stopped || report.dryRun) return;
+    this.leaveQuiet();
     const seen = new Set<string>();
     for (const container of report.containers) {
       seen.add(container.containerId);
@@ -120,6 +142,12 @@ export class FillGuard {
         if (!existing?.evaluating) this.guarded.delete(container.containerId);
         continue;
       }
+      const token =
+        existing && sample === existing.last
+          ? existing.token
+          : usage.readLive === true && container.outcome === undefined // a grow moved the size
+            ? changeTokenBeforeObserve
+            : null;
       const dueAtMs = Math.min(existing?.dueAtMs ?? Infinity, sample.atMs + periodMs);
       if (existing) {
         // updated in place: a pending evaluation holds this object
@@ -129,7 +157,7 @@ export class FillGuard {
           last: sample,
           periodMs,
           dueAtMs,
-          token: sample === existing.last ? existing.token : null,
+          token,
         });
       } else {
         this.guarded.set(container.containerId, {
@@ -141,7 +169,7 @@ export class FillGuard {
           dueAtMs,
           evaluating: false,
           heldUntilMs: 0,
-          token: null,
+          token,
         });
       }
     }
@@ -153,11 +181,13 @@ export class FillGuard {
   }
 
   forget(containerId: string): void {
+    this.leaveQuiet();
     this.guarded.delete(containerId);
   }
 
   stop(): void {
     this.stopped = true;
+    this.quietToken = null;
     if (this.timer !== null) this.deps.timers.clearTimeout(this.timer);
     this.timer = null;
     this.guarded.clear();
@@ -169,32 +199,77 @@ export class FillGuard {
     if (this.timer !== null) this.deps.timers.clearTimeout(this.timer);
     this.timer = null;
     let earliestMs = Infinity;
-    for (const entry of this.guarded.values()) {
-      if (!entry.evaluating) earliestMs = Math.min(earliestMs, entry.dueAtMs);
+    if (this.quietToken !== null) earliestMs = this.quietNextTickAtMs;
+    else {
+      for (const entry of this.guarded.values()) {
+        if (!entry.evaluating) earliestMs = Math.min(earliestMs, entry.dueAtMs);
+      }
     }
     if (earliestMs === Infinity) return;
     const delayMs = Math.max(0, earliestMs - this.deps.clock.nowMs());
     this.timer = this.deps.timers.setTimeout(() => {
       this.timer = null;
+      if (this.quietTick()) return;
       this.look().catch((error: unknown) =>
         this.deps.logger.error({ err: errorMessage(error) }, 'fill guard look failed'),
       );
     }, delayMs);
   }
 
+  /** The fast path (see quietToken): true when the token still stands and the tick is done. */
+  private quietTick(): boolean {
+    if (this.quietToken === null || this.looking || this.stopped) return false;
+    const nowMs = this.deps.clock.nowMs();
+    if ((this.deps.changeToken?.() ?? null) !== this.quietToken) return false;
+    this.quietTicks += 1;
+    this.quietConfirmedAtMs = nowMs;
+    this.quietNextTickAtMs = nowMs + this.quietPeriodMs;
+    this.arm();
+    return true;
+  }
+
+  /**
+   * Ends the fast path before the containers change or are read: the readings the fast path
+   * confirmed hold until its last confirmation, which the rate of the next look must start from.
+   */
+  private leaveQuiet(): void {
+    if (this.quietToken === null) return;
+    for (const entry of this.guarded.values()) {
+      if (entry.token === this.quietToken && entry.last.atMs < this.quietConfirmedAtMs)
+        entry.last.atMs = this.quietConfirmedAtMs; // each entry's own sample object
+    }
+    this.quietToken = null;
+  }
+
+  /** After a look: enters the fast path when every container was read under `token`. */
+  private enterQuietIfAllReadUnder(token: string | null, nowMs: number): void {
+    if (token === null || this.guarded.size === 0) return;
+    let periodMs = Infinity;
+    for (const entry of this.guarded.values()) {
+      if (entry.evaluating || entry.token !== token) return;
+      periodMs = Math.min(periodMs, entry.periodMs);
+    }
+    this.quietToken = token;
+    this.quietPeriodMs = periodMs;
+    this.quietConfirmedAtMs = nowMs;
+    this.quietNextTickAtMs = nowMs + periodMs;
+  }
+
   /** One round: reads every due container, asks for a pass where a look says so. */
   async look(): Promise<void> {
     if (this.stopped || this.looking) return;
+    this.leaveQuiet();
     this.looking = true;
+    let token: string | null = null;
+    const startMs = this.deps.clock.nowMs();
     try {
-      const startMs = this.deps.clock.nowMs();
       // one batch per tick: whatever is due within half its period is read now, early
       const batch: GuardedContainer[] = [];
       for (const entry of this.guarded.values())
         if (!entry.evaluating && entry.dueAtMs - entry.periodMs / 2 <= startMs) batch.push(entry);
       if (batch.length === 0) return;
       // Read before the containers, so a write during the reads shows as a new token next tick.
-      const token = this.deps.changeToken?.() ?? null;
+      token = this.deps.changeToken?.() ?? null;
       const due: GuardedContainer[] = [];
       for (const entry of batch) {
         if (token !== null && entry.token === token) {
@@ -255,6 +330,7 @@ export class FillGuard {
       }
     } finally {
       this.looking = false;
+      if (!this.stopped) this.enterQuietIfAllReadUnder(token, startMs);
       this.arm();
     }
   }

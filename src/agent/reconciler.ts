@@ -703,7 +703,7 @@ export class Reconciler {
       this.noteWholePass(report, token);
     }
     try {
-      this.guard?.noteReport(report);
+      this.guard?.noteReport(report, token);
     } catch (error) {
       // the passes still cover every container
       logger.error({ err: errorMessage(error) }, 'fill guard update failed');

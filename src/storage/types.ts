@@ -25,6 +25,12 @@ export interface ContainerUsage {
    * is not promised twice. Absent: 0.
    */
   inFlightBytes?: number;
+  /**
+   * Read from counters that move with every write (btrfs: the qgroup's sysfs counters), not from
+   * a snapshot that lags (`qgroup show`'s committed numbers). Only such a reading is still current
+   * while the backend's change token read before it stands still (StorageBackend.readChangeToken).
+   */
+  readLive?: boolean;
   inodesUsed: number | null;
   inodesTotal: number | null;
   /** Filesystem inside a dm thin device (xfs, ext4); null for quota backends. */

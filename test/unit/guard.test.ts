@@ -298,6 +298,59 @@ describe('FillGuard', () => {
     expect(evaluations).toEqual([1054]);
   });
 
+  it('takes a whole-host pass live reading under the token read before it: no look until the token moves', async () => {
+    const token = { value: 't0' as string | null };
+    const { timers, liveUsage, looks, evaluations, guard } = harness({ token });
+    liveUsage.set(ID, { usedBytes: 0, sizeBytes: 512 * MiB });
+    const live = (): ContainerReport => ({
+      ...containerReport(0, 512 * MiB),
+      usage: containerUsage(ID, 512 * MiB, 0, { readLive: true }),
+    });
+    guard.noteReport(passReport(0, [live()]), 't0');
+    await timers.advanceTo(1000);
+    expect(looks).toEqual([]);
+    expect(guard.stats.quietTicks).toBeGreaterThanOrEqual(15);
+    // the next pass (its token still t0), then a writer: the first tick after the move reads
+    guard.noteReport(passReport(1000, [live()]), 't0');
+    await timers.advanceTo(1100);
+    expect(looks).toEqual([]);
+    token.value = 't1';
+    liveUsage.set(ID, { usedBytes: 170 * MiB, sizeBytes: 512 * MiB });
+    await timers.advanceTo(1200);
+    // the first tick after the move reads it, and the rate since the last quiet tick is urgent
+    expect(looks[0]).toBeGreaterThan(1100);
+    expect(looks[0]).toBeLessThanOrEqual(1100 + 62);
+    expect(evaluations[0]).toBe(looks[0]);
+  });
+
+  it("never trusts a pass's reading under its token when it lags (not live) or the pass grew the container", async () => {
+    const token = { value: 't0' as string | null };
+    const { timers, liveUsage, looks, guard } = harness({ token });
+    liveUsage.set(ID, { usedBytes: 0, sizeBytes: 512 * MiB });
+    // qgroup show's committed numbers: the first tick reads the container
+    guard.noteReport(passReport(0, [containerReport(0, 512 * MiB)]), 't0');
+    await timers.advanceTo(62);
+    expect(looks).toEqual([62]);
+    // a live reading, but the pass grew the container (its size moved without the token)
+    guard.noteReport(
+      passReport(100, [
+        {
+          ...containerReport(0, 256 * MiB, {
+            kind: 'grow',
+            fromBytes: 256 * MiB,
+            toBytes: 512 * MiB,
+            trigger: 'threshold',
+          }),
+          usage: containerUsage(ID, 256 * MiB, 0, { readLive: true }),
+          outcome: { kind: 'grown', fromBytes: 256 * MiB, toBytes: 512 * MiB, durationMs: 1 },
+        },
+      ]),
+      't0',
+    );
+    await timers.advanceTo(200);
+    expect(looks.length).toBe(2);
+  });
+
   it('without a token (null) every tick reads, as before', async () => {
     const token = { value: null as string | null };
     const { timers, liveUsage, looks, guard } = harness({ token });

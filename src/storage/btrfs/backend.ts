@@ -371,7 +371,7 @@ class BtrfsBackend implements StorageBackend {
       driver: 'btrfs',
       sizeBytes,
       usedBytes: live ? live.referencedBytes + live.reservedBytes : counters.committedReferencedBytes,
-      ...(live ? { inFlightBytes: live.reservedBytes } : {}),
+      ...(live ? { inFlightBytes: live.reservedBytes, readLive: true } : {}),
       inodesUsed: null,
       inodesTotal: null,
       fsType: null,

@@ -44,8 +44,10 @@ RUN ln -s /opt/docker-autogrow/dist/src/main.js /usr/local/bin/docker-autogrow \
 # Configuration: mount a file at /etc/docker-autogrow/config.yaml (the default path); without one
 # the agent runs on its embedded defaults.
 ENV NODE_ENV=production
-# Same heap settings as the systemd unit (docs/benchmarks.md: a 1 MiB young generation cuts RSS at rest)
-ENV NODE_OPTIONS=--max-semi-space-size=1
+# Same heap and malloc settings as the systemd unit (docs/benchmarks.md: a 1 MiB young generation and
+# two malloc arenas cut RSS at rest)
+ENV NODE_OPTIONS=--max-semi-space-size=1 \
+    MALLOC_ARENA_MAX=2
 # Root at runtime is a requirement, not an oversight: device-mapper ioctls, quotactl and XFS/btrfs
 # ioctls need CAP_SYS_ADMIN on the host (the container runs --privileged anyway).
 USER root

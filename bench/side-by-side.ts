@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ShippedAgent, shippedNodeFlags } from './lib/agent-process.js';
+import { ShippedAgent, shippedMallocEnvironment, shippedNodeFlags } from './lib/agent-process.js';
 import { REPO_ROOT } from './lib/repo-root.js';
 import type { BenchContainer, DockerHost } from './lib/host.js';
 import { fmt, mean, sleep } from './lib/measure.js';
@@ -181,15 +181,13 @@ export async function runSideBySide(
     ].join('\n'),
     { mode: 0o600 },
   );
+  const unitText = readFileSync(path.join(REPO_ROOT, 'deploy', 'systemd', 'docker-autogrow.service'), 'utf8');
   const nodeFlags = [
-    ...(options.shippedNodeFlags === false
-      ? []
-      : shippedNodeFlags(
-          readFileSync(path.join(REPO_ROOT, 'deploy', 'systemd', 'docker-autogrow.service'), 'utf8'),
-        )),
+    ...(options.shippedNodeFlags === false ? [] : shippedNodeFlags(unitText)),
     ...(options.agentNodeFlags ?? []),
   ];
-  const agent = new ShippedAgent(configFile, nodeFlags);
+  const agentEnvironment = options.shippedNodeFlags === false ? {} : shippedMallocEnvironment(unitText);
+  const agent = new ShippedAgent(configFile, nodeFlags, agentEnvironment);
   const exporter = await startNodeExporter(exporterPort);
   let scrapes = 0;
   let scrapeErrors = 0;
@@ -270,7 +268,11 @@ export async function runSideBySide(
         ],
         notes: [
           `CPU ratio agent / node_exporter: ${fmt(ratio, 1)}x. Scrapes: ${scrapes} rounds, ${scrapeErrors} errors; last bodies ${scrapeBytes.agent} bytes (agent), ${scrapeBytes.exporter} bytes (node_exporter).`,
-          `Over the window the agent ran ${passesInWindow} whole-host passes and ${looksInWindow} fill-guard looks (its own counters, scraped at both ends); agent Node flags: ${nodeFlags.join(' ') || 'none'} (the shipped unit's NODE_OPTIONS first).`,
+          `Over the window the agent ran ${passesInWindow} whole-host passes and ${looksInWindow} fill-guard looks (its own counters, scraped at both ends); agent Node flags: ${nodeFlags.join(' ') || 'none'} (the shipped unit's NODE_OPTIONS first); environment: ${
+            Object.entries(agentEnvironment)
+              .map(([key, value]) => `${key}=${value}`)
+              .join(' ') || 'none'
+          } (the unit's MALLOC_ variables).`,
           'CPU = utime+stime+cutime+cstime from /proc/<pid>/stat at both ends of the window (10 ms ticks); RSS = VmRSS from /proc/<pid>/status every 5 s.',
         ],
       },

@@ -21,10 +21,14 @@ export class ShippedAgent {
   stderr = '';
   private child: ChildProcess | null = null;
 
-  /** `nodeFlags`: Node options before the script (bench runs: --cpu-prof, heap sizes). */
+  /**
+   * `nodeFlags`: Node options before the script (bench runs: --cpu-prof, heap sizes);
+   * `environment`: variables added to this process's (the shipped unit's MALLOC_ARENA_MAX).
+   */
   constructor(
     private readonly configFile: string,
     private readonly nodeFlags: readonly string[] = [],
+    private readonly environment: Readonly<Record<string, string>> = {},
   ) {}
 
   get pid(): number {
@@ -36,7 +40,7 @@ export class ShippedAgent {
     const child = spawn(
       process.execPath,
       [...this.nodeFlags, path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run', '--config', this.configFile],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.environment } },
     );
     this.child = child;
     let pending = '';
@@ -100,4 +104,12 @@ export class ShippedAgent {
 export function shippedNodeFlags(unitText: string): string[] {
   const match = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unitText);
   return (match?.[1] ?? '').split(' ').filter((flag) => flag !== '');
+}
+
+/** The C library's tunables the shipped unit sets (`Environment=MALLOC_...=`), as the agent's environment. */
+export function shippedMallocEnvironment(unitText: string): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const match of unitText.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S*)$/gm))
+    environment[match[1] as string] = match[2] as string;
+  return environment;
 }

@@ -107,7 +107,7 @@ export interface AgentContextOptions {
   /** Wraps or replaces the command runner (default: the ExecaRunner itself). */
   wrapRunner?: (runner: ExecaRunner) => CommandRunner;
   /** Creates the storage backend (default: createBackendFor, by the daemon's storage driver). */
-  createBackend?: (dockerInfo: DockerInfo, deps: BackendDeps) => StorageBackend;
+  createBackend?: (dockerInfo: DockerInfo, deps: BackendDeps) => StorageBackend | Promise<StorageBackend>;
   /** The reconciler's clock (default: Date.now). */
   clock?: Clock;
   /** The Docker endpoint (default: resolved from the config and the environment like the docker CLI). */
@@ -129,7 +129,7 @@ export async function createAgentContext(
     options.dockerEndpoint,
     logger.child({ component: 'docker' }),
   );
-  const backend = (options.createBackend ?? createBackendFor)(dockerInfo, {
+  const backend = await (options.createBackend ?? createBackendFor)(dockerInfo, {
     runner,
     docker,
     dockerInfo,

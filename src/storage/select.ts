@@ -3,9 +3,6 @@
  * to an implementation; `doctor` and the agent both use it.
  */
 import type { DockerInfo } from '../docker/model.js';
-import { createBtrfsBackend } from './btrfs/index.js';
-import { createDevicemapperBackend } from './devicemapper/index.js';
-import { createOverlayXfsBackend } from './overlay-xfs/index.js';
 import {
   SUPPORTED_STORAGE_DRIVERS,
   type BackendDeps,
@@ -13,7 +10,6 @@ import {
   type StorageDriverName,
 } from './types.js';
 import { containerdImageStore } from './containerd/store.js';
-import { createContainerdBackend } from './containerd/index.js';
 
 export { SUPPORTED_STORAGE_DRIVERS };
 
@@ -36,19 +32,23 @@ export function isSupportedDriver(driver: string): driver is StorageDriverName {
   return (SUPPORTED_STORAGE_DRIVERS as readonly string[]).includes(driver);
 }
 
-/** Creates the backend for `info.driver`, or throws {@link UnsupportedDriverError}. */
-export function createBackendFor(info: DockerInfo, deps: BackendDeps): StorageBackend {
+/**
+ * Creates the backend for `info.driver`, or throws {@link UnsupportedDriverError}. Only that
+ * backend's modules are loaded: a host runs one storage driver, and the others' code and parsers
+ * cost the agent ~1.3 MiB of RSS for nothing (measured on the host, `import` of the agent).
+ */
+export async function createBackendFor(info: DockerInfo, deps: BackendDeps): Promise<StorageBackend> {
   switch (info.driver) {
     case 'devicemapper':
-      return createDevicemapperBackend(deps);
+      return (await import('./devicemapper/index.js')).createDevicemapperBackend(deps);
     case 'btrfs':
-      return createBtrfsBackend(deps);
+      return (await import('./btrfs/index.js')).createBtrfsBackend(deps);
     case 'overlay2':
-      return createOverlayXfsBackend(deps);
+      return (await import('./overlay-xfs/index.js')).createOverlayXfsBackend(deps);
     default: {
-      const store = containerdImageStore(info);
       // observe-only: usage and the pool, no limits (Docker ignores size there)
-      if (store) return createContainerdBackend(deps);
+      if (containerdImageStore(info))
+        return (await import('./containerd/index.js')).createContainerdBackend(deps);
       throw new UnsupportedDriverError(info.driver);
     }
   }

@@ -1,7 +1,7 @@
 /** The side-by-side benchmark's /proc readers (bench/side-by-side.ts), on real and recorded text. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { shippedNodeFlags } from '../../bench/lib/agent-process.js';
+import { shippedMallocEnvironment, shippedNodeFlags } from '../../bench/lib/agent-process.js';
 import { counterValue, processCpuMs, rssBytes } from '../../bench/side-by-side.js';
 
 describe('side-by-side /proc readers', () => {
@@ -34,6 +34,8 @@ describe('side-by-side: the agent as shipped and its counters', () => {
     );
     expect(shippedNodeFlags(unit)).toEqual(['--max-semi-space-size=1']);
     expect(shippedNodeFlags('[Service]\nEnvironment=AUTOGROW_CONFIG=/x\n')).toEqual([]);
+    expect(shippedMallocEnvironment(unit)).toEqual({ MALLOC_ARENA_MAX: '2' });
+    expect(shippedMallocEnvironment('[Service]\nEnvironment=AUTOGROW_CONFIG=/x\n')).toEqual({});
   });
 
   it('reads an unlabelled counter from a Prometheus text body, NaN when absent', () => {

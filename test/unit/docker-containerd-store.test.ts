@@ -67,10 +67,10 @@ describe('containerd image store', () => {
     expect(containerRootOverlay('')).toBeNull();
   });
 
-  it('gets the observe-only backend, and doctor says plainly that Docker ignores size limits there', () => {
+  it('gets the observe-only backend, and doctor says plainly that Docker ignores size limits there', async () => {
     // the store gets the observe-only backend (test/unit/containerd-backend.test.ts); doctor says why
     const deps = { logger: silentLogger(), dockerInfo: INFO } as unknown as BackendDeps;
-    expect(createBackendFor(INFO, deps).driver).toBe('containerd');
+    expect((await createBackendFor(INFO, deps)).driver).toBe('containerd');
     const [check] = driverChecks(INFO, null);
     expect(check).toMatchObject({ name: 'storage driver supported', ok: false });
     expect(JSON.stringify(check)).toMatch(/ignores it, so no container on this host has a size limit/);

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -908,8 +909,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         ]);
       checkJournalNow(Number.POSITIVE_INFINITY);
       const entries = existsSync(stateDir) ? readdirSync(stateDir) : [];
+      const backendState = rig.checkAgentState(stateDir, Date.now());
+      noteViolations(backendState.violations);
       noteViolations(
-        checkStateLeftovers(Date.now(), entries, [/^journal\.jsonl(\.\d+)?$/, /^agent\.lock\.d$/]),
+        checkStateLeftovers(Date.now(), entries, [
+          /^journal\.jsonl(\.\d+)?$/,
+          /^agent\.lock\.d$/,
+          ...backendState.allowed,
+        ]),
       );
       const lockDir = path.join(stateDir, 'agent.lock.d');
       if (existsSync(lockDir))
@@ -939,8 +946,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (agentUp || agent) await stopAgent('term').catch(() => undefined);
     await proxy?.stop().catch(() => undefined);
     await dockerd?.destroy().catch(() => undefined);
+    // dockerd's own log beside the agents': a slow restart or a failed start is explained there,
+    // and the work dir that holds it is removed next
+    if (dockerd && existsSync(dockerd.logFile))
+      copyFileSync(dockerd.logFile, path.join(logDir, 'dockerd.log'));
     await rig.destroy();
-    rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
+    try {
+      rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      // a mount the rig left behind: report it, but keep the figures of the run
+      opError('cleanup', errorText(error));
+    }
   }
 
   const writeErrors = writes.filter((write) => write.error !== null);

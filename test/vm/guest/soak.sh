@@ -38,6 +38,30 @@ setsid containerd >>"$A/containerd.log" 2>&1 </dev/null &
 wait_for 300 ctr --address "$CONTAINERD_SOCKET" version || die "soak.sh: containerd did not come up"
 stamp "soak.sh: containerd up; soak on $BACKEND: $AUTOGROW_SOAK_ARGS"
 
+# The storage as the kernel shows it, every 60 s, for the analysis of a violation afterwards (the
+# rig removes its storage at the end): devicemapper's tables and pool status, the loop devices
+# (the agent's kernel holds are loop devices), load and memory of the guest.
+sample_storage() {
+  while :; do
+    {
+      echo "=== $(date -u +%FT%TZ) $(cut -d' ' -f1-3 /proc/loadavg)"
+      grep -E '^(MemAvailable|Committed_AS):' /proc/meminfo
+      if [ "$BACKEND" != overlay-xfs ]; then
+        dmsetup table
+        dmsetup status --target thin-pool
+        losetup -l -n -O NAME,BACK-FILE
+        grep agsoak /proc/self/mountinfo
+      else
+        df -B1 --output=target,size,used,avail "$SCRATCH_MOUNT"/agsoak-*/fs/xfs 2>/dev/null
+      fi
+    } >>"$A/storage-samples.txt" 2>&1
+    sleep 60
+  done
+}
+sample_storage &
+SAMPLER_PID=$!
+trap 'kill "$SAMPLER_PID" 2>/dev/null' EXIT
+
 cd "$AUTOGROW_SRC" || die "soak.sh: no checkout"
 run_soak() { # <name> <args...>
   local name=$1

@@ -7,7 +7,7 @@
 #
 # From run.env (the host validated every word):
 #   AUTOGROW_SOAK_BACKEND       overlay-xfs | devicemapper | devicemapper-loop
-#   AUTOGROW_SOAK_ARGS          the soak's arguments (--seed S --ops K | --minutes M, ...)
+#   AUTOGROW_SOAK_ARGS          the soak's arguments (--seed S --ops K | --minutes M, ...); empty: no soak
 #   AUTOGROW_SOAK_CONTROL_ARGS  the control's arguments (--no-agent is added); empty: no control
 # Leaves in $AUTOGROW_ARTIFACTS_DIR: soak.json and soak-logs/ (the operation log, every agent's
 # log), soak-control.json and soak-control-logs/, containerd.log; prints
@@ -69,9 +69,12 @@ run_soak() { # <name> <args...>
   node dist/soak/main.js --backend "$BACKEND" "$@" --containerd-socket "$CONTAINERD_SOCKET" \
     --out "$A/$name.json" --log-dir "$A/$name-logs"
 }
-# shellcheck disable=SC2086 # word lists checked by the host (test/vm/soak-guest.ts)
-run_soak soak $AUTOGROW_SOAK_ARGS
-agent_rc=$?
+agent_rc=skipped
+if [ -n "${AUTOGROW_SOAK_ARGS:-}" ]; then # empty: the control alone (--control-only)
+  # shellcheck disable=SC2086 # word lists checked by the host (test/vm/soak-guest.ts)
+  run_soak soak $AUTOGROW_SOAK_ARGS
+  agent_rc=$?
+fi
 control_rc=skipped
 if [ -n "${AUTOGROW_SOAK_CONTROL_ARGS:-}" ]; then
   stamp "soak.sh: control (no agent): $AUTOGROW_SOAK_CONTROL_ARGS"
@@ -80,4 +83,4 @@ if [ -n "${AUTOGROW_SOAK_CONTROL_ARGS:-}" ]; then
   control_rc=$?
 fi
 echo "SOAK-GUEST backend=$BACKEND agent_rc=$agent_rc control_rc=$control_rc"
-[ "$agent_rc" = 0 ] && { [ "$control_rc" = skipped ] || [ "$control_rc" = 0 ]; }
+{ [ "$agent_rc" = skipped ] || [ "$agent_rc" = 0 ]; } && { [ "$control_rc" = skipped ] || [ "$control_rc" = 0 ]; }

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -66,6 +67,16 @@ const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
  * but up to minutes in a TCG guest on a loaded machine (docs/vm.md measured 60-120 s).
  */
 const DOCKERD_START_TIMEOUT_MS = 300_000;
+/**
+ * dockerd's own `--shutdown-timeout` (default 15 s): the dockerd-restart fault is a clean restart.
+ * In the TCG guest (overlay-xfs, seed 2057, 23 containers) a container took over 10 s to stop,
+ * dockerd gave up at 15 s ("Force shutdown daemon") and left tasks in the separate containerd, so
+ * later `docker start`s of six containers failed with "task ...: already exists" (start-failed
+ * violations that were Docker's, not the agent's).
+ */
+export const DOCKERD_SHUTDOWN_TIMEOUT_S = 120;
+/** How long the soak lets dockerd stop (SIGTERM) before it kills it: beyond dockerd's own timeout. */
+export const DOCKERD_STOP_GRACE_MS = 180_000;
 /** The agent's start to its first pass: seconds on the host; in the guest node loads dist/ over 9p under TCG. */
 const AGENT_START_TIMEOUT_MS = 300_000;
 /** The agent's reaction time: the pool must have had room (and the agent run) this long before a write error. */
@@ -342,6 +353,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     baseDir: dockerBase,
     extraArgs: [
       ...rig.dockerd.extraArgs,
+      `--shutdown-timeout=${DOCKERD_SHUTDOWN_TIMEOUT_S}`,
       ...(options.containerdSocket ? [`--containerd=${options.containerdSocket}`] : []),
     ],
   });
@@ -416,11 +428,39 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       // the agent is between incarnations
     }
   };
+  /**
+   * Stalls of the soak's own event loop (a 250 ms tick that came late by more than 200 ms): in the
+   * TCG guest a failed /healthz probe is explained by them when the whole guest stalled, the
+   * soak's timers included, rather than the agent alone. Kept for the last minute, for the log.
+   */
+  const soakStalls: { atMs: number; lagMs: number }[] = [];
+  let lastTickMs = Date.now();
+  const tick = () => {
+    const nowMs = Date.now();
+    const lagMs = nowMs - lastTickMs - 250;
+    lastTickMs = nowMs;
+    if (lagMs > 200) soakStalls.push({ atMs: nowMs, lagMs });
+    while ((soakStalls[0]?.atMs ?? nowMs) < nowMs - 60_000) soakStalls.shift();
+  };
   const probeHealth = () => {
     const upAtStart = agentUp;
     const atMs = Date.now();
-    const done = (ok: boolean, error: string | null) =>
+    const done = (ok: boolean, error: string | null) => {
       probes.push({ atMs, agentUp: upAtStart && agentUp, ok, error });
+      if (ok || !(upAtStart && agentUp)) return;
+      // at once in the operation log, beside the operations around it, for the analysis
+      const endMs = Date.now();
+      const stalledMs = Math.max(
+        0,
+        ...soakStalls
+          .filter((stall) => stall.atMs >= atMs && stall.atMs <= endMs + 250)
+          .map((stall) => stall.lagMs),
+      );
+      appendFileSync(
+        opLog,
+        `${new Date(endMs).toISOString()}   healthz probe of ${new Date(atMs).toISOString()} failed after ${endMs - atMs} ms: ${error}; the soak's own event loop stalled up to ${stalledMs} ms meanwhile; load ${loadavg()[0]?.toFixed(2)}\n`,
+      );
+    };
     const req = request(
       { host: '127.0.0.1', port: metricsPort, path: '/healthz', timeout: 3_000 },
       (response) => {
@@ -804,7 +844,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }
       case 'dockerd-restart':
         faults['dockerd-restart'] += 1;
-        await docker.stop(30_000);
+        {
+          const stopStartedMs = Date.now();
+          await docker.stop(DOCKERD_STOP_GRACE_MS);
+          const stopMs = Date.now() - stopStartedMs;
+          appendFileSync(opLog, `${new Date().toISOString()}   dockerd stopped in ${stopMs} ms\n`);
+          if (stopMs >= DOCKERD_STOP_GRACE_MS)
+            opError('dockerd-restart', `dockerd did not stop in ${DOCKERD_STOP_GRACE_MS} ms and was killed`);
+        }
         await docker.start(DOCKERD_START_TIMEOUT_MS);
         return;
       case 'agent-term':
@@ -864,6 +911,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     timers.push(setInterval(() => void samplePoolPeriodically(), 500));
     timers.push(setInterval(sampleResources, 5_000));
     if (options.agent) timers.push(setInterval(probeHealth, 1_000));
+    timers.push(setInterval(tick, 250));
 
     log(
       `soak seed ${options.seed} on ${options.backend}: ${schedule.length} operations planned, ${options.ops === undefined ? `${options.minutes} min` : `exactly ${options.ops} operations`}; ` +
@@ -908,8 +956,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         ]);
       checkJournalNow(Number.POSITIVE_INFINITY);
       const entries = existsSync(stateDir) ? readdirSync(stateDir) : [];
+      const backendState = rig.checkAgentState(stateDir, Date.now());
+      noteViolations(backendState.violations);
       noteViolations(
-        checkStateLeftovers(Date.now(), entries, [/^journal\.jsonl(\.\d+)?$/, /^agent\.lock\.d$/]),
+        checkStateLeftovers(Date.now(), entries, [
+          /^journal\.jsonl(\.\d+)?$/,
+          /^agent\.lock\.d$/,
+          ...backendState.allowed,
+        ]),
       );
       const lockDir = path.join(stateDir, 'agent.lock.d');
       if (existsSync(lockDir))
@@ -939,8 +993,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (agentUp || agent) await stopAgent('term').catch(() => undefined);
     await proxy?.stop().catch(() => undefined);
     await dockerd?.destroy().catch(() => undefined);
+    // dockerd's own log beside the agents': a slow restart or a failed start is explained there,
+    // and the work dir that holds it is removed next
+    if (dockerd && existsSync(dockerd.logFile))
+      copyFileSync(dockerd.logFile, path.join(logDir, 'dockerd.log'));
     await rig.destroy();
-    rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
+    try {
+      rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      // a mount the rig left behind: report it, but keep the figures of the run
+      opError('cleanup', errorText(error));
+    }
   }
 
   const writeErrors = writes.filter((write) => write.error !== null);

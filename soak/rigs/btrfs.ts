@@ -159,6 +159,10 @@ export class BtrfsRig implements SoakRig {
     return [];
   }
 
+  checkAgentState(): { allowed: RegExp[]; violations: Violation[] } {
+    return { allowed: [], violations: [] };
+  }
+
   figures(): Record<string, number> {
     return {};
   }

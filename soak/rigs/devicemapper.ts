@@ -15,17 +15,21 @@
  * id Docker never reaches. Leftovers: thin devices of removed containers still active after
  * deferred removal had time to run.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import {
+  DM_INFO_FIELDS,
+  DM_INFO_SEPARATOR,
   SECTOR_BYTES,
+  parseDmInfoColumns,
   parseDmsetupAllDevices,
   parseDmsetupOneDevice,
   parseThinPoolStatus,
   parseThinPoolTable,
 } from '../../src/storage/devicemapper/parse.js';
-import type { Violation } from '../invariants.js';
-import { RIG_TOOLS, runTool, type ToolRun } from './tool.js';
+import { TERMINAL_STEPS, type GrowStepName } from '../../src/storage/devicemapper/journal.js';
+import { checkReleasedLock, type Violation } from '../invariants.js';
+import { RIG_TOOLS, mountPointsAtOrBelow, runTool, type ToolRun } from './tool.js';
 import type { PoolUsage, RigContainer, RigOptions, SoakRig } from './types.js';
 
 const MiB = 1024 ** 2;
@@ -47,6 +51,8 @@ interface DmContainer extends RigContainer {
 export interface DevicemapperRigDeps {
   run?: ToolRun;
   removalSettleMs?: number;
+  /** /proc/self/mountinfo (a fake in unit tests). */
+  readMountinfo?: () => string;
 }
 
 export class DevicemapperRig implements SoakRig {
@@ -55,6 +61,7 @@ export class DevicemapperRig implements SoakRig {
   readonly defaultLimitBytes = DM_BASE_SIZE_BYTES;
   private readonly run: ToolRun;
   private readonly removalSettleMs: number;
+  private readonly readMountinfo: () => string;
   /** direct-lvm: the volume group the rig makes (unique per process). */
   private readonly volumeGroup = `agsoak${process.pid}`;
   private loopDevice: string | null = null;
@@ -70,6 +77,7 @@ export class DevicemapperRig implements SoakRig {
   ) {
     this.run = deps.run ?? runTool;
     this.removalSettleMs = deps.removalSettleMs ?? REMOVAL_SETTLE_MS;
+    this.readMountinfo = deps.readMountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8'));
     this.backend = mode === 'direct-lvm' ? 'devicemapper' : 'devicemapper-loop';
     const common = [`dm.basesize=${DM_BASE_SIZE_BYTES / MiB}M`, 'dm.fs=ext4'];
     const modeOpts =
@@ -149,6 +157,15 @@ export class DevicemapperRig implements SoakRig {
 
   async destroy(): Promise<void> {
     const ignore = () => undefined;
+    // dockerd leaves its data root bind-mounted onto itself when it stops, with the devices of
+    // containers it did not unmount below it (seen in the guest: rmdir of the data root failed
+    // with EBUSY and the soak died before writing its figures)
+    for (const mountPoint of mountPointsAtOrBelow(this.dockerd.dataRoot, this.readMountinfo())) {
+      await this.run(RIG_TOOLS.umount, [mountPoint], TOOL_TIMEOUT_MS).catch(() =>
+        this.run(RIG_TOOLS.umount, ['-l', mountPoint], TOOL_TIMEOUT_MS).catch(ignore),
+      );
+    }
+    await this.detachHolds().catch(ignore);
     const pool = await this.pool().catch(() => null);
     for (const fill of this.fills.splice(0)) {
       await this.run(RIG_TOOLS.dmsetup, ['remove', fill.name], TOOL_TIMEOUT_MS).catch(ignore);
@@ -185,9 +202,27 @@ export class DevicemapperRig implements SoakRig {
     }
   }
 
-  /** The pool's dm name: the LV's (direct-lvm) or Docker's `docker-<maj>:<min>-<ino>-pool` (loop-lvm, once dockerd made it). */
+  /**
+   * The pool's dm name: the LV's (direct-lvm) or Docker's `docker-<maj>:<min>-<ino>-pool` (loop-lvm).
+   * Docker names its container devices `docker-<maj>:<min>-<ino>-<mount id>` with the pool's
+   * prefix, so the pool is found from a device of a container this rig registered: the guest runs
+   * the control after the soak in the same boot, and a pool the soak could not remove (an open
+   * device) stays beside the control's (seen in the guest: the control then read no pool at all,
+   * excused every write error as "pool at its reserve" and did not bite). Before any container,
+   * only a single loop-lvm pool is taken as this one.
+   */
   private async pool(): Promise<string> {
     if (this.poolName) return this.poolName;
+    const mountIds = new Set([...this.liveMountIds, ...this.removedMountIds]);
+    if (mountIds.size > 0) {
+      for (const name of (await this.thinDevices()).keys()) {
+        const match = /^(docker-\d+:\d+-\d+)-([0-9a-f]{64})$/.exec(name);
+        if (match && mountIds.has(match[2] as string)) {
+          this.poolName = `${match[1] as string}-pool`;
+          return this.poolName;
+        }
+      }
+    }
     const listed = await this.run(RIG_TOOLS.dmsetup, ['ls', '--target', 'thin-pool'], TOOL_TIMEOUT_MS);
     const pools = listed
       .split('\n')
@@ -195,8 +230,8 @@ export class DevicemapperRig implements SoakRig {
       .filter((name) => /^docker-\d+:\d+-\d+-pool$/.test(name));
     if (pools.length !== 1)
       throw new Error(`expected one Docker loop-lvm thin pool, found: ${pools.join(' ') || 'none'}`);
-    this.poolName = pools[0] as string;
-    return this.poolName;
+    // not cached: a stale pool of an earlier run may be the only one listed before dockerd made its own
+    return pools[0] as string;
   }
 
   async register(containerId: string): Promise<RigContainer> {
@@ -222,7 +257,13 @@ export class DevicemapperRig implements SoakRig {
   private async thinDevices(): Promise<Map<string, number>> {
     const text = await this.run(RIG_TOOLS.dmsetup, ['table', '--target', 'thin'], TOOL_TIMEOUT_MS);
     const sizes = new Map<string, number>();
-    for (const [name, segments] of parseDmsetupAllDevices(text)) {
+    // a device Docker is making or removing has no table yet: dmsetup prints `name: ` alone, which
+    // the agent's parser refuses as a whole (seen in the guest, loop-lvm: the agent lost that pass)
+    const withTables = text
+      .split('\n')
+      .filter((line) => !/^\S+:\s*$/.test(line))
+      .join('\n');
+    for (const [name, segments] of parseDmsetupAllDevices(withTables)) {
       const [segment] = segments;
       if (segments.length === 1 && segment) sizes.set(name, segment.lengthSectors * SECTOR_BYTES);
     }
@@ -300,6 +341,41 @@ export class DevicemapperRig implements SoakRig {
     }
   }
 
+  /**
+   * The agent's kernel holds (loop devices over a grown container device, kept open across the
+   * container's stop until dockerd restarts; src/storage/devicemapper/holds.ts) outlive the agent
+   * and dockerd: a held device cannot be removed, nor its pool (seen in the guest: the loop-lvm
+   * pool and a held device stayed after the soak). Detaches the loops over this rig's containers'
+   * devices only.
+   */
+  private async detachHolds(): Promise<void> {
+    const mountIds = new Set([...this.liveMountIds, ...this.removedMountIds]);
+    const info = parseDmInfoColumns(
+      await this.run(
+        RIG_TOOLS.dmsetup,
+        ['info', '-c', '--noheadings', '--separator', DM_INFO_SEPARATOR, '-o', DM_INFO_FIELDS],
+        TOOL_TIMEOUT_MS,
+      ),
+    );
+    const ours = new Set<string>();
+    for (const device of info.values()) {
+      const mountId = /-([0-9a-f]{64})$/.exec(device.name)?.[1];
+      if (mountId === undefined || !mountIds.has(mountId)) continue;
+      ours.add(`/dev/dm-${device.minor}`);
+      ours.add(`/dev/mapper/${device.name}`);
+    }
+    const loops = await this.run(
+      RIG_TOOLS.losetup,
+      ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
+      TOOL_TIMEOUT_MS,
+    );
+    for (const line of loops.split('\n')) {
+      const [loop, backFile] = line.trim().split(/\s+/);
+      if (loop && backFile && ours.has(backFile))
+        await this.run(RIG_TOOLS.losetup, ['-d', loop], TOOL_TIMEOUT_MS).catch(() => undefined);
+    }
+  }
+
   /** Thin devices of removed containers that are still active once deferred removal had its time. */
   async leftovers(atMs: number): Promise<Violation[]> {
     const deadline = Date.now() + this.removalSettleMs;
@@ -325,7 +401,77 @@ export class DevicemapperRig implements SoakRig {
     return ['maxOvercommit: 20'];
   }
 
+  checkAgentState(stateDir: string, atMs: number): { allowed: RegExp[]; violations: Violation[] } {
+    const violations: Violation[] = [];
+    const locksDir = path.join(stateDir, 'locks');
+    if (existsSync(locksDir)) {
+      for (const entry of readdirSync(locksDir)) {
+        if (!entry.endsWith('.lock.d')) {
+          violations.push({ invariant: 'leak', atMs, detail: `state directory still holds locks/${entry}` });
+          continue;
+        }
+        violations.push(
+          ...checkReleasedLock(atMs, `locks/${entry}`, readdirSync(path.join(locksDir, entry))),
+        );
+      }
+    }
+    const intents = path.join(stateDir, 'devicemapper-intents.jsonl');
+    if (existsSync(intents)) violations.push(...checkGrowIntents(atMs, readFileSync(intents, 'utf8')));
+    return {
+      // the agent's devicemapper backend keeps these across restarts by design (its write-ahead
+      // grow journal, the grown devices persistence re-creates, one lock directory per device)
+      allowed: [/^devicemapper-intents\.jsonl$/, /^devicemapper-grown\.json$/, /^locks$/],
+      violations,
+    };
+  }
+
   figures(): Record<string, number> {
     return { removedDevices: this.removedMountIds.size };
   }
+}
+
+/**
+ * The devicemapper grow journal (`devicemapper-intents.jsonl`, src/storage/devicemapper/journal.ts)
+ * after the agent's clean stop: every intent must have reached a terminal step (done, rolled back,
+ * abandoned); one that did not is a grow the agent left half made. A line that is not a JSON
+ * record is a leak too (the agent writes whole lines, fsync'd).
+ */
+export function checkGrowIntents(atMs: number, text: string): Violation[] {
+  const violations: Violation[] = [];
+  const steps = new Map<string, { device: string; steps: GrowStepName[] }>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let record: {
+      step?: GrowStepName;
+      intentId?: string;
+      intent?: { intentId?: string; deviceName?: string; poolName?: string };
+    };
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      violations.push({
+        invariant: 'leak',
+        atMs,
+        detail: `devicemapper-intents.jsonl: not a JSON record: ${line.slice(0, 80)}`,
+      });
+      continue;
+    }
+    if (record.step === 'intent' && record.intent?.intentId) {
+      steps.set(record.intent.intentId, {
+        device: record.intent.deviceName ?? record.intent.poolName ?? '?',
+        steps: [],
+      });
+    } else if (record.intentId && record.step) {
+      steps.get(record.intentId)?.steps.push(record.step);
+    }
+  }
+  for (const [intentId, entry] of steps) {
+    if (entry.steps.some((step) => TERMINAL_STEPS.has(step))) continue;
+    violations.push({
+      invariant: 'leak',
+      atMs,
+      detail: `devicemapper grow ${intentId} of ${entry.device} unfinished after the clean stop (steps: ${entry.steps.join(', ') || 'none'})`,
+    });
+  }
+  return violations;
 }

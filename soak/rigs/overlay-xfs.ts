@@ -18,7 +18,7 @@ import { parseProjectQuotaReport } from '../../src/storage/overlay-xfs/parse-quo
 import { parseXfsIoStatProjectIds } from '../../src/storage/overlay-xfs/parse-xfs-io-stat.js';
 import { quotaReportArgs } from '../../src/storage/overlay-xfs/project-quota.js';
 import { checkLimitsAfterRemoval, type RemovedProject, type Violation } from '../invariants.js';
-import { RIG_TOOLS, runTool, type ToolRun } from './tool.js';
+import { RIG_TOOLS, mountPointsAtOrBelow, runTool, type ToolRun } from './tool.js';
 import type { PoolUsage, RigContainer, RigOptions, SoakRig } from './types.js';
 
 const TOOL_TIMEOUT_MS = 60_000;
@@ -84,7 +84,12 @@ export class OverlayXfsRig implements SoakRig {
 
   async destroy(): Promise<void> {
     await Promise.allSettled([...this.pendingReads]);
-    await this.run(RIG_TOOLS.umount, ['-l', this.mountPoint], TOOL_TIMEOUT_MS).catch(() => undefined);
+    // dockerd may leave the data root (the XFS) bind-mounted onto itself, as it does on
+    // devicemapper in the guest: every mount there goes, the deepest first, the XFS last
+    const mountPoints = mountPointsAtOrBelow(this.mountPoint, readFileSync('/proc/self/mountinfo', 'utf8'));
+    for (const mountPoint of mountPoints.length > 0 ? mountPoints : [this.mountPoint]) {
+      await this.run(RIG_TOOLS.umount, ['-l', mountPoint], TOOL_TIMEOUT_MS).catch(() => undefined);
+    }
   }
 
   async register(containerId: string, limited: boolean): Promise<RigContainer> {
@@ -183,6 +188,10 @@ export class OverlayXfsRig implements SoakRig {
 
   agentPoolLines(): string[] {
     return [];
+  }
+
+  checkAgentState(): { allowed: RegExp[]; violations: Violation[] } {
+    return { allowed: [], violations: [] };
   }
 
   figures(): Record<string, number> {

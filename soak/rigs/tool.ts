@@ -53,3 +53,22 @@ export function runTool(binary: string, args: readonly string[], timeoutMs: numb
     );
   });
 }
+
+/**
+ * Mount points at or below `dir` in a mountinfo text (field 5, octal escapes decoded), deepest
+ * first, the order they unmount in. dockerd leaves mounts there when it stops (seen in the guest,
+ * Debian's dockerd 20.10 on devicemapper: the data root bind-mounted onto itself, and the devices
+ * of held containers under `devicemapper/mnt/`), and the soak's work dir cannot be removed while
+ * they are there.
+ */
+export function mountPointsAtOrBelow(dir: string, mountinfo: string): string[] {
+  const root = dir.replace(/\/+$/, '');
+  return mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .map((field) =>
+      field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+    )
+    .filter((mountPoint) => mountPoint === root || mountPoint.startsWith(`${root}/`))
+    .sort((a, b) => b.length - a.length);
+}

@@ -66,6 +66,13 @@ export interface SoakRig {
   leftovers(atMs: number): Promise<Violation[]>;
   /** Backend lines under the agent config's `pool:` key (beside the soak's reserve), e.g. overcommit. */
   agentPoolLines(): string[];
+  /**
+   * After the agent's clean stop: the entries of its state directory the backend keeps there
+   * beyond the journal and the agent lock (devicemapper: its grow journal, its record of grown
+   * devices, its per-device locks), and the leak violations in them (a lock still held, a grow
+   * left unfinished). Nothing on btrfs and overlay2.
+   */
+  checkAgentState(stateDir: string, atMs: number): { allowed: RegExp[]; violations: Violation[] };
   /** Backend figures for the report (after `leftovers`), e.g. what Docker itself left behind. */
   figures(): Record<string, number>;
 }

@@ -11,12 +11,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { soakRunName } from '../../soak/driver.js';
+import { DOCKERD_SHUTDOWN_TIMEOUT_S, DOCKERD_STOP_GRACE_MS, soakRunName } from '../../soak/driver.js';
 import { checkLimitsAfterRemoval } from '../../soak/invariants.js';
 import { BACKENDS, createRig } from '../../soak/rigs/index.js';
 import { DM_BASE_SIZE_BYTES, DevicemapperRig } from '../../soak/rigs/devicemapper.js';
 import { OverlayXfsRig } from '../../soak/rigs/overlay-xfs.js';
-import { RIG_TOOLS, runTool } from '../../soak/rigs/tool.js';
+import { checkGrowIntents } from '../../soak/rigs/devicemapper.js';
+import { RIG_TOOLS, mountPointsAtOrBelow, runTool } from '../../soak/rigs/tool.js';
+import { tryAcquireProcessLock } from '../../src/util/process-lock.js';
 
 const MiB = 1024 ** 2;
 const workDir = mkdtempSync(path.join(tmpdir(), 'soak-rigs-'));
@@ -31,6 +33,14 @@ describe('soak rigs', () => {
       return rig.dockerd.storageDriver;
     });
     expect(drivers).toEqual(['btrfs', 'overlay2', 'devicemapper', 'devicemapper']);
+  });
+
+  // Found in the guest (overlay-xfs, seed 2057, 20 minutes): dockerd's default 15 s shutdown
+  // timeout forced its shutdown with containers still stopping, and their tasks stayed in the
+  // separate containerd ("task ...: already exists" at their next start).
+  it('restarts dockerd cleanly: its shutdown timeout is long, and the soak waits longer before a kill', () => {
+    expect(DOCKERD_SHUTDOWN_TIMEOUT_S).toBeGreaterThanOrEqual(120);
+    expect(DOCKERD_STOP_GRACE_MS).toBeGreaterThan(DOCKERD_SHUTDOWN_TIMEOUT_S * 1000 + 30_000);
   });
 
   it('names runs as before on btrfs and by backend on the others', () => {
@@ -173,7 +183,7 @@ describe('devicemapper rigs on fake tools', () => {
   const mountA = 'c'.repeat(64);
   const POOL = 'docker-254:1-1234-pool';
 
-  function setUp(mode: 'loop-lvm' | 'direct-lvm') {
+  function setUp(mode: 'loop-lvm' | 'direct-lvm', mountinfo: (dir: string) => string = () => '') {
     const dir = mkdtempSync(path.join(workDir, 'dm-'));
     const calls: string[] = [];
     /** active thin devices: name -> sectors */
@@ -199,7 +209,7 @@ describe('devicemapper rigs on fake tools', () => {
     const rig = new DevicemapperRig(
       mode,
       { poolBytes: 4 * 1024 ** 3, workDir: dir },
-      { run, removalSettleMs: 0 },
+      { run, removalSettleMs: 0, readMountinfo: () => mountinfo(dir) },
     );
     const mounts = path.join(rig.dockerd.dataRoot, 'image', 'devicemapper', 'layerdb', 'mounts', idA);
     mkdirSync(mounts, { recursive: true });
@@ -263,5 +273,205 @@ describe('devicemapper rigs on fake tools', () => {
     ]);
     thins.clear();
     expect(await rig.leftovers(1)).toEqual([]);
+  });
+
+  // What dmsetup printed in the guest (direct-lvm, seed 38, --pool-gib 2, 18:35 UTC, during a
+  // pool fill): the LVM pool's table and status (with their trailing blank) and the thin devices.
+  it('reads the limits and the pool from the dmsetup output of a real direct-lvm pool', async () => {
+    const mountB = '5ad61eb40a569ae757c0d0a71a8b38885cc8424d36c372aa0f5e406dbaef6de4';
+    const mountC = 'bbbf444827ad4dfc70bff22e5e6017778387e0d420175785f80e1a812384654e';
+    const dir = mkdtempSync(path.join(workDir, 'dm-real-'));
+    const pool = `agsoak${process.pid}-thinpool`;
+    const run = async (binary: string, args: readonly string[]) => {
+      const call = [path.basename(binary), ...args].join(' ');
+      if (call === 'dmsetup table --target thin')
+        return [
+          `agsoak-fill-199-0: 0 2908160 thin 253:2 16777000`,
+          `docker-254:16-393235-${mountB}: 0 524288 thin 253:2 14`,
+          `docker-254:16-393235-${mountC}: 0 65536 thin 253:2 4`,
+          '',
+        ].join('\n');
+      if (call === `dmsetup table ${pool}`)
+        return '0 4194304 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing \n';
+      if (call === `dmsetup status ${pool}`)
+        return '0 4194304 thin-pool 24 1683/16384 2523/4096 - rw discard_passdown queue_if_no_space - 1024 \n';
+      throw new Error(`unexpected ${call}`);
+    };
+    const rig = new DevicemapperRig('direct-lvm', { poolBytes: 2 * 1024 ** 3, workDir: dir }, { run });
+    const handles = [];
+    for (const [id, mountId] of [
+      ['1'.repeat(64), mountB],
+      ['2'.repeat(64), mountC],
+      ['3'.repeat(64), 'd'.repeat(64)],
+    ] as const) {
+      const mounts = path.join(rig.dockerd.dataRoot, 'image', 'devicemapper', 'layerdb', 'mounts', id);
+      mkdirSync(mounts, { recursive: true });
+      writeFileSync(path.join(mounts, 'mount-id'), `${mountId}\n`);
+      handles.push(await rig.register(id));
+    }
+    // a grown 256M container, a 32M base-size one, a stopped one (inactive: no sample)
+    expect(await rig.readLimits(handles)).toEqual(
+      new Map([
+        ['1'.repeat(64), 256 * MiB],
+        ['2'.repeat(64), 32 * MiB],
+      ]),
+    );
+    // 512 KiB blocks (1024 sectors), 4096 of them, 2523 used
+    expect(await rig.poolUsage()).toEqual({
+      totalBytes: 2 * 1024 ** 3,
+      freeBytes: (4096 - 2523) * 512 * 1024,
+    });
+  });
+
+  // Found in the guest (seed 6, --ops 40, loop-lvm): the soak could not remove its pool (a device
+  // the agent's kernel hold kept open), so the control in the same boot saw two Docker pools, read
+  // none, excused all 7 of its write errors as "pool at its reserve" and did not bite. Names, the
+  // thin line and the losetup/dmsetup info columns are the guest's.
+  it("finds its own loop-lvm pool beside a stale one, and detaches the agent's holds before removing it", async () => {
+    const mountB = '6cdee5f655ca8b6c8e0375a096596db5cf44a12e4337233050a538fc17cb7768';
+    const mine = `docker-254:16-393235-${mountA}`;
+    const dir = mkdtempSync(path.join(workDir, 'dm-two-'));
+    const calls: string[] = [];
+    const run = async (binary: string, args: readonly string[]) => {
+      const call = [path.basename(binary), ...args].join(' ');
+      calls.push(call);
+      if (call === 'dmsetup ls --target thin-pool')
+        return 'docker-254:16-393234-pool\t(253:0)\ndocker-254:16-393235-pool\t(253:5)\n';
+      if (call === 'dmsetup table --target thin')
+        return [
+          `docker-254:16-393234-${mountB}: 0 655360 thin 253:0 16`,
+          // a device Docker is making: no table yet (the line the agent's parser refused)
+          `docker-254:16-393235-5b769cf2b90c320f2bbb3f0627c050f55e88d33c43829be2ea0c5f603b738677: `,
+          `${mine}: 0 65536 thin 253:5 4`,
+          '',
+        ].join('\n');
+      if (call === 'dmsetup table docker-254:16-393235-pool')
+        return '0 8388608 thin-pool 7:3 7:2 128 32768 1 skip_block_zeroing \n';
+      if (call === 'dmsetup status docker-254:16-393235-pool')
+        return '0 8388608 thin-pool 65 4138/65536 3442/65536 - rw discard_passdown queue_if_no_space - 1024 \n';
+      if (call.startsWith('dmsetup info -c'))
+        return [
+          `docker-254:16-393234-${mountB};253;6;L--w;1;`,
+          `${mine};253;8;L--w;1;`,
+          'docker-254:16-393235-pool;253;5;L--w;2;',
+          '',
+        ].join('\n');
+      if (call === 'losetup --list --noheadings --output NAME,BACK-FILE')
+        return [
+          '/dev/loop1 /dev/dm-6',
+          '/dev/loop4 /dev/dm-8',
+          `/dev/loop2 ${dir}/docker/devicemapper/devicemapper/data`,
+          '',
+        ].join('\n');
+      if (call === 'dmsetup ls') return `${mine}\t(253:8)\ndocker-254:16-393235-pool\t(253:5)\n`;
+      return '';
+    };
+    const rig = new DevicemapperRig(
+      'loop-lvm',
+      { poolBytes: 4 * 1024 ** 3, workDir: dir },
+      { run, readMountinfo: () => '' },
+    );
+    const mounts = path.join(rig.dockerd.dataRoot, 'image', 'devicemapper', 'layerdb', 'mounts', idA);
+    mkdirSync(mounts, { recursive: true });
+    writeFileSync(path.join(mounts, 'mount-id'), mountA);
+    // before any container of its own, two pools are one too many
+    await expect(rig.poolUsage()).rejects.toThrow(/expected one Docker loop-lvm thin pool/);
+    const a = await rig.register(idA);
+    expect(await rig.readLimits([a])).toEqual(new Map([[idA, 32 * MiB]]));
+    expect(await rig.poolUsage()).toEqual({
+      totalBytes: 65536 * 64 * 1024,
+      freeBytes: (65536 - 3442) * 64 * 1024,
+    });
+    calls.length = 0;
+    await rig.destroy();
+    const removals = calls.filter(
+      (call) => call.startsWith('losetup -d') || call.startsWith('dmsetup remove'),
+    );
+    // the hold over this rig's device goes first; the stale run's hold (dm-6) is not this rig's
+    expect(removals).toEqual([
+      'losetup -d /dev/loop4',
+      `dmsetup remove ${mine}`,
+      'dmsetup remove docker-254:16-393235-pool',
+    ]);
+  });
+
+  // Found in the guest (seed 6, --ops 40, direct-lvm): after dockerd stopped, its data root stayed
+  // bind-mounted onto itself, rmdir of it failed with EBUSY and the soak died before writing its
+  // figures. The mountinfo lines are the guest's (seed 38, 18:32 UTC), rebased onto the test's dir.
+  it('unmounts what dockerd left at and below its data root, deepest first, before removing the pool', async () => {
+    const mountB = 'bbbf444827ad4dfc70bff22e5e6017778387e0d420175785f80e1a812384654e';
+    const { rig, calls } = setUp('direct-lvm', (dir) => {
+      const root = path.join(dir, 'docker');
+      return [
+        `37 29 254:16 / ${dir} rw,relatime shared:30 - ext4 /dev/vdb rw`,
+        `38 37 254:16 /agsoak-1Fu9dv/fs/docker ${root} rw,relatime shared:1 - ext4 /dev/vdb rw`,
+        `39 38 253:3 / ${root}/devicemapper/mnt/${mountB} rw,relatime shared:2 - ext4 /dev/mapper/docker-254:16-393235-${mountB} rw,stripe=512`,
+        `81 29 0:5 / ${root}-other rw - tmpfs tmpfs rw`,
+        '',
+      ].join('\n');
+    });
+    await rig.destroy();
+    const root = rig.dockerd.dataRoot;
+    expect(calls.filter((call) => call.startsWith('umount'))).toEqual([
+      `umount ${root}/devicemapper/mnt/${mountB}`,
+      `umount ${root}`,
+    ]);
+    // before the volume group goes
+    expect(calls.findIndex((call) => call.startsWith('lvm vgremove'))).toBeGreaterThan(
+      calls.findIndex((call) => call === `umount ${root}`),
+    );
+    expect(
+      mountPointsAtOrBelow('/a/b/', '1 0 0:1 / /a/bc rw - x x rw\n2 1 0:2 / /a/b/c\\040d rw - x x rw\n'),
+    ).toEqual(['/a/b/c d']);
+  });
+
+  // Found in the guest (seed 6, --ops 40, direct-lvm): the agent's devicemapper backend keeps its
+  // grow journal, its record of grown devices and per-device locks in the state directory across
+  // restarts (src/storage/devicemapper/journal.ts, lock.ts); the soak called all three a leak.
+  it("keeps the agent's devicemapper state, but not a held device lock or a grow left unfinished", () => {
+    const { rig } = setUp('direct-lvm');
+    const stateDir = mkdtempSync(path.join(workDir, 'state-'));
+    writeFileSync(path.join(stateDir, 'devicemapper-grown.json'), '{"devices":[]}\n');
+    const done = [
+      {
+        step: 'intent',
+        atMs: 1,
+        intent: { kind: 'device', intentId: 'i1', deviceName: `docker-254:16-131091-${mountA}` },
+      },
+      { step: 'loaded', atMs: 2, intentId: 'i1' },
+      { step: 'done', atMs: 3, intentId: 'i1' },
+    ];
+    writeFileSync(
+      path.join(stateDir, 'devicemapper-intents.jsonl'),
+      done.map((record) => `${JSON.stringify(record)}\n`).join(''),
+    );
+    // the agent's own lock code makes the device locks: one taken and released, one still held
+    const released = tryAcquireProcessLock(path.join(stateDir, 'locks', `${mountA}.lock.d`), {
+      role: mountA,
+    });
+    if (!('held' in released)) throw new Error('lock busy');
+    released.held.release();
+    expect(rig.checkAgentState(stateDir, 1)).toEqual({
+      allowed: [/^devicemapper-intents\.jsonl$/, /^devicemapper-grown\.json$/, /^locks$/],
+      violations: [],
+    });
+    const held = tryAcquireProcessLock(path.join(stateDir, 'locks', `${idA}.lock.d`), { role: idA });
+    if (!('held' in held)) throw new Error('lock busy');
+    expect(rig.checkAgentState(stateDir, 1).violations.map((violation) => violation.detail)).toEqual([
+      expect.stringMatching(new RegExp(`^locks/${idA}\\.lock\\.d: generation \\d+ is still held$`)),
+    ]);
+    held.held.release();
+    expect(rig.checkAgentState(stateDir, 1).violations).toEqual([]);
+
+    // a grow the agent left between its table load and its end: unfinished; a cut line: unreadable
+    const open = [
+      { step: 'intent', atMs: 4, intent: { kind: 'device', intentId: 'i2', deviceName: 'dev-2' } },
+      { step: 'loaded', atMs: 5, intentId: 'i2' },
+    ];
+    const text = [...done, ...open].map((record) => `${JSON.stringify(record)}\n`).join('') + '{"step":\n';
+    expect(checkGrowIntents(5, text).map((violation) => violation.detail)).toEqual([
+      'devicemapper-intents.jsonl: not a JSON record: {"step":',
+      'devicemapper grow i2 of dev-2 unfinished after the clean stop (steps: loaded)',
+    ]);
   });
 });

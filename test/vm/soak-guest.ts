@@ -1,10 +1,11 @@
 /**
  * `npm run soak:guest -- --backend overlay-xfs|devicemapper|devicemapper-loop --seed S (--ops K | --minutes M) [--control-ops C]
+ * [--control-seed S2 --control-min-containers A2 --control-max-containers B2] [--control-only]
  * [--min-containers A --max-containers B] [--pool-gib G] [--verbose] [--timeout-minutes T]`:
  * the soak (soak/main.ts, the driver the host runs on btrfs) on a backend the host's kernel cannot
  * serve, in ONE fresh test VM (test/vm/harness, environment `none`; test/vm/guest/soak.sh): the soak,
- * then its control (`--no-agent`, the first C operations of the same seed; default 30, 0: none) in
- * the same boot. Build first (`npm run soak:guest` does): the guest runs dist/ from the shared
+ * then its control (`--no-agent`, the first C operations of the same seed, or of S2 with A2..B2
+ * containers; default 30, 0: none) in the same boot; `--control-only` boots for the control alone. Build first (`npm run soak:guest` does): the guest runs dist/ from the shared
  * checkout.
  *
  * Prints both runs' figures (from the run's artifacts: soak.json, soak-control.json, their
@@ -30,6 +31,10 @@ const { values } = parseArgs({
     ops: { type: 'string' },
     minutes: { type: 'string' },
     'control-ops': { type: 'string', default: '30' },
+    'control-seed': { type: 'string' },
+    'control-min-containers': { type: 'string' },
+    'control-max-containers': { type: 'string' },
+    'control-only': { type: 'boolean', default: false },
     'min-containers': { type: 'string', default: '8' },
     'max-containers': { type: 'string', default: '20' },
     'pool-gib': { type: 'string', default: '4' },
@@ -53,7 +58,8 @@ function word(name: string, text: string | undefined): string {
 const backend = word('backend', values.backend);
 if (!(GUEST_BACKENDS as readonly string[]).includes(backend))
   fail(`--backend must be one of ${GUEST_BACKENDS.join(', ')} (btrfs runs on the host: npm run soak)`);
-if ((values.ops === undefined) === (values.minutes === undefined))
+const controlOnly = values['control-only'];
+if (!controlOnly && (values.ops === undefined) === (values.minutes === undefined))
   fail('give exactly one of --ops K, --minutes M');
 const common = [
   '--seed',
@@ -65,16 +71,33 @@ const common = [
   '--pool-gib',
   word('pool-gib', values['pool-gib']),
 ];
-const soakArgs = [
-  ...common,
-  ...(values.ops !== undefined
-    ? ['--ops', word('ops', values.ops)]
-    : ['--minutes', word('minutes', values.minutes)]),
-  ...(values.verbose ? ['--verbose'] : []),
-];
+const soakArgs = controlOnly
+  ? []
+  : [
+      ...common,
+      ...(values.ops !== undefined
+        ? ['--ops', word('ops', values.ops)]
+        : ['--minutes', word('minutes', values.minutes)]),
+      ...(values.verbose ? ['--verbose'] : []),
+    ];
 const controlOps = Number(word('control-ops', values['control-ops']));
-const controlArgs = controlOps > 0 ? [...common, '--ops', String(controlOps)] : [];
-const minutes = Number(values.minutes ?? 10);
+// The control may take its operations from another seed and container range than the soak: a
+// long soak's first operations are mostly creates (it fills to --min-containers first), so its
+// first 30 may hold no write that reaches a limit; the CI control (seed 6, 8..20 containers,
+// 30 operations) does bite.
+const controlCommon = [
+  '--seed',
+  word('control-seed', values['control-seed'] ?? values.seed),
+  '--min-containers',
+  word('control-min-containers', values['control-min-containers'] ?? values['min-containers']),
+  '--max-containers',
+  word('control-max-containers', values['control-max-containers'] ?? values['max-containers']),
+  '--pool-gib',
+  word('pool-gib', values['pool-gib']),
+];
+if (controlOnly && controlOps === 0) fail('--control-only needs --control-ops above 0');
+const controlArgs = controlOps > 0 ? [...controlCommon, '--ops', String(controlOps)] : [];
+const minutes = controlOnly ? 0 : Number(values.minutes ?? 10);
 const poolGiB = Number(values['pool-gib']);
 // measured under TCG: boot, containerd and the first dockerd take minutes; the soak's operations
 // run several times slower than on the host; the control comes on top
@@ -82,7 +105,7 @@ const timeoutMinutes = Number(values['timeout-minutes'] ?? 30 + 2 * minutes);
 
 const result = await runInVm({
   environment: 'none',
-  label: `soak-${backend}-${values.seed}`,
+  label: controlOnly ? `soak-${backend}-control-${controlCommon[1]}` : `soak-${backend}-${values.seed}`,
   script: 'test/vm/guest/soak.sh',
   env: {
     AUTOGROW_SOAK_BACKEND: backend,
@@ -99,7 +122,8 @@ const result = await runInVm({
 for (const name of ['soak', 'soak-control']) {
   const file = path.join(result.artifactsDir, `${name}.json`);
   if (existsSync(file)) console.log(formatSoakResult(JSON.parse(readFileSync(file, 'utf8')) as SoakResult));
-  else if (name === 'soak' || controlArgs.length > 0) console.log(`${name}: no figures (${file} missing)`);
+  else if ((name === 'soak' && !controlOnly) || (name === 'soak-control' && controlArgs.length > 0))
+    console.log(`${name}: no figures (${file} missing)`);
 }
 const summary = /^SOAK-GUEST .*$/m.exec(result.consoleLog)?.[0] ?? 'SOAK-GUEST line missing';
 console.log(summary);
@@ -108,7 +132,13 @@ console.log(
     `${Math.round(result.durationMs / 1000)} s; artifacts ${result.runDir}`,
 );
 if (result.exitCode !== 0) console.log(result.consoleLog.split('\n').slice(-40).join('\n'));
+const controlReplay =
+  values['control-seed'] !== undefined ||
+  values['control-min-containers'] !== undefined ||
+  values['control-max-containers'] !== undefined
+    ? ` --control-seed ${controlCommon[1]} --control-min-containers ${controlCommon[3]} --control-max-containers ${controlCommon[5]}`
+    : '';
 console.log(
-  `replay: npm run soak:guest -- --backend ${backend} ${soakArgs.join(' ')} --control-ops ${controlOps}`,
+  `replay: npm run soak:guest -- --backend ${backend} ${controlOnly ? `--control-only --pool-gib ${values['pool-gib']}` : soakArgs.join(' ')} --control-ops ${controlOps}${controlReplay}`,
 );
 process.exit(result.exitCode === 0 ? 0 : 1);

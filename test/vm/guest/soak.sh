@@ -7,7 +7,7 @@
 #
 # From run.env (the host validated every word):
 #   AUTOGROW_SOAK_BACKEND       overlay-xfs | devicemapper | devicemapper-loop
-#   AUTOGROW_SOAK_ARGS          the soak's arguments (--seed S --ops K | --minutes M, ...)
+#   AUTOGROW_SOAK_ARGS          the soak's arguments (--seed S --ops K | --minutes M, ...); empty: no soak
 #   AUTOGROW_SOAK_CONTROL_ARGS  the control's arguments (--no-agent is added); empty: no control
 # Leaves in $AUTOGROW_ARTIFACTS_DIR: soak.json and soak-logs/ (the operation log, every agent's
 # log), soak-control.json and soak-control-logs/, containerd.log; prints
@@ -38,6 +38,30 @@ setsid containerd >>"$A/containerd.log" 2>&1 </dev/null &
 wait_for 300 ctr --address "$CONTAINERD_SOCKET" version || die "soak.sh: containerd did not come up"
 stamp "soak.sh: containerd up; soak on $BACKEND: $AUTOGROW_SOAK_ARGS"
 
+# The storage as the kernel shows it, every 60 s, for the analysis of a violation afterwards (the
+# rig removes its storage at the end): devicemapper's tables and pool status, the loop devices
+# (the agent's kernel holds are loop devices), load and memory of the guest.
+sample_storage() {
+  while :; do
+    {
+      echo "=== $(date -u +%FT%TZ) $(cut -d' ' -f1-3 /proc/loadavg)"
+      grep -E '^(MemAvailable|Committed_AS):' /proc/meminfo
+      if [ "$BACKEND" != overlay-xfs ]; then
+        dmsetup table
+        dmsetup status --target thin-pool
+        losetup -l -n -O NAME,BACK-FILE
+        grep agsoak /proc/self/mountinfo
+      else
+        df -B1 --output=target,size,used,avail "$SCRATCH_MOUNT"/agsoak-*/fs/xfs 2>/dev/null
+      fi
+    } >>"$A/storage-samples.txt" 2>&1
+    sleep 60
+  done
+}
+sample_storage &
+SAMPLER_PID=$!
+trap 'kill "$SAMPLER_PID" 2>/dev/null' EXIT
+
 cd "$AUTOGROW_SRC" || die "soak.sh: no checkout"
 run_soak() { # <name> <args...>
   local name=$1
@@ -45,9 +69,12 @@ run_soak() { # <name> <args...>
   node dist/soak/main.js --backend "$BACKEND" "$@" --containerd-socket "$CONTAINERD_SOCKET" \
     --out "$A/$name.json" --log-dir "$A/$name-logs"
 }
-# shellcheck disable=SC2086 # word lists checked by the host (test/vm/soak-guest.ts)
-run_soak soak $AUTOGROW_SOAK_ARGS
-agent_rc=$?
+agent_rc=skipped
+if [ -n "${AUTOGROW_SOAK_ARGS:-}" ]; then # empty: the control alone (--control-only)
+  # shellcheck disable=SC2086 # word lists checked by the host (test/vm/soak-guest.ts)
+  run_soak soak $AUTOGROW_SOAK_ARGS
+  agent_rc=$?
+fi
 control_rc=skipped
 if [ -n "${AUTOGROW_SOAK_CONTROL_ARGS:-}" ]; then
   stamp "soak.sh: control (no agent): $AUTOGROW_SOAK_CONTROL_ARGS"
@@ -56,4 +83,4 @@ if [ -n "${AUTOGROW_SOAK_CONTROL_ARGS:-}" ]; then
   control_rc=$?
 fi
 echo "SOAK-GUEST backend=$BACKEND agent_rc=$agent_rc control_rc=$control_rc"
-[ "$agent_rc" = 0 ] && { [ "$control_rc" = skipped ] || [ "$control_rc" = 0 ]; }
+{ [ "$agent_rc" = skipped ] || [ "$agent_rc" = 0 ]; } && { [ "$control_rc" = skipped ] || [ "$control_rc" = 0 ]; }

@@ -405,6 +405,19 @@ describe('malformed input', () => {
       parseThinPoolStatus({ ...rw, args: rw.args.map((arg) => (arg === 'rw' ? 'weird' : arg)) }),
     ).toThrow(/unknown mode/);
   });
+  it('skips a device without a table (name and colon only) and still reads the others', () => {
+    // As the guest soak saw it (loop-lvm, 2026-12-04 18:16): a container's device mid-creation
+    // listed with no table made the whole listing throw, and every container lost its usage.
+    const table = recordedDmText('docker-dm-lvm', 'dm/table-all.txt');
+    const withEmpty = `docker-254:16-393234-5b769cf2738677: \n${table}`;
+    const parsed = parseDmsetupAllDevices(withEmpty);
+    expect(parsed.has('docker-254:16-393234-5b769cf2738677')).toBe(false);
+    expect(parsed.size).toBe(parseDmsetupAllDevices(table).size);
+    expect(parsed.size).toBeGreaterThan(0);
+    // a bare word is still refused, and so is a colon line with spaces in it
+    expect(() => parseDmsetupAllDevices('garbage\n')).toThrow(/without a device name/);
+    expect(() => parseDmsetupAllDevices('two words:\n')).toThrow(/without a device name/);
+  });
   it('reads the empty answer of dmsetup', () => {
     // No recording ran dmsetup with no device at all; this is its message for that case.
     expect(parseDmsetupAllDevices('No devices found\n').size).toBe(0);

@@ -6,6 +6,7 @@
  * list is the agent's (no mkfs, mount or fallocate), and the rig must not widen it.
  */
 import { execFile } from 'node:child_process';
+import { parseMountInfo } from '../../src/storage/filesystem.js';
 
 /** The rigs' tools, absolute (Debian, merged /usr: the same paths on the host and in the guest). */
 export const RIG_TOOLS = {
@@ -55,7 +56,7 @@ export function runTool(binary: string, args: readonly string[], timeoutMs: numb
 }
 
 /**
- * Mount points at or below `dir` in a mountinfo text (field 5, octal escapes decoded), deepest
+ * Mount points at or below `dir` in a mountinfo text (read by the agent's parser), deepest
  * first, the order they unmount in. dockerd leaves mounts there when it stops (seen in the guest,
  * Debian's dockerd 20.10 on devicemapper: the data root bind-mounted onto itself, and the devices
  * of held containers under `devicemapper/mnt/`), and the soak's work dir cannot be removed while
@@ -63,12 +64,8 @@ export function runTool(binary: string, args: readonly string[], timeoutMs: numb
  */
 export function mountPointsAtOrBelow(dir: string, mountinfo: string): string[] {
   const root = dir.replace(/\/+$/, '');
-  return mountinfo
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .map((field) =>
-      field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
-    )
+  return parseMountInfo(mountinfo)
+    .map((entry) => entry.mountPoint)
     .filter((mountPoint) => mountPoint === root || mountPoint.startsWith(`${root}/`))
     .sort((a, b) => b.length - a.length);
 }

@@ -96,7 +96,6 @@ export class FillGuard {
   private quietPeriodMs = 0;
   /** When a tick last found the token unchanged: every container's reading held until then. */
   private quietConfirmedAtMs = 0;
-  private quietNextTickAtMs = 0;
 
   constructor(private readonly deps: FillGuardDeps) {}
 
@@ -199,7 +198,7 @@ export class FillGuard {
     if (this.timer !== null) this.deps.timers.clearTimeout(this.timer);
     this.timer = null;
     let earliestMs = Infinity;
-    if (this.quietToken !== null) earliestMs = this.quietNextTickAtMs;
+    if (this.quietToken !== null) earliestMs = this.quietConfirmedAtMs + this.quietPeriodMs;
     else {
       for (const entry of this.guarded.values()) {
         if (!entry.evaluating) earliestMs = Math.min(earliestMs, entry.dueAtMs);
@@ -223,7 +222,6 @@ export class FillGuard {
     if ((this.deps.changeToken?.() ?? null) !== this.quietToken) return false;
     this.quietTicks += 1;
     this.quietConfirmedAtMs = nowMs;
-    this.quietNextTickAtMs = nowMs + this.quietPeriodMs;
     this.arm();
     return true;
   }
@@ -252,7 +250,6 @@ export class FillGuard {
     this.quietToken = token;
     this.quietPeriodMs = periodMs;
     this.quietConfirmedAtMs = nowMs;
-    this.quietNextTickAtMs = nowMs + periodMs;
   }
 
   /** One round: reads every due container, asks for a pass where a look says so. */
